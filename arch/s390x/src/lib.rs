@@ -1,0 +1,29 @@
+//! The s390x port: IPL entry, lowcore new PSWs, SCLP console and memory discovery,
+//! STFLE facilities, DIAG 0x500, the DAT table format, and the disabled-wait exit.
+//!
+//! The pure parts (SCCB layouts, facility bits, the DAT format) compile everywhere and
+//! are tested on the host; the instruction-level parts exist only on the bare target.
+#![cfg_attr(target_os = "none", no_std)]
+
+pub mod facility;
+pub mod sccb;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod cpu;
+#[cfg(target_os = "none")]
+mod ipl;
+#[cfg(target_os = "none")]
+mod lowcore;
+#[cfg(target_os = "none")]
+mod sclp;
+
+#[cfg(target_os = "none")]
+pub use port::S390x;
+
+#[cfg(target_os = "none")]
+use port::init_facilities;
+
+#[cfg(target_os = "none")]
+mod port;

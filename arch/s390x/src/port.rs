@@ -1,0 +1,92 @@
+//! `kernel::Arch` for s390x: the glue between the kernel and this port's primitives.
+
+use core::fmt;
+
+use kernel::Arch;
+use spin::Once;
+
+use crate::facility::{self, Facilities};
+use crate::{cpu, sclp};
+
+/// The s390x architecture port.
+pub struct S390x;
+
+static FACILITIES: Once<Facilities> = Once::new();
+
+/// Reads STFLE once, early in boot.
+pub(crate) fn init_facilities() {
+    FACILITIES.call_once(cpu::facilities);
+}
+
+/// The facility list read at boot.
+pub fn facilities() -> Facilities {
+    *FACILITIES.call_once(cpu::facilities)
+}
+
+impl Arch for S390x {
+    const NAME: &'static str = "s390x";
+
+    fn console_write(bytes: &[u8]) {
+        sclp::write(bytes);
+    }
+
+    fn console_read() -> Option<u8> {
+        sclp::read()
+    }
+
+    fn exit(status: u32) -> ! {
+        cpu::disabled_wait(if status == 0 {
+            0xfff
+        } else {
+            0x1_0000 | u64::from(status)
+        })
+    }
+
+    fn halt() -> ! {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn relax() {
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn timestamp_ns() -> u64 {
+        cpu::now_ns()
+    }
+
+    fn clock_name() -> &'static str {
+        "stckf"
+    }
+
+    fn phys_to_virt(pa: u64) -> *mut u8 {
+        // Identity: DAT is either off or an identity map of RAM.
+        pa as *mut u8
+    }
+
+    fn provoke_fault() {
+        cpu::provoke_fault();
+    }
+
+    fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
+        let f = facilities();
+        let w = f.words();
+        writeln!(out, "cpu.id {:#018x}", cpu::cpu_id())?;
+        writeln!(
+            out,
+            "facility edat1={} edat2={} stckf={} idte={}",
+            u8::from(f.has(facility::EDAT1)),
+            u8::from(f.has(facility::EDAT2)),
+            u8::from(f.has(facility::STCKF)),
+            u8::from(f.has(facility::IDTE)),
+        )?;
+        writeln!(
+            out,
+            "facility.stfle dw0={:#018x} dw1={:#018x} dw2={:#018x}",
+            w[0], w[1], w[2]
+        )
+    }
+}

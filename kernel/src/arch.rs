@@ -1,0 +1,45 @@
+//! The interface every architecture port implements.
+//!
+//! The kernel never names an architecture: each arch crate implements [`Arch`] and
+//! calls [`crate::main`] with itself as the type parameter. A method missing from one
+//! port fails that port's build. All methods are associated functions: there is one
+//! CPU and one console, so there is no `self` to carry.
+
+use core::fmt;
+
+/// One architecture port.
+pub trait Arch: 'static {
+    /// Short architecture name printed in records, e.g. `"s390x"`.
+    const NAME: &'static str;
+
+    /// Writes raw bytes to the boot console (blocking, no buffering).
+    fn console_write(bytes: &[u8]);
+
+    /// Returns the next byte typed at the console, or `None` when nothing is waiting.
+    fn console_read() -> Option<u8>;
+
+    /// Stops the machine with `status` after the kernel printed `@@EXIT status=N`.
+    fn exit(status: u32) -> !;
+
+    /// Stops this CPU for good without ending the machine (used by `selftest=hang`).
+    fn halt() -> !;
+
+    /// Waits a little for something to happen (console input); may return at once.
+    fn relax();
+
+    /// Nanoseconds since an arbitrary point early in boot, monotonic.
+    fn timestamp_ns() -> u64;
+
+    /// The name of the clock behind [`Arch::timestamp_ns`], e.g. `"stckf"`.
+    fn clock_name() -> &'static str;
+
+    /// Returns a pointer through which the kernel may access physical address `pa`.
+    fn phys_to_virt(pa: u64) -> *mut u8;
+
+    /// Makes the CPU take an exception on purpose (`selftest=fault`), to prove the
+    /// exception path reports and fails the run.
+    fn provoke_fault();
+
+    /// Writes the `cpu` report (one or more `key=value` lines) for the shell.
+    fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result;
+}

@@ -1,0 +1,205 @@
+//! What the arch crate learned from its firmware or loader, in one arch-neutral record.
+
+/// How a span of the boot memory map may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    /// Free RAM the kernel may manage.
+    Usable,
+    /// Memory the kernel must not touch.
+    Reserved,
+    /// The kernel image itself (RAM, in use).
+    Kernel,
+    /// ACPI tables that may be reclaimed after parsing.
+    AcpiReclaimable,
+    /// ACPI non-volatile storage.
+    AcpiNvs,
+    /// Memory the firmware reported as broken.
+    Bad,
+    /// Loader data that may be reclaimed once the kernel copied what it needs.
+    LoaderReclaimable,
+    /// Framebuffer memory.
+    Framebuffer,
+}
+
+impl MemKind {
+    /// The stable lower-case name used in console records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemKind::Usable => "usable",
+            MemKind::Reserved => "reserved",
+            MemKind::Kernel => "kernel",
+            MemKind::AcpiReclaimable => "acpi-reclaimable",
+            MemKind::AcpiNvs => "acpi-nvs",
+            MemKind::Bad => "bad",
+            MemKind::LoaderReclaimable => "loader-reclaimable",
+            MemKind::Framebuffer => "framebuffer",
+        }
+    }
+
+    /// Whether the span is RAM (counted in the RAM total), whatever its current use.
+    pub const fn is_ram(self) -> bool {
+        matches!(
+            self,
+            MemKind::Usable
+                | MemKind::Kernel
+                | MemKind::LoaderReclaimable
+                | MemKind::AcpiReclaimable
+        )
+    }
+}
+
+/// One span of the boot memory map: `[start, end)` in physical addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRegion {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// What the span holds.
+    pub kind: MemKind,
+}
+
+impl MemRegion {
+    /// Length in bytes.
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True when the span covers no bytes.
+    pub const fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Maximum number of memory-map entries kept (firmware maps on QEMU have a few dozen).
+pub const MAX_MEM_REGIONS: usize = 128;
+
+/// The boot memory map as a fixed-capacity list (no allocator exists yet at boot).
+#[derive(Clone, Debug)]
+pub struct MemoryMap {
+    regions: [MemRegion; MAX_MEM_REGIONS],
+    len: usize,
+    dropped: usize,
+}
+
+impl Default for MemoryMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryMap {
+    /// An empty map.
+    pub const fn new() -> Self {
+        const EMPTY: MemRegion = MemRegion {
+            start: 0,
+            end: 0,
+            kind: MemKind::Reserved,
+        };
+        Self {
+            regions: [EMPTY; MAX_MEM_REGIONS],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Appends a span; empty spans are ignored, overflow is counted in [`Self::dropped`].
+    pub fn push(&mut self, region: MemRegion) {
+        if region.is_empty() {
+            return;
+        }
+        if self.len == MAX_MEM_REGIONS {
+            self.dropped += 1;
+            return;
+        }
+        self.regions[self.len] = region;
+        self.len += 1;
+    }
+
+    /// The spans in the order they were pushed.
+    pub fn regions(&self) -> &[MemRegion] {
+        &self.regions[..self.len]
+    }
+
+    /// How many spans did not fit.
+    pub const fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// Total bytes of RAM (every kind for which [`MemKind::is_ram`] holds).
+    pub fn ram_bytes(&self) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind.is_ram())
+            .map(MemRegion::len)
+            .sum()
+    }
+
+    /// Total bytes of one kind.
+    pub fn bytes_of(&self, kind: MemKind) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(MemRegion::len)
+            .sum()
+    }
+
+    /// One past the highest RAM byte.
+    pub fn ram_end(&self) -> u64 {
+        self.regions()
+            .iter()
+            .filter(|r| r.kind.is_ram())
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Where the firmware's description of the machine came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// s390x: SCLP Read SCP Info (and DIAG 0x500 for the storage limit).
+    Sclp,
+    /// ACPI, with the physical address of the RSDP.
+    Acpi {
+        /// Physical address of the RSDP.
+        rsdp: u64,
+    },
+    /// A flattened device tree at this physical address.
+    Fdt {
+        /// Physical address of the DTB.
+        dtb: u64,
+    },
+    /// Nothing usable was handed over.
+    None,
+}
+
+/// The window where memory devices (DIMMs, virtio-mem, NVDIMMs) may appear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotplugWindow {
+    /// First byte of the device-memory region.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// Everything the arch crate hands to [`crate::main`].
+#[derive(Clone, Debug)]
+pub struct BootInfo {
+    /// The boot memory map.
+    pub memory: MemoryMap,
+    /// Highest valid physical address including hotplug space (inclusive), if known.
+    pub max_phys_addr: Option<u64>,
+    /// The device-memory window, if the machine has one.
+    pub hotplug: Option<HotplugWindow>,
+    /// The kernel command line (may be empty).
+    pub cmdline: &'static str,
+    /// The firmware description.
+    pub firmware: Firmware,
+    /// Physical range of the loaded kernel image, `[start, end)`.
+    pub kernel_image: (u64, u64),
+    /// Who loaded us, e.g. `"qemu-ipl"` or `"hotmem-boot 0.1 (limine rev 3)"`.
+    pub loader: &'static str,
+    /// [`crate::Arch::timestamp_ns`] at the first Rust instruction of the kernel.
+    pub entry_ns: u64,
+}

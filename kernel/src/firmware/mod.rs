@@ -1,0 +1,4 @@
+//! Firmware descriptions turned into kernel facts: the command line for now; ACPI,
+//! NFIT, SRAT and FDT parsing join here with the region issue.
+
+pub mod cmdline;

@@ -1,0 +1,70 @@
+//! The arch-independent kernel, as a library.
+//!
+//! Each arch crate owns the executable: it gathers a [`BootInfo`] from its
+//! firmware or loader and calls [`main`] with its [`Arch`] implementation. Everything
+//! here compiles on the host too, so the memory-management core, the parsers and the
+//! shell are unit-tested with plain `cargo test`.
+#![cfg_attr(target_os = "none", no_std)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot_info;
+pub mod console;
+pub mod firmware;
+#[cfg(target_os = "none")]
+mod heap;
+pub mod logger;
+pub mod mm;
+#[cfg(target_os = "none")]
+mod panic;
+pub mod shell;
+
+pub use arch::Arch;
+pub use boot_info::BootInfo;
+
+use firmware::cmdline;
+
+/// The kernel proper: console and log first, then the shell. Never returns.
+pub fn main<A: Arch>(boot: BootInfo) -> ! {
+    console::install::<A>();
+    #[cfg(target_os = "none")]
+    heap::init();
+    let level = cmdline::value(boot.cmdline, "loglevel").and_then(logger::parse_level);
+    logger::init(level.unwrap_or(log::LevelFilter::Info));
+    log::info!(
+        "hotmem {} on {} (loaded by {})",
+        env!("CARGO_PKG_VERSION"),
+        A::NAME,
+        boot.loader
+    );
+    log::info!("cmdline: {}", boot.cmdline);
+    run_selftest::<A>(boot.cmdline);
+    let entry_to_prompt_us = A::timestamp_ns().saturating_sub(boot.entry_ns) / 1_000;
+    kprintln!(
+        "boot: ready arch={} loader={} ram={} entry_to_prompt_us={entry_to_prompt_us}",
+        A::NAME,
+        boot.loader,
+        boot.memory.ram_bytes()
+    );
+    shell::run::<A>(&boot)
+}
+
+/// `selftest=panic` and `selftest=hang` let the host prove that a kernel which panics,
+/// or never prints the exit sentinel, fails its run.
+fn run_selftest<A: Arch>(cmdline: &str) {
+    match cmdline::value(cmdline, "selftest") {
+        None => {}
+        Some("panic") => panic!("selftest=panic requested on the command line"),
+        Some("fault") => {
+            log::warn!("selftest=fault: provoking a CPU exception");
+            A::provoke_fault();
+            log::error!("selftest=fault: the CPU took no exception");
+        }
+        Some("hang") => {
+            log::warn!("selftest=hang: halting without @@EXIT");
+            A::halt()
+        }
+        Some(other) => log::error!("selftest={other}: unknown (expected panic, fault or hang)"),
+    }
+}

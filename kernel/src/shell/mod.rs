@@ -1,0 +1,41 @@
+//! The serial console shell: read a line, run one inspection command, repeat.
+//!
+//! Every command prints stable `key=value` records (see the README) so tests and users
+//! read the same text. A bad command or argument prints exactly one `error:` line and
+//! the shell goes on.
+
+mod commands;
+pub mod line;
+
+use crate::console;
+use crate::{Arch, BootInfo, kprint, kprintln};
+
+use line::{Event, LineEditor};
+
+/// The prompt printed before each command (no newline after it).
+pub const PROMPT: &str = "hotmem> ";
+
+/// Runs the shell forever (commands such as `poweroff` end the machine).
+pub fn run<A: Arch>(boot: &BootInfo) -> ! {
+    let mut editor = LineEditor::new();
+    kprint!("{PROMPT}");
+    loop {
+        let Some(byte) = A::console_read() else {
+            A::relax();
+            continue;
+        };
+        let mut echo = |bytes: &[u8]| console::write_raw(bytes);
+        match editor.feed(byte, &mut echo) {
+            None => continue,
+            Some(Event::Submit(line)) => commands::execute::<A>(boot, line),
+            Some(Event::Interrupt) => {}
+            Some(Event::Overflow) => {
+                kprintln!(
+                    "error: line too long (max {} bytes), ignored",
+                    line::MAX_LINE
+                );
+            }
+        }
+        kprint!("{PROMPT}");
+    }
+}
