@@ -203,3 +203,36 @@ pub struct BootInfo {
     /// [`crate::Arch::timestamp_ns`] at the first Rust instruction of the kernel.
     pub entry_ns: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(start: u64, end: u64, kind: MemKind) -> MemRegion {
+        MemRegion { start, end, kind }
+    }
+
+    #[test]
+    fn totals_count_ram_kinds_only() {
+        let mut map = MemoryMap::new();
+        map.push(region(0, 0x9f000, MemKind::Usable));
+        map.push(region(0x9f000, 0x100000, MemKind::Reserved));
+        map.push(region(0x100000, 0x200000, MemKind::Kernel));
+        map.push(region(0x200000, 0x1000_0000, MemKind::Usable));
+        map.push(region(0xfee0_0000, 0xfee0_1000, MemKind::Reserved));
+        assert_eq!(map.ram_bytes(), 0x9f000 + 0x100000 + 0x1000_0000 - 0x200000);
+        assert_eq!(map.bytes_of(MemKind::Reserved), 0x61000 + 0x1000);
+        assert_eq!(map.ram_end(), 0x1000_0000);
+    }
+
+    #[test]
+    fn empty_spans_are_ignored_and_overflow_is_counted() {
+        let mut map = MemoryMap::new();
+        map.push(region(5, 5, MemKind::Usable));
+        assert!(map.regions().is_empty());
+        for i in 0..MAX_MEM_REGIONS as u64 + 3 {
+            map.push(region(i * 4096, (i + 1) * 4096, MemKind::Usable));
+        }
+        assert_eq!((map.regions().len(), map.dropped()), (MAX_MEM_REGIONS, 3));
+    }
+}

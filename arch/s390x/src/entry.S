@@ -46,10 +46,19 @@ s390x_pgm_stub:
 1:  lghi    %r2, 3
     j       fatal_interrupt
 
+/*
+ * External interrupt. We only ever open the external mask in `cpu::sleep_us`, whose
+ * enabled wait the clock comparator ends: push the comparator out of reach, and resume
+ * the interrupted context with the wait bit and the external mask cleared.
+ */
 ext_stub:
     stmg    %r0, %r15, 0x200
-    lghi    %r2, 1
-    j       fatal_interrupt
+    larl    %r1, ckc_never
+    sckc    0(%r1)
+    ni      0x130, 0xfe                /* old PSW: external mask off */
+    ni      0x131, 0xfd                /* old PSW: wait bit off */
+    lmg     %r0, %r15, 0x200
+    lpswe   0x130
 svc_stub:
     stmg    %r0, %r15, 0x200
     lghi    %r2, 2
@@ -85,5 +94,7 @@ new_psws:
     .quad 0x0000000180000000, s390x_pgm_stub
     .quad 0x0000000180000000, mcck_stub
     .quad 0x0000000180000000, io_stub
+ckc_never:
+    .quad 0xffffffffffffffff
 nested_fault_psw:
     .quad 0x0002000180000000, 0xdead
