@@ -1,0 +1,224 @@
+//! Building the kernels: the workspace location, a cargo command cleaned of the outer
+//! cargo's environment, and the per-arch build (plus the ESP directory for UEFI ports).
+//!
+//! xtask and the integration tests both call [`build`], so `cargo xtask build` and a bare
+//! `cargo test -p tests` produce the same files.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::arch::{Arch, BootKind, UefiLoader};
+
+/// What a build produced for one arch.
+#[derive(Clone, Debug)]
+pub struct BootImage {
+    pub arch: Arch,
+    /// The kernel ELF (also what gdb loads symbols from).
+    pub kernel: PathBuf,
+    /// The ESP directory handed to QEMU as `fat:rw:` (UEFI ports only).
+    pub esp: Option<PathBuf>,
+}
+
+/// Root of the cargo workspace (the parent of this crate's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` if set, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// `cargo` through the rustup proxy, run in the workspace, without the variables an outer
+/// `cargo run`/`cargo test` leaves behind (so `rust-toolchain.toml` picks the toolchain).
+pub fn cargo_command() -> Command {
+    tool_command("cargo")
+}
+
+/// Like [`cargo_command`] for any rustup-proxied tool (`rustc`, `rustup`, ...).
+pub fn tool_command(tool: &str) -> Command {
+    let mut cmd = Command::new(rustup_proxy(tool));
+    cmd.current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        if !keep_for_inner_cargo(&key) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Builds the kernel (and, for UEFI ports, the loader and ESP) of `arch`.
+pub fn build(arch: Arch, release: bool) -> Result<BootImage> {
+    let workspace = workspace_root();
+    arch.ensure_ported(&workspace)?;
+    let target = target_dir();
+    let mut cmd = cargo_command();
+    cmd.arg("build").args(arch.kernel_build_args());
+    cmd.arg("--target-dir").arg(&target);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd).with_context(|| format!("building the {arch} kernel"))?;
+    let kernel = arch.kernel_path(&target, release);
+    if !kernel.is_file() {
+        bail!("cargo succeeded but {} does not exist", kernel.display());
+    }
+    let esp = match arch.boot_kind() {
+        BootKind::DirectKernel => None,
+        BootKind::Uefi(loader) => Some(build_esp(arch, loader, &kernel, release)?),
+    };
+    Ok(BootImage { arch, kernel, esp })
+}
+
+/// Builds the UEFI loader and lays out `target/esp/<arch>/` with the loader, kernel and
+/// `limine.conf` (DESIGN.md §4).
+fn build_esp(arch: Arch, loader: UefiLoader, kernel: &Path, release: bool) -> Result<PathBuf> {
+    let workspace = workspace_root();
+    for needed in ["boot/Cargo.toml", "boot/limine.conf"] {
+        if !workspace.join(needed).is_file() {
+            bail!("{needed} not written yet (the {arch} ESP needs it)");
+        }
+    }
+    let target = target_dir();
+    let mut cmd = cargo_command();
+    cmd.args(["build", "-p", loader.crate_name, "--bin", loader.crate_name]);
+    cmd.args(["--target", loader.triple]);
+    cmd.arg("--target-dir").arg(&target);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd).context("building the UEFI loader")?;
+    let profile = if release { "release" } else { "debug" };
+    let efi = target
+        .join(loader.triple)
+        .join(profile)
+        .join(format!("{}.efi", loader.crate_name));
+    let esp = target.join("esp").join(arch.name());
+    fs::create_dir_all(esp.join("EFI/BOOT"))?;
+    fs::create_dir_all(esp.join("boot"))?;
+    copy(&efi, &esp.join("EFI/BOOT").join(loader.efi_name))?;
+    copy(kernel, &esp.join("boot/kernel"))?;
+    copy(
+        &workspace.join("boot/limine.conf"),
+        &esp.join("boot/limine.conf"),
+    )?;
+    Ok(esp)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{} failed with {status}", crate::cmdline::render(cmd));
+    }
+    Ok(())
+}
+
+/// The rustup proxy in `$CARGO_HOME/bin` when it exists, else `tool` from `PATH`.
+fn rustup_proxy(tool: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    match home.map(|h| h.join("bin").join(tool)) {
+        Some(proxy) if proxy.is_file() => proxy,
+        _ => PathBuf::from(tool),
+    }
+}
+
+/// Hermit's `sanitize()`, narrowed: drop what the outer cargo and rustup set for *their*
+/// build (package metadata, target, flags, pinned toolchain), keep user settings that
+/// only describe the machine (homes, network, terminal).
+fn keep_for_inner_cargo(key: &OsString) -> bool {
+    let Some(key) = key.to_str() else {
+        return true;
+    };
+    const KEEP: [&str; 8] = [
+        "CARGO_HOME",
+        "CARGO_TERM_",
+        "CARGO_NET_",
+        "CARGO_HTTP_",
+        "CARGO_REGISTRIES_",
+        "CARGO_REGISTRY_",
+        "RUSTUP_HOME",
+        "RUSTUP_AUTO_INSTALL",
+    ];
+    if KEEP
+        .iter()
+        .any(|k| key == *k || (k.ends_with('_') && key.starts_with(k)))
+    {
+        return true;
+    }
+    let drop = key.starts_with("CARGO")
+        || key.starts_with("__CARGO")
+        || key.starts_with("RUSTC")
+        || key.starts_with("RUSTDOC")
+        || key.starts_with("RUSTFLAGS")
+        || key.starts_with("RUSTUP_")
+        || key == "RUST_RECURSION_COUNT"
+        || key == "LD_LIBRARY_PATH";
+    !drop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keep(key: &str) -> bool {
+        keep_for_inner_cargo(&OsString::from(key))
+    }
+
+    #[test]
+    fn sanitizes_outer_cargo_environment() {
+        for dropped in [
+            "CARGO",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_BUILD_TARGET",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "RUSTFLAGS",
+            "RUSTC",
+            "RUSTC_WRAPPER",
+            "RUSTDOCFLAGS",
+            "RUSTUP_TOOLCHAIN",
+            "RUSTUP_TOOLCHAIN_SOURCE",
+            "RUST_RECURSION_COUNT",
+            "LD_LIBRARY_PATH",
+        ] {
+            assert!(!keep(dropped), "{dropped} should be removed");
+        }
+        for kept in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_AUTO_INSTALL",
+            "CARGO_TERM_COLOR",
+            "CARGO_NET_OFFLINE",
+            "RUST_BACKTRACE",
+        ] {
+            assert!(keep(kept), "{kept} should be kept");
+        }
+    }
+
+    #[test]
+    fn workspace_root_has_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").is_file());
+        assert!(workspace_root().join("qemu").is_dir());
+    }
+}

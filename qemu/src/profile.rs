@@ -1,0 +1,370 @@
+//! Machine profiles, assembled in Rust: what each arch's machine looks like (machine type,
+//! memory, console wiring, exit device, firmware) plus the per-run options, turned into one
+//! QEMU command line by [`command`].
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::accel::Accel;
+use crate::arch::{Arch, BootKind};
+use crate::cargo::BootImage;
+use crate::host::qemu_binary;
+
+pub const KIB: u64 = 1 << 10;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// The `-m` option: boot RAM, and the ceiling (RAM plus device memory) for hotplug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory {
+    pub ram: u64,
+    pub maxmem: Option<u64>,
+    /// DIMM slots (x86_64/aarch64 pc-dimm and nvdimm; unused on s390x).
+    pub slots: Option<u32>,
+}
+
+impl Memory {
+    /// Just RAM, no hotplug space.
+    pub const fn ram(ram: u64) -> Memory {
+        Memory {
+            ram,
+            maxmem: None,
+            slots: None,
+        }
+    }
+
+    pub const fn with_maxmem(self, maxmem: u64) -> Memory {
+        Memory {
+            maxmem: Some(maxmem),
+            ..self
+        }
+    }
+
+    pub const fn with_slots(self, slots: u32) -> Memory {
+        Memory {
+            slots: Some(slots),
+            ..self
+        }
+    }
+
+    /// The value of `-m`, e.g. `512M,maxmem=2G`.
+    pub fn arg(&self) -> String {
+        let mut arg = size_arg(self.ram);
+        if let Some(slots) = self.slots {
+            arg += &format!(",slots={slots}");
+        }
+        if let Some(max) = self.maxmem {
+            arg += &format!(",maxmem={}", size_arg(max));
+        }
+        arg
+    }
+}
+
+/// A size in QEMU's suffix notation, using the largest unit that divides it.
+pub fn size_arg(bytes: u64) -> String {
+    match bytes {
+        0 => "0".to_string(),
+        b if b % GIB == 0 => format!("{}G", b / GIB),
+        b if b % MIB == 0 => format!("{}M", b / MIB),
+        b if b % KIB == 0 => format!("{}K", b / KIB),
+        b => b.to_string(),
+    }
+}
+
+/// One arch's machine: everything but the kernel and the run's choices.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub arch: Arch,
+    /// `-machine` value, options included.
+    pub machine: String,
+    /// `-cpu` under TCG (`None`: QEMU's default model). KVM always uses `host`.
+    pub tcg_cpu: Option<String>,
+    pub memory: Memory,
+    /// Extra arguments (objects, devices) appended after the profile's own.
+    pub args: Vec<String>,
+}
+
+impl Profile {
+    /// The default machine of `arch` (qemu-hotplug.md §7, s390x.md §6).
+    pub fn new(arch: Arch) -> Profile {
+        let (machine, tcg_cpu, memory) = match arch {
+            Arch::X86_64 => (
+                "q35,nvdimm=on",
+                Some("max"),
+                Memory::ram(512 * MIB).with_slots(4).with_maxmem(8 * GIB),
+            ),
+            Arch::Aarch64 => (
+                "virt,nvdimm=on",
+                Some("cortex-a57"),
+                Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB),
+            ),
+            Arch::S390x => (
+                "s390-ccw-virtio",
+                None,
+                Memory::ram(512 * MIB).with_maxmem(2 * GIB),
+            ),
+        };
+        Profile {
+            arch,
+            machine: machine.to_string(),
+            tcg_cpu: tcg_cpu.map(str::to_string),
+            memory,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn with_memory(mut self, memory: Memory) -> Profile {
+        self.memory = memory;
+        self
+    }
+
+    /// Appends raw QEMU arguments (the extra-args hook).
+    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Profile {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Appends `-object <spec>`, e.g. `memory-backend-ram,id=mem0,size=1G`.
+    pub fn with_object(self, spec: impl Into<String>) -> Profile {
+        self.with_args(["-object".to_string(), spec.into()])
+    }
+
+    /// Appends `-device <spec>`, e.g. `virtio-mem-ccw,id=vm0,memdev=mem0`.
+    pub fn with_device(self, spec: impl Into<String>) -> Profile {
+        self.with_args(["-device".to_string(), spec.into()])
+    }
+}
+
+/// Where the console goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsoleMode {
+    /// stdin/stdout are pipes owned by a [`crate::Machine`].
+    #[default]
+    Piped,
+    /// The terminal, muxed with the HMP monitor (Ctrl-A c switches).
+    Interactive,
+}
+
+/// The choices of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub image: BootImage,
+    /// Kernel command line (`-append`; on UEFI ports the fw_cfg file `opt/hotmem/cmdline`).
+    pub append: Option<String>,
+    pub accel: Accel,
+    pub console: ConsoleMode,
+    /// Unix socket for QMP.
+    pub qmp: Option<PathBuf>,
+    /// Wait for gdb on :1234 before the first instruction (`-s -S`).
+    pub gdb: bool,
+    /// Overall limit; the machine is killed when it passes.
+    pub timeout: Duration,
+    /// Copy the console to stderr as it arrives (also enabled by `HOTMEM_ECHO=1`).
+    pub echo: bool,
+    /// Raw arguments appended last.
+    pub extra_args: Vec<String>,
+}
+
+impl RunOptions {
+    /// TCG, piped console, no QMP, 60 s, echo per `HOTMEM_ECHO`.
+    pub fn new(image: BootImage) -> RunOptions {
+        RunOptions {
+            image,
+            append: None,
+            accel: Accel::Tcg,
+            console: ConsoleMode::Piped,
+            qmp: None,
+            gdb: false,
+            timeout: Duration::from_secs(60),
+            echo: std::env::var_os("HOTMEM_ECHO").is_some_and(|v| v == "1"),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// The full QEMU command for `profile` and `opts` (stdio is left to the caller).
+pub fn command(profile: &Profile, opts: &RunOptions) -> Result<Command> {
+    let arch = profile.arch;
+    if opts.image.arch != arch {
+        bail!("image is for {}, profile for {arch}", opts.image.arch);
+    }
+    let mut cmd = Command::new(qemu_binary(arch));
+    cmd.args(["-machine", &profile.machine, "-accel", opts.accel.name()]);
+    match (opts.accel, &profile.tcg_cpu) {
+        (Accel::Kvm, _) => cmd.args(["-cpu", "host"]),
+        (Accel::Tcg, Some(cpu)) => cmd.args(["-cpu", cpu]),
+        (Accel::Tcg, None) => &mut cmd,
+    };
+    cmd.args(["-m", &profile.memory.arg(), "-nodefaults", "-no-reboot"]);
+    cmd.args(display_args(arch));
+    cmd.args(console_args(arch, opts.console));
+    cmd.args(exit_device_args(arch));
+    boot_args(&mut cmd, opts)?;
+    if let Some(qmp) = &opts.qmp {
+        cmd.arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()));
+    }
+    if opts.gdb {
+        cmd.args(["-s", "-S"]);
+    }
+    cmd.args(&profile.args).args(&opts.extra_args);
+    Ok(cmd)
+}
+
+fn display_args(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::S390x => &["-nographic"],
+        Arch::X86_64 | Arch::Aarch64 => &["-display", "none"],
+    }
+}
+
+/// Console `con0` on stdio, wired to the arch's console device.
+fn console_args(arch: Arch, mode: ConsoleMode) -> Vec<&'static str> {
+    let mut args = match mode {
+        ConsoleMode::Piped => vec!["-chardev", "stdio,id=con0"],
+        ConsoleMode::Interactive => vec!["-chardev", "stdio,id=con0,mux=on,signal=off"],
+    };
+    match arch {
+        Arch::S390x => args.extend(["-device", "sclpconsole,chardev=con0"]),
+        Arch::X86_64 | Arch::Aarch64 => args.extend(["-serial", "chardev:con0"]),
+    }
+    if mode == ConsoleMode::Interactive {
+        args.extend(["-mon", "chardev=con0,mode=readline"]);
+    }
+    args
+}
+
+/// How the guest ends QEMU (DESIGN.md §3); s390x needs nothing (disabled-wait PSW).
+fn exit_device_args(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::X86_64 => &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        Arch::Aarch64 => &["-semihosting-config", "enable=on,target=native"],
+        Arch::S390x => &[],
+    }
+}
+
+fn boot_args(cmd: &mut Command, opts: &RunOptions) -> Result<()> {
+    let image = &opts.image;
+    match image.arch.boot_kind() {
+        BootKind::DirectKernel => {
+            cmd.arg("-kernel").arg(&image.kernel);
+            if let Some(append) = &opts.append {
+                cmd.args(["-append", append]);
+            }
+        }
+        BootKind::Uefi(loader) => {
+            let firmware = find_firmware(loader.firmware).with_context(|| {
+                format!(
+                    "UEFI firmware missing (apt-get install {})",
+                    loader.firmware_package
+                )
+            })?;
+            let esp = image.esp.as_ref().context("UEFI port without an ESP")?;
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,readonly=on,file={}",
+                firmware.display()
+            ));
+            cmd.arg("-drive").arg(format!(
+                "if=none,id=esp,format=raw,file=fat:rw:{}",
+                esp.display()
+            ));
+            cmd.args(["-device", "virtio-blk-pci,drive=esp"]);
+            if let Some(append) = &opts.append {
+                cmd.arg("-fw_cfg")
+                    .arg(format!("name=opt/hotmem/cmdline,string={append}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first firmware image of `candidates` that exists.
+pub fn find_firmware(candidates: &[&str]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdline::render;
+
+    fn s390x_image() -> BootImage {
+        BootImage {
+            arch: Arch::S390x,
+            kernel: PathBuf::from("/k/kernel"),
+            esp: None,
+        }
+    }
+
+    #[test]
+    fn memory_arg_uses_largest_units() {
+        let m = Memory::ram(512 * MIB).with_maxmem(2 * GIB);
+        assert_eq!(m.arg(), "512M,maxmem=2G");
+        assert_eq!(Memory::ram(1500 * MIB).arg(), "1500M");
+        let m = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
+        assert_eq!(m.arg(), "1G,slots=4,maxmem=8G");
+        assert_eq!(size_arg(3 * KIB), "3K");
+        assert_eq!(size_arg(1000), "1000");
+    }
+
+    #[test]
+    fn s390x_piped_command_matches_the_reference() {
+        let mut opts = RunOptions::new(s390x_image());
+        opts.append = Some("console=sclp hello=world".into());
+        let cmd = command(&Profile::new(Arch::S390x), &opts).unwrap();
+        let line = render(&cmd);
+        assert!(line.ends_with(
+            "-machine s390-ccw-virtio -accel tcg -m 512M,maxmem=2G -nodefaults -no-reboot \
+             -nographic -chardev stdio,id=con0 -device sclpconsole,chardev=con0 \
+             -kernel /k/kernel -append 'console=sclp hello=world'"
+        ));
+    }
+
+    #[test]
+    fn interactive_console_muxes_the_monitor_and_adds_qmp() {
+        let mut opts = RunOptions::new(s390x_image());
+        opts.console = ConsoleMode::Interactive;
+        opts.qmp = Some(PathBuf::from("/t/qmp.sock"));
+        opts.gdb = true;
+        let profile = Profile::new(Arch::S390x).with_device("virtio-mem-ccw,id=vm0,memdev=m0");
+        let line = render(&command(&profile, &opts).unwrap());
+        assert!(line.contains(
+            "-chardev stdio,id=con0,mux=on,signal=off -device sclpconsole,chardev=con0 \
+             -mon chardev=con0,mode=readline"
+        ));
+        assert!(line.contains("-qmp unix:/t/qmp.sock,server=on,wait=off -s -S"));
+        assert!(line.ends_with("-device virtio-mem-ccw,id=vm0,memdev=m0"));
+    }
+
+    #[test]
+    fn kvm_uses_the_host_cpu() {
+        let image = BootImage {
+            arch: Arch::X86_64,
+            kernel: PathBuf::from("/k/kernel"),
+            esp: Some(PathBuf::from("/esp")),
+        };
+        let mut opts = RunOptions::new(image);
+        opts.accel = Accel::Kvm;
+        let Ok(cmd) = command(&Profile::new(Arch::X86_64), &opts) else {
+            return; // no OVMF on this host: covered by doctor
+        };
+        let line = render(&cmd);
+        assert!(line.contains("-accel kvm -cpu host"));
+        assert!(line.contains("-display none"));
+        assert!(line.contains("isa-debug-exit"));
+        assert!(line.contains("fat:rw:/esp"));
+    }
+
+    #[test]
+    fn image_and_profile_must_agree() {
+        let opts = RunOptions::new(s390x_image());
+        assert!(command(&Profile::new(Arch::X86_64), &opts).is_err());
+    }
+}

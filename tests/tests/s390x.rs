@@ -1,0 +1,129 @@
+//! s390x in QEMU (TCG): boot to the shell, check what the kernel reports against what the
+//! test asked QEMU for, and prove the exit protocol: pass, panic, explicit failure, hang.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use qemu::profile::{GIB, MIB};
+use qemu::{Arch, Memory, Outcome, Profile};
+use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+
+const ARCH: Arch = Arch::S390x;
+/// Overall limit of one machine.
+const MACHINE_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A TCG boot takes about a second; a kernel silent this long after start has hung.
+const HANG_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn skip() -> bool {
+    if selected(ARCH) {
+        return false;
+    }
+    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
+    true
+}
+
+#[test]
+fn shell_reports_memory_cpu_and_cmdline_then_powers_off() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(512 * MIB).with_maxmem(2 * GIB);
+    let append = "console=sclp hello=world";
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let mut m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
+
+    let mem = shell(&mut m, "mem")?;
+    let total = fields(line(&mem, "mem.total ")?);
+    ensure!(
+        number(&total, "usable")? == memory.ram,
+        "usable RAM != -m:\n{mem}"
+    );
+    // Device memory starts at the next 1 GiB boundary and is maxmem - ram long (s390x.md §2.6).
+    let maxmem = memory.maxmem.expect("set above");
+    let device_start = tests::align_up(memory.ram, GIB);
+    let max_phys = device_start + (maxmem - memory.ram) - 1;
+    ensure!(
+        number(&total, "max_phys")? == max_phys,
+        "max_phys != {max_phys:#x}:\n{mem}"
+    );
+
+    let cpu = shell(&mut m, "cpu")?;
+    ensure!(
+        fields(line(&cpu, "cpu ")?).get("arch") == Some(&"s390x"),
+        "{cpu}"
+    );
+    let facility = fields(line(&cpu, "facility ")?);
+    ensure!(
+        facility.get("edat1") == Some(&"0"),
+        "TCG has no EDAT-1:\n{cpu}"
+    );
+
+    let cmdline = shell(&mut m, "cmdline")?;
+    let echoed = line(&cmdline, "cmdline: ")?.trim_start_matches("cmdline: ");
+    ensure!(echoed == append, "cmdline came back as {echoed:?}");
+
+    let unknown = shell(&mut m, "frobnicate")?;
+    line(&unknown, "error: unknown command")?;
+    let help = shell(&mut m, "help")?;
+    ensure!(help.contains("mem"), "help after an error:\n{help}");
+
+    let mut qmp = m.qmp()?;
+    let status = qmp.execute("query-status", serde_json::Value::Null)?;
+    ensure!(status["running"] == true, "QMP query-status: {status}");
+    drop(qmp);
+
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)?;
+    ensure!(
+        m.exit_code() == Some(0),
+        "QEMU exit code {:?}",
+        m.exit_code()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_panic_fails_with_status_1() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot(&Profile::new(ARCH), "selftest=panic", MACHINE_TIMEOUT)?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT + tests::BOOT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(1))?;
+    ensure!(
+        m.console().contains("panic:"),
+        "no panic message:\n{}",
+        m.console()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_kernel_that_never_exits_times_out() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot(&Profile::new(ARCH), "selftest=hang", MACHINE_TIMEOUT)?;
+    let outcome = m.wait_exit(HANG_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Timeout)?;
+    let sentinel = qemu::console::parse_sentinel(&m.console());
+    ensure!(
+        sentinel.is_none(),
+        "a hang printed an exit line: {sentinel:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn exit_n_fails_with_status_n() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot_to_prompt(&Profile::new(ARCH), "", MACHINE_TIMEOUT)?;
+    m.send_line("exit 3")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(3))?;
+    Ok(())
+}

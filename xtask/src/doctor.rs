@@ -1,0 +1,171 @@
+//! `cargo xtask doctor`: every host prerequisite with OK / MISSING / INFO and, for anything
+//! missing, the exact command that fixes it. Exits non-zero when something required is
+//! missing.
+
+use anyhow::{Result, bail};
+use qemu::Arch;
+use qemu::accel::kvm_status;
+
+use crate::setup::{self, install_commands};
+use crate::toolchain::{self, listed, rustc_matches, tool_output};
+
+/// One report line.
+struct Item {
+    status: Status,
+    what: String,
+    fix: Option<String>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Status {
+    Ok,
+    Missing,
+    /// Optional or informational: never fails doctor.
+    Info,
+}
+
+pub fn run() -> Result<()> {
+    let mut items = Vec::new();
+    host_items(&mut items);
+    toolchain_items(&mut items);
+    other_items(&mut items);
+    for item in &items {
+        let tag = match item.status {
+            Status::Ok => "OK     ",
+            Status::Missing => "MISSING",
+            Status::Info => "INFO   ",
+        };
+        println!("{tag} {}", item.what);
+        if let (Some(fix), false) = (&item.fix, item.status == Status::Ok) {
+            for (i, line) in fix.lines().enumerate() {
+                let label = if i == 0 { "fix:" } else { "    " };
+                println!("        {label} {line}");
+            }
+        }
+    }
+    let missing = items.iter().filter(|i| i.status == Status::Missing).count();
+    if missing > 0 {
+        bail!("{missing} prerequisite(s) missing");
+    }
+    println!("all prerequisites present");
+    Ok(())
+}
+
+fn host_items(items: &mut Vec<Item>) {
+    for arch in Arch::ALL {
+        for check in setup::checks(arch) {
+            let (status, what) = match check.problem {
+                None => (Status::Ok, check.what),
+                Some(why) => (Status::Missing, format!("{}: {why}", check.what)),
+            };
+            let fix = Some(install_commands(&[check.package]).join("\n"));
+            items.push(Item { status, what, fix });
+        }
+    }
+}
+
+fn toolchain_items(items: &mut Vec<Item>) {
+    let pinned = match toolchain::pinned() {
+        Ok(p) => p,
+        Err(e) => {
+            let what = format!("rust-toolchain.toml: {e:#}");
+            items.push(Item {
+                status: Status::Missing,
+                what,
+                fix: None,
+            });
+            return;
+        }
+    };
+    let channel = &pinned.channel;
+    let install = format!(
+        "rustup toolchain install {channel} --profile minimal --component {} --target {}",
+        pinned.components.join(","),
+        pinned.targets.join(",")
+    );
+    let rustc = tool_output("rustc", &["-V"]);
+    let (status, what) = match &rustc {
+        Ok(v) if rustc_matches(channel, v) => (Status::Ok, format!("{} ({channel})", v.trim())),
+        Ok(v) => (Status::Missing, format!("{} is not {channel}", v.trim())),
+        Err(e) => (Status::Missing, format!("rustc: {e:#}")),
+    };
+    items.push(Item {
+        status,
+        what,
+        fix: Some(install),
+    });
+    let toolchain = ["--toolchain", channel.as_str()];
+    let components = tool_output(
+        "rustup",
+        &[&["component", "list", "--installed"][..], &toolchain].concat(),
+    );
+    for component in &pinned.components {
+        let ok = components.as_ref().is_ok_and(|c| listed(c, component));
+        items.push(item(
+            ok,
+            format!("component {component}"),
+            format!("rustup component add {component} --toolchain {channel}"),
+        ));
+    }
+    let targets = tool_output(
+        "rustup",
+        &[&["target", "list", "--installed"][..], &toolchain].concat(),
+    );
+    for target in &pinned.targets {
+        let ok = targets.as_ref().is_ok_and(|t| listed(t, target));
+        items.push(item(
+            ok,
+            format!("target {target}"),
+            format!("rustup target add {target} --toolchain {channel}"),
+        ));
+    }
+}
+
+fn other_items(items: &mut Vec<Item>) {
+    for arch in Arch::ALL.into_iter().filter(|a| a.is_host_arch()) {
+        let status = kvm_status(arch);
+        let what = format!("KVM for {arch}: {status} (TCG is used otherwise)");
+        items.push(Item {
+            status: Status::Info,
+            what,
+            fix: None,
+        });
+    }
+    let gdb = std::process::Command::new("gdb-multiarch")
+        .arg("--version")
+        .output();
+    let (status, what) = match gdb {
+        Ok(out) if out.status.success() => (Status::Ok, "gdb-multiarch (for `cargo xtask gdb`)"),
+        _ => (
+            Status::Info,
+            "gdb-multiarch not found (optional, for `cargo xtask gdb`)",
+        ),
+    };
+    let fix = Some("apt-get install -y gdb-multiarch".to_string());
+    items.push(Item {
+        status,
+        what: what.to_string(),
+        fix,
+    });
+    let root = qemu::cargo::workspace_root();
+    for arch in Arch::ALL {
+        let what = match arch.ensure_ported(&root) {
+            Ok(()) => format!("{arch} port present"),
+            Err(e) => format!("{e} (skipped by `cargo xtask test`)"),
+        };
+        items.push(Item {
+            status: Status::Info,
+            what,
+            fix: None,
+        });
+    }
+}
+
+fn item(ok: bool, what: String, fix: String) -> Item {
+    let status = if ok { Status::Ok } else { Status::Missing };
+    Item {
+        status,
+        what,
+        fix: Some(fix),
+    }
+}

@@ -1,0 +1,119 @@
+//! `cargo xtask test`: prerequisites, host tests, kernel builds, then the QEMU tests with the
+//! kernels handed over in `HOTMEM_KERNEL_<ARCH>`. Every stage is timed; any failure fails
+//! the whole command.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use qemu::{Arch, cmdline};
+
+/// One stage's result for the summary (`None`: skipped).
+struct Stage {
+    name: String,
+    took: Duration,
+    result: Option<Result<()>>,
+}
+
+pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
+    let root = qemu::cargo::workspace_root();
+    let arches: Vec<Arch> = match arch {
+        Some(a) => {
+            a.ensure_ported(&root)?;
+            vec![a]
+        }
+        None => Arch::ALL
+            .into_iter()
+            .filter(|a| a.is_ported(&root))
+            .collect(),
+    };
+    let names: Vec<&str> = arches.iter().map(|a| a.name()).collect();
+    println!("xtask test: arches {}", names.join(", "));
+    let mut stages = Vec::new();
+    let mut stage = |name: &str, f: &mut dyn FnMut() -> Result<()>| {
+        println!("==> {name}");
+        let start = Instant::now();
+        let result = f();
+        if let Err(e) = &result {
+            eprintln!("xtask: {name} failed: {e:#}");
+        }
+        let ok = result.is_ok();
+        stages.push(Stage {
+            name: name.to_string(),
+            took: start.elapsed(),
+            result: Some(result),
+        });
+        ok
+    };
+    let ready = stage("prerequisites", &mut || crate::setup::ensure(&arches));
+    stage("host tests (cargo test)", &mut || cargo(&["test"], &[]));
+    let mut kernels: Vec<(Arch, PathBuf)> = Vec::new();
+    for &arch in &arches {
+        stage(&format!("build {arch} kernel"), &mut || {
+            kernels.push((arch, qemu::build(arch, release)?.kernel));
+            Ok(())
+        });
+    }
+    if ready && !kernels.is_empty() {
+        let mut env: Vec<(String, String)> = kernels
+            .iter()
+            .map(|(a, k)| (a.kernel_env_var(), k.display().to_string()))
+            .collect();
+        let built: Vec<&str> = kernels.iter().map(|(a, _)| a.name()).collect();
+        env.push(("HOTMEM_ARCHES".into(), built.join(",")));
+        if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+            // Failed tests return anyhow errors; their message is the useful part.
+            env.push(("RUST_LIB_BACKTRACE".into(), "0".into()));
+        }
+        stage("QEMU tests (cargo test -p tests)", &mut || {
+            cargo(&["test", "-p", "tests", "--", "--test-threads=1"], &env)
+        });
+    } else {
+        stages.push(Stage {
+            name: "QEMU tests (no kernel built or prerequisites missing)".into(),
+            took: Duration::ZERO,
+            result: None,
+        });
+    }
+    summarize(&stages)
+}
+
+fn cargo(args: &[&str], env: &[(String, String)]) -> Result<()> {
+    let mut cmd: Command = qemu::cargo::cargo_command();
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    let env_text: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", cmdline::quote(v)))
+        .collect();
+    println!("$ {} {}", env_text.join(" "), cmdline::render(&cmd));
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("{status}");
+    }
+    Ok(())
+}
+
+fn summarize(stages: &[Stage]) -> Result<()> {
+    println!("\n==> summary");
+    let mut total = Duration::ZERO;
+    for s in stages {
+        let verdict = match &s.result {
+            Some(Ok(())) => "ok     ",
+            Some(Err(_)) => "FAILED ",
+            None => "skipped",
+        };
+        println!("{verdict} {:>7.1}s  {}", s.took.as_secs_f64(), s.name);
+        total += s.took;
+    }
+    println!("        {:>7.1}s  total", total.as_secs_f64());
+    let failed: Vec<&str> = stages
+        .iter()
+        .filter(|s| matches!(s.result, Some(Err(_))))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join("; "));
+    }
+    Ok(())
+}

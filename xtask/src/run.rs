@@ -1,0 +1,64 @@
+//! `run` and `gdb`: build, then replace this process with QEMU on the terminal (console
+//! muxed with the HMP monitor, QMP on a socket), so the exit status is QEMU's own.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use qemu::accel::{self, Accel, AccelChoice};
+use qemu::{Arch, ConsoleMode, Profile, RunOptions, cmdline, profile};
+
+/// What `run` and `gdb` share.
+pub struct Interactive {
+    pub arch: Arch,
+    pub accel: AccelChoice,
+    pub append: Option<String>,
+    pub release: bool,
+    pub gdb: bool,
+    pub qemu_args: Vec<String>,
+}
+
+pub fn run(args: Interactive) -> Result<()> {
+    crate::setup::ensure(&[args.arch])?;
+    let image = qemu::build(args.arch, args.release)?;
+    let accel = match args.gdb {
+        true => Accel::Tcg, // breakpoints are dead under KVM (prior-art §8.7)
+        false => accel::resolve(args.accel, args.arch)?,
+    };
+    let qmp = qmp_socket(args.arch);
+    let kernel = image.kernel.clone();
+    let mut opts = RunOptions::new(image);
+    opts.append = args.append;
+    opts.accel = accel;
+    opts.console = ConsoleMode::Interactive;
+    opts.qmp = Some(qmp.clone());
+    opts.gdb = args.gdb;
+    opts.extra_args = args.qemu_args;
+    let mut cmd = profile::command(&Profile::new(args.arch), &opts)?;
+    let _ = std::fs::remove_file(&qmp);
+    println!("$ {}", cmdline::render(&cmd));
+    println!("QMP socket: {}", qmp.display());
+    println!("Console on this terminal; Ctrl-A c toggles the QEMU monitor, Ctrl-A x quits.");
+    if args.gdb {
+        println!("QEMU waits for gdb on :1234. Attach with:");
+        println!(
+            "    gdb-multiarch {} -ex 'target remote :1234'",
+            cmdline::quote(&kernel)
+        );
+        println!("(use `hbreak` for breakpoints before the kernel has been loaded)");
+    }
+    let err = cmd.exec();
+    Err(err).context("could not exec QEMU")
+}
+
+/// `target/qemu/<arch>.qmp` (stable, so scripts can find it), or the temp directory when that
+/// path is too long for a Unix socket.
+fn qmp_socket(arch: Arch) -> PathBuf {
+    let dir = qemu::cargo::target_dir().join("qemu");
+    let path = dir.join(format!("{arch}.qmp"));
+    if path.as_os_str().len() < 100 && std::fs::create_dir_all(&dir).is_ok() {
+        path
+    } else {
+        qemu::machine::temp_qmp_path(arch.name())
+    }
+}
