@@ -127,3 +127,23 @@ fn exit_n_fails_with_status_n() -> Result<()> {
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(3))?;
     Ok(())
 }
+
+#[test]
+fn a_program_check_is_reported_and_fails_with_status_2() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot(&Profile::new(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT + tests::BOOT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(2))?;
+    let console = m.console();
+    let report = fields(line(&console, "exception: program-check ")?);
+    // An access beyond storage with DAT off is an addressing exception (code 5); with DAT on
+    // an unmapped address is a region/segment/page-translation exception (0x10-0x3b).
+    let code = number(&report, "code")?;
+    ensure!(
+        code == 5 || (0x10..=0x3b).contains(&code),
+        "code {code:#x}:\n{console}"
+    );
+    Ok(())
+}
