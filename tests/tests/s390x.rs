@@ -35,9 +35,12 @@ fn shell_reports_memory_cpu_and_cmdline_then_powers_off() -> Result<()> {
 
     let mem = shell(&mut m, "mem")?;
     let total = fields(line(&mem, "mem.total ")?);
+    ensure!(number(&total, "ram")? == memory.ram, "RAM != -m:\n{mem}");
+    // The kernel image, lowcore and boot page tables are RAM in use, not usable.
+    let usable = number(&total, "usable")?;
     ensure!(
-        number(&total, "usable")? == memory.ram,
-        "usable RAM != -m:\n{mem}"
+        usable < memory.ram && usable > memory.ram - 64 * MIB,
+        "usable={usable}:\n{mem}"
     );
     // Device memory starts at the next 1 GiB boundary and is maxmem - ram long (s390x.md §2.6).
     let maxmem = memory.maxmem.expect("set above");
@@ -57,6 +60,18 @@ fn shell_reports_memory_cpu_and_cmdline_then_powers_off() -> Result<()> {
     ensure!(
         facility.get("edat1") == Some(&"0"),
         "TCG has no EDAT-1:\n{cpu}"
+    );
+
+    // DAT is on with an identity map of all RAM in 4 KiB pages (no EDAT-1 under TCG).
+    let dat = fields(line(&cpu, "dat ")?);
+    ensure!(dat.get("on") == Some(&"1"), "DAT off:\n{cpu}");
+    ensure!(
+        number(&dat, "leaves.4k")? == memory.ram / 4096,
+        "identity map:\n{cpu}"
+    );
+    ensure!(
+        number(&dat, "probe.0x10000")? == 0x10000,
+        "LRAG of the entry page:\n{cpu}"
     );
 
     let cmdline = shell(&mut m, "cmdline")?;

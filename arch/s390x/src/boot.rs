@@ -4,7 +4,10 @@
 use kernel::boot_info::{Firmware, HotplugWindow, MemKind, MemRegion, MemoryMap};
 use kernel::{BootInfo, console, kprintln};
 
-use crate::{S390x, cpu, ipl, sclp};
+use kernel::mm::pgtable::Features;
+
+use crate::facility::{self, Facilities};
+use crate::{S390x, cpu, dat, ipl, sclp};
 
 /// QEMU places device memory at the first 1 GiB boundary at or above the end of RAM.
 const DEVICE_MEMORY_ALIGN: u64 = 1 << 30;
@@ -21,16 +24,31 @@ extern "C" fn s390x_rust_start() -> ! {
     let entry_ns = cpu::now_ns();
     console::install::<S390x>();
     sclp::init();
-    crate::init_facilities();
+    let facilities = crate::init_facilities();
     let Some(scp) = sclp::read_scp_info() else {
         kprintln!("error: SCLP Read SCP Info failed: RAM size unknown, cannot continue");
         console::exit(1);
     };
     let ram = scp.ram_bytes();
     let limit = cpu::storage_limit();
+    let (_, image_end) = kernel_image();
+    let dat = match dat::enable_identity_map(ram, image_end, dat_features(&facilities)) {
+        Ok(dat) => dat,
+        Err(e) => {
+            kprintln!("error: identity map of {ram:#x} bytes of RAM failed: {e:?}");
+            console::exit(1);
+        }
+    };
+    crate::record_dat(dat);
+    // Lowcore, image and boot tables are in use; the rest of RAM is free.
     let mut memory = MemoryMap::new();
     memory.push(MemRegion {
         start: 0,
+        end: dat.tables_end,
+        kind: MemKind::Kernel,
+    });
+    memory.push(MemRegion {
+        start: dat.tables_end,
         end: ram,
         kind: MemKind::Usable,
     });
@@ -48,6 +66,15 @@ extern "C" fn s390x_rust_start() -> ! {
         log::warn!("DIAG 0x500 STORAGE_LIMIT unavailable: no hotplug window");
     }
     kernel::main::<S390x>(boot)
+}
+
+/// The DAT features this CPU offers: EDAT-1 lets the identity map use 1 MiB segments.
+fn dat_features(facilities: &Facilities) -> Features {
+    let mut features = Features::empty();
+    if facilities.has(facility::EDAT1) {
+        features |= Features::EDAT1;
+    }
+    features
 }
 
 /// The device-memory window implied by RAM and the storage limit, if there is one.

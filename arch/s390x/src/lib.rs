@@ -6,12 +6,15 @@
 #![cfg_attr(target_os = "none", no_std)]
 
 pub mod facility;
+pub mod paging;
 pub mod sccb;
 
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod cpu;
+#[cfg(target_os = "none")]
+mod dat;
 #[cfg(target_os = "none")]
 mod ipl;
 #[cfg(target_os = "none")]
@@ -23,7 +26,7 @@ mod sclp;
 pub use port::S390x;
 
 #[cfg(target_os = "none")]
-use port::init_facilities;
+use port::{init_facilities, record_dat};
 
 #[cfg(target_os = "none")]
 mod port;

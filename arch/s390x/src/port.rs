@@ -5,6 +5,7 @@ use core::fmt;
 use kernel::Arch;
 use spin::Once;
 
+use crate::dat::{self, DatInfo};
 use crate::facility::{self, Facilities};
 use crate::{cpu, sclp};
 
@@ -12,10 +13,16 @@ use crate::{cpu, sclp};
 pub struct S390x;
 
 static FACILITIES: Once<Facilities> = Once::new();
+static DAT: Once<DatInfo> = Once::new();
 
 /// Reads STFLE once, early in boot.
-pub(crate) fn init_facilities() {
-    FACILITIES.call_once(cpu::facilities);
+pub(crate) fn init_facilities() -> Facilities {
+    *FACILITIES.call_once(cpu::facilities)
+}
+
+/// Remembers the boot identity map for the `cpu` report.
+pub(crate) fn record_dat(info: DatInfo) {
+    DAT.call_once(|| info);
 }
 
 /// The facility list read at boot.
@@ -86,6 +93,20 @@ impl Arch for S390x {
             out,
             "facility.stfle dw0={:#018x} dw1={:#018x} dw2={:#018x}",
             w[0], w[1], w[2]
+        )?;
+        let Some(d) = DAT.get() else {
+            return writeln!(out, "dat on=0");
+        };
+        // Probe the translation of the kernel's entry page through the live tables.
+        let probe = dat::translate(0x10000).map_or(-1, |real| real as i64);
+        writeln!(
+            out,
+            "dat on=1 asce={:#x} tables={} leaves.4k={} leaves.1m={} tables.bytes={} probe.0x10000={probe:#x}",
+            d.asce,
+            d.stats.tables + 1,
+            d.stats.leaves[4],
+            d.stats.leaves[3],
+            d.tables_end - d.tables_start,
         )
     }
 }

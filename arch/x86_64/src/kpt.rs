@@ -1,0 +1,199 @@
+//! The kernel's own page tables, built with the 4-level format of [`crate::paging`]
+//! and switched to with CR3: the HHDM at the loader's offset (so every pointer the
+//! loader handed over stays valid) over RAM and firmware data, and the kernel image at
+//! -2 GiB with W^X (text RX, rodata R, data and bss RW, both NX).
+//!
+//! Table frames come from a 2 MiB arena in `.bss`, so building the tables allocates
+//! no RAM the kernel's memory manager will later manage.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use kernel::kprintln;
+use kernel::mm::PhysAddr;
+use kernel::mm::pgtable::{Entry, EntryAttrs, Features, PageTableFormat};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::structures::paging::PhysFrame;
+
+use crate::paging::X86_64Paging as F;
+use crate::requests::{Handover, hhdm_maps};
+
+const FRAMES: usize = 512;
+const MAX_RANGES: usize = 256;
+
+#[repr(C, align(4096))]
+struct Arena([[u64; 512]; FRAMES]);
+
+static mut ARENA: Arena = Arena([[0; 512]; FRAMES]);
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
+/// Virtual `[start, end)` of the kernel image.
+pub fn image_span() -> (u64, u64) {
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
+}
+
+/// Builds the tables and loads CR3. Without the executable-address response the
+/// kernel cannot know its physical placement and stays on the loader's tables.
+pub fn switch(h: &Handover, features: crate::cpu::Features) {
+    let Some((kphys, kvirt)) = h.exec else {
+        kprintln!("paging: no executable-address response: staying on the loader's tables");
+        return;
+    };
+    if features.nx {
+        // SAFETY: setting NXE only enables the NX bit; the protocol sets it already.
+        unsafe { Efer::update(|f| *f |= EferFlags::NO_EXECUTE_ENABLE) };
+    }
+    let mut b = Builder {
+        kphys,
+        kvirt,
+        features: features.page_table(),
+        root: 0,
+    };
+    b.root = b.alloc();
+    let data = EntryAttrs::kernel_data(b.features);
+    let mut ranges = [(0u64, 0u64); MAX_RANGES];
+    let n = hhdm_ranges(h, &mut ranges);
+    for &(s, e) in &ranges[..n] {
+        b.map(h.hhdm + s, s, e - s, data);
+    }
+    let (start, end) = image_span();
+    let text = &raw const __text_end as u64;
+    let rodata = &raw const __rodata_end as u64;
+    let nx = data & EntryAttrs::NO_EXECUTE;
+    b.map(start, b.pa(start), text - start, EntryAttrs::GLOBAL);
+    b.map(text, b.pa(text), rodata - text, EntryAttrs::GLOBAL | nx);
+    b.map(rodata, b.pa(rodata), end - rodata, data);
+    let frame =
+        PhysFrame::containing_address(x86_64::PhysAddr::new(F::root_register(PhysAddr(b.root))));
+    // SAFETY: the new tables map the kernel image (code, data, this stack's HHDM alias
+    // included: the stack is BOOTLOADER_RECLAIMABLE), the IST stacks and descriptor
+    // tables (in .bss), and every RAM range the loader's HHDM covered.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    kprintln!(
+        "paging: cr3={:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={}",
+        b.root,
+        F::NAME,
+        USED.load(Ordering::Relaxed),
+        u8::from(features.nx),
+        u8::from(features.pdpe1gb)
+    );
+}
+
+/// Page-rounded, sorted, merged physical ranges the HHDM maps.
+fn hhdm_ranges(h: &Handover, out: &mut [(u64, u64); MAX_RANGES]) -> usize {
+    let mut n = 0;
+    for e in h
+        .entries
+        .iter()
+        .filter(|e| e.length > 0 && hhdm_maps(e.type_))
+    {
+        if n == MAX_RANGES {
+            kprintln!("paging: warning: more than {MAX_RANGES} HHDM ranges, rest unmapped");
+            break;
+        }
+        out[n] = (
+            e.base & !0xfff,
+            (e.base + e.length).next_multiple_of(0x1000),
+        );
+        n += 1;
+    }
+    let r = &mut out[..n];
+    r.sort_unstable();
+    let mut m = 0;
+    for i in 0..n {
+        if m > 0 && r[i].0 <= r[m - 1].1 {
+            r[m - 1].1 = r[m - 1].1.max(r[i].1);
+        } else {
+            r[m] = r[i];
+            m += 1;
+        }
+    }
+    m
+}
+
+struct Builder {
+    kphys: u64,
+    kvirt: u64,
+    features: Features,
+    root: u64,
+}
+
+impl Builder {
+    /// Physical address of a kernel-image virtual address.
+    fn pa(&self, va: u64) -> u64 {
+        va - self.kvirt + self.kphys
+    }
+
+    /// A zeroed frame from the arena, by physical address.
+    fn alloc(&mut self) -> u64 {
+        let i = USED.fetch_add(1, Ordering::Relaxed);
+        if i >= FRAMES {
+            kprintln!("paging: fatal: page-table arena exhausted");
+            kernel::console::exit(1);
+        }
+        // SAFETY: only the address of frame `i` is taken; frames are handed out once.
+        let va = unsafe { &raw mut ARENA.0[i] } as u64;
+        self.pa(va)
+    }
+
+    /// The table in frame `pa` (an arena frame), through its kernel-image address.
+    fn table(&self, pa: u64) -> &'static mut [u64; 512] {
+        let va = pa - self.kphys + self.kvirt;
+        // SAFETY: `pa` came from `alloc`, so `va` is an arena frame in `.bss`; the
+        // builder runs single-threaded and holds no other reference to it.
+        unsafe { &mut *(va as *mut [u64; 512]) }
+    }
+
+    /// Maps `[va, va+len)` to `pa` with the largest leaves the format, CPU and
+    /// alignment allow.
+    fn map(&mut self, va: u64, pa: u64, len: u64, attrs: EntryAttrs) {
+        let last = F::last_level();
+        let (mut v, mut p, end) = (va, pa, va.wrapping_add(len));
+        while v != end {
+            let left = end.wrapping_sub(v);
+            let level = (1..=last)
+                .find(|&l| {
+                    let span = F::LEVELS[l].entry_span();
+                    F::leaf_allowed(l, self.features)
+                        && v % span == 0
+                        && p % span == 0
+                        && left >= span
+                })
+                .unwrap_or(last);
+            self.map_one(v, p, level, attrs);
+            let span = F::LEVELS[level].entry_span();
+            v = v.wrapping_add(span);
+            p += span;
+        }
+    }
+
+    fn map_one(&mut self, va: u64, pa: u64, level: usize, attrs: EntryAttrs) {
+        let mut table = self.root;
+        for l in 0..level {
+            let idx = F::index(l, va);
+            table = match F::decode(l, self.table(table)[idx]) {
+                Entry::Table(t) => t.0,
+                Entry::Empty => {
+                    let t = self.alloc();
+                    self.table(table)[idx] = F::table_entry(l, PhysAddr(t));
+                    t
+                }
+                Entry::Leaf { .. } | Entry::Malformed => {
+                    kprintln!("paging: warning: {va:#x} already mapped by a large page, skipped");
+                    return;
+                }
+            };
+        }
+        self.table(table)[F::index(level, va)] = F::leaf_entry(level, PhysAddr(pa), attrs);
+    }
+}

@@ -1,0 +1,87 @@
+//! `kernel::Arch` for x86_64: the glue between the kernel and this port's primitives.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::Arch;
+use x86_64::instructions::port::Port;
+
+use crate::{cpu, serial, tsc};
+
+/// The x86_64 architecture port.
+pub struct X86_64;
+
+/// QEMU `isa-debug-exit` I/O port (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// A canonical lower-half address nothing maps (the lower half is empty).
+const UNMAPPED: u64 = 0x0000_4000_0000_0000;
+
+static HHDM: AtomicU64 = AtomicU64::new(0);
+
+/// Records the HHDM offset for [`Arch::phys_to_virt`].
+pub(crate) fn set_hhdm(offset: u64) {
+    HHDM.store(offset, Ordering::Relaxed);
+}
+
+/// The value written to isa-debug-exit for `status`: QEMU then exits with
+/// `(value << 1) | 1`, i.e. 33 for status 0 and `33 + 2 * status` otherwise (capped),
+/// never QEMU's own 0 or 1.
+pub const fn debug_exit_value(status: u32) -> u32 {
+    0x10 + if status > 0x6f { 0x6f } else { status }
+}
+
+impl Arch for X86_64 {
+    const NAME: &'static str = "x86_64";
+
+    fn console_write(bytes: &[u8]) {
+        serial::write(bytes);
+    }
+
+    fn console_read() -> Option<u8> {
+        serial::read()
+    }
+
+    fn exit(status: u32) -> ! {
+        let mut port: Port<u32> = Port::new(DEBUG_EXIT_PORT);
+        // SAFETY: isa-debug-exit ends QEMU; on a machine without it the write to an
+        // unused port is ignored and we halt below.
+        unsafe { port.write(debug_exit_value(status)) };
+        Self::halt()
+    }
+
+    fn halt() -> ! {
+        loop {
+            x86_64::instructions::interrupts::disable();
+            x86_64::instructions::hlt();
+        }
+    }
+
+    fn relax() {
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn timestamp_ns() -> u64 {
+        tsc::to_ns(tsc::ticks())
+    }
+
+    fn clock_name() -> &'static str {
+        tsc::source()
+    }
+
+    fn phys_to_virt(pa: u64) -> *mut u8 {
+        (HHDM.load(Ordering::Relaxed) + pa) as *mut u8
+    }
+
+    fn provoke_fault() {
+        // SAFETY: deliberately reads an unmapped address to take a #PF; the handler
+        // reports it and ends the run, so the read never completes.
+        unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    }
+
+    fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
+        cpu::report(out)
+    }
+}

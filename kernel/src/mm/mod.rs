@@ -1,0 +1,36 @@
+//! Memory management: addresses, the 64-byte `Page`, sparse sections and subsections,
+//! `VmemAltmap`, the vmemmap populate/free walker over a [`pgtable::PageTableFormat`],
+//! the buddy allocator on the memmap, and the nvdimm / memmap_on_memory arithmetic.
+//!
+//! Layout, top-down: `addr`, `arch` (per-arch constants), `page` → `pgtable` (format
+//! trait), `phys` (memory traits), `altmap`, `inject` → `vmemmap` (walker) → `sparse`
+//! (sections, add/remove) → `memmap` (struct-page access) → `buddy`; pure arithmetic in
+//! `nvdimm`, `memmap_on_memory`, `cost`; host-only `sim`.
+
+pub mod addr;
+pub mod altmap;
+pub mod arch;
+pub mod buddy;
+pub mod cost;
+pub mod error;
+pub mod inject;
+pub mod map;
+pub mod memmap;
+pub mod memmap_on_memory;
+pub mod nvdimm;
+pub mod page;
+pub mod pgtable;
+pub mod phys;
+pub mod sparse;
+pub mod vmemmap;
+
+#[cfg(not(target_os = "none"))]
+pub mod sim;
+
+#[cfg(test)]
+mod tests;
+
+pub use addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
+pub use altmap::VmemAltmap;
+pub use arch::MmArch;
+pub use error::{AllocKind, MmError};

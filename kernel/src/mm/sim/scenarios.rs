@@ -1,0 +1,397 @@
+//! Named scenarios of linux-mm.md §6.4, generic over the format; the arch crates run
+//! them with their format, features and expectations. Each panics on a violation.
+
+use std::vec::Vec;
+
+use super::harness::World;
+use crate::mm::addr::{PAGE_SIZE, Pfn, VirtAddr};
+use crate::mm::altmap::VmemAltmap;
+use crate::mm::arch::MmArch;
+use crate::mm::cost::MemmapCost;
+use crate::mm::error::{AllocKind, MmError};
+use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
+use crate::mm::nvdimm::{NdPfnLayout, nvdimm_setup};
+use crate::mm::pgtable::{Features, PageTableFormat};
+
+/// An altmap covering exactly the memmap of `range` (no reserve).
+pub fn exact_altmap(arch: &MmArch, range: &core::ops::Range<Pfn>) -> VmemAltmap {
+    let pages = range.end.0 - range.start.0;
+    VmemAltmap::new(
+        range.start.0,
+        range.end.0 - 1,
+        0,
+        arch.memmap_bytes(pages) / PAGE_SIZE,
+    )
+}
+
+/// Populates `sections` sections, in `pieces` adds per section (each with its own exact
+/// altmap when `altmap`), checks through the simulated MMU that every memmap page maps
+/// to a leaf of `leaf_bytes` from the altmap (`expect_altmap_leaves`) or RAM, then
+/// removes everything and checks memory is back to its starting state.
+pub fn populate_walk_free<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    sections: u64,
+    pieces: u64,
+    altmap: bool,
+    leaf_bytes: u64,
+    expect_altmap_leaves: bool,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let start = world.snapshot();
+    let piece_subs = arch.subsections_per_section() / pieces;
+    let mut adds: Vec<(core::ops::Range<Pfn>, Option<VmemAltmap>)> = Vec::new();
+    for piece in 0..sections * pieces {
+        let range = world.subsections(piece * piece_subs, piece_subs);
+        let mut map = altmap.then(|| exact_altmap(arch, &range));
+        world.add(range.clone(), map.as_mut()).expect("add");
+        adds.push((range, map));
+    }
+    let altmaps: Vec<&VmemAltmap> = adds.iter().filter_map(|(_, a)| a.as_ref()).collect();
+    world.check_invariants(&altmaps);
+    let all = world.sections(0, sections);
+    let mut last_phys = None;
+    for pfn in (all.start.0..all.end.0).step_by((PAGE_SIZE / 64) as usize) {
+        let t = world
+            .struct_page_phys(Pfn(pfn))
+            .unwrap_or_else(|| panic!("struct page of {pfn:#x} unmapped"));
+        assert_eq!(t.leaf_bytes, leaf_bytes, "leaf size for pfn {pfn:#x}");
+        let owner = altmaps.iter().find(|a| a.in_storage(t.frame.pfn()));
+        assert_eq!(
+            owner.is_some(),
+            expect_altmap_leaves,
+            "leaf source for pfn {pfn:#x}"
+        );
+        assert_eq!(world.mem.is_ram(t.frame), !expect_altmap_leaves);
+        if t.leaf_bytes > PAGE_SIZE && t.phys != t.frame {
+            assert_eq!(
+                Some(t.phys.0 - PAGE_SIZE),
+                last_phys,
+                "contiguous inside a leaf"
+            );
+        }
+        last_phys = Some(t.phys.0);
+    }
+    while let Some((range, mut map)) = adds.pop() {
+        world.remove(range, map.as_mut()).expect("remove");
+        if let Some(map) = map {
+            assert_eq!(
+                (map.alloc, map.align),
+                (0, 0),
+                "teardown must end with alloc == 0"
+            );
+        }
+    }
+    assert_eq!(world.snapshot(), start);
+}
+
+/// Fails the nth allocation of `kind` for every n an add of `sections` sections makes
+/// (from empty tables, or next to one section already present when `neighbour`), and
+/// checks each failure rolls back exactly: counters, tables, altmap `alloc` and `align`,
+/// and the simulated RAM. Up to 64 allocations every position is tried, beyond that the
+/// first and last 8 and every 1/32nd. Returns (positions tried, adds that failed; the
+/// others were absorbed by a fallback).
+pub fn failure_at_each_allocation<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    kind: AllocKind,
+    altmap: bool,
+    sections: u64,
+    neighbour: bool,
+) -> (u64, u64) {
+    let mut world = World::<F>::new(arch, features);
+    if neighbour {
+        world
+            .add(world.sections(0, 1), None)
+            .expect("first section");
+    }
+    let range = world.sections(1, sections);
+    let fresh = || {
+        VmemAltmap::new(
+            range.start.0,
+            range.end.0 - 1,
+            2,
+            arch.memmap_bytes(range.end.0 - range.start.0) / PAGE_SIZE + 512,
+        )
+    };
+    let before = world.snapshot();
+    let attempts_before = world.sparse.vmemmap_mut().faults().attempts(kind);
+    let mut probe = altmap.then(fresh);
+    world.add(range.clone(), probe.as_mut()).expect("clean add");
+    let attempts = world.sparse.vmemmap_mut().faults().attempts(kind) - attempts_before;
+    world
+        .remove(range.clone(), probe.as_mut())
+        .expect("clean remove");
+    assert_eq!(world.snapshot(), before);
+    let mut failures = 0;
+    let stride = (attempts / 32).max(1);
+    let tried: Vec<u64> = (1..=attempts)
+        .filter(|n| attempts <= 64 || *n <= 8 || *n > attempts - 8 || n % stride == 0)
+        .collect();
+    for &nth in &tried {
+        let mut map = altmap.then(fresh);
+        let handed_out = world.mem.handed_out() - world.mem.returned();
+        world.sparse.vmemmap_mut().faults().fail_nth(kind, nth);
+        let result = world.add(range.clone(), map.as_mut());
+        world.sparse.vmemmap_mut().faults().clear();
+        match result {
+            Err(error) => {
+                assert_eq!(error, MmError::NoMemory(kind), "allocation {nth}");
+                failures += 1;
+            }
+            Ok(()) => world
+                .remove(range.clone(), map.as_mut())
+                .expect("remove after absorbed failure"),
+        }
+        assert_eq!(
+            world.snapshot(),
+            before,
+            "rollback after failing {kind:?} #{nth}"
+        );
+        assert_eq!(world.mem.handed_out() - world.mem.returned(), handed_out);
+        if let Some(map) = map {
+            assert_eq!(
+                (map.alloc, map.align, map.live_blocks()),
+                (0, 0, 0),
+                "altmap after failing #{nth}"
+            );
+        }
+    }
+    (tried.len() as u64, failures)
+}
+
+/// Two adds in one section (`a` and `b` subsection counts, `b` after `a`); removing the
+/// first keeps the second's memmap mapped (the arm64 2025 bug), removing the second
+/// frees everything.
+pub fn two_adds_share_section<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    altmap: bool,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let start = world.snapshot();
+    let (a, b) = (world.subsections(0, 8), world.subsections(8, 8));
+    let mut map_a = altmap.then(|| exact_altmap(arch, &a));
+    let mut map_b = altmap.then(|| exact_altmap(arch, &b));
+    world.add(a.clone(), map_a.as_mut()).expect("add A");
+    world.add(b.clone(), map_b.as_mut()).expect("add B");
+    world.remove(a.clone(), map_a.as_mut()).expect("remove A");
+    for pfn in (b.start.0..b.end.0).step_by(64) {
+        assert!(
+            world.struct_page_phys(Pfn(pfn)).is_some(),
+            "B's memmap lost when A was removed"
+        );
+    }
+    world.check_invariants(&map_b.iter().collect::<Vec<_>>());
+    assert_eq!(
+        world
+            .sparse
+            .section(world.arch().section_nr(b.start))
+            .map(|s| s.present),
+        Some(0xff00)
+    );
+    world.remove(b, map_b.as_mut()).expect("remove B");
+    assert!(world.sparse.sections().next().is_none());
+    assert_eq!(world.snapshot(), start);
+    for map in [map_a, map_b].into_iter().flatten() {
+        assert_eq!((map.alloc, map.align), (0, 0));
+    }
+}
+
+/// A huge leaf partly used: add a section, remove its first `subs` subsections (the leaf
+/// stays for the rest), re-add them (the leaf is reused: no new allocation), then remove
+/// all (the leaf goes).
+pub fn partially_used_huge_leaf<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    subs: u64,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let start = world.snapshot();
+    let section = world.sections(0, 1);
+    let part = world.subsections(0, subs);
+    world.add(section.clone(), None).expect("add section");
+    let leaf_va = VirtAddr(arch.pfn_to_page(section.start).0);
+    let leaf_pages = arch.vmemmap_leaf_bytes() / PAGE_SIZE;
+    assert_eq!(
+        world.sparse.vmemmap().huge_leaf_users(leaf_va),
+        Some(leaf_pages as u32)
+    );
+    let leaves = world.stats().leaves();
+    world.remove(part.clone(), None).expect("remove part");
+    let used_pages = leaf_pages - arch.memmap_bytes(part.end.0 - part.start.0) / PAGE_SIZE;
+    assert_eq!(
+        world.sparse.vmemmap().huge_leaf_users(leaf_va),
+        Some(used_pages as u32)
+    );
+    assert_eq!(
+        world.stats().leaves(),
+        leaves,
+        "a partly used leaf must stay"
+    );
+    let handed_out = world.mem.handed_out();
+    world.add(part, None).expect("re-add part");
+    assert_eq!(
+        world.mem.handed_out(),
+        handed_out,
+        "re-add must reuse the leaf, not pay twice"
+    );
+    world.check_invariants(&[]);
+    world.remove(section, None).expect("remove section");
+    assert_eq!(world.snapshot(), start);
+}
+
+/// Removes and re-adds `sections` sections with a fresh and with a reused altmap
+/// (reserve 2, so the first leaf needs padding): the layout must be identical and the
+/// reused altmap must not leak `align`.
+pub fn readd_fresh_and_reused_altmap<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    sections: u64,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let range = world.sections(0, sections);
+    let make = || {
+        VmemAltmap::new(
+            range.start.0,
+            range.end.0 - 1,
+            2,
+            arch.memmap_bytes(range.end.0 - range.start.0) / PAGE_SIZE + 512,
+        )
+    };
+    let mut reused = make();
+    world.add(range.clone(), Some(&mut reused)).expect("add");
+    let (layout, fields) = (world.dump(), (reused.alloc, reused.align));
+    world
+        .remove(range.clone(), Some(&mut reused))
+        .expect("remove");
+    assert_eq!(
+        (reused.alloc, reused.align),
+        (0, 0),
+        "align leaked on teardown"
+    );
+    world
+        .add(range.clone(), Some(&mut reused))
+        .expect("re-add, reused altmap");
+    assert_eq!(
+        (world.dump(), (reused.alloc, reused.align)),
+        (layout.clone(), fields)
+    );
+    world
+        .remove(range.clone(), Some(&mut reused))
+        .expect("remove");
+    let mut fresh = make();
+    world
+        .add(range.clone(), Some(&mut fresh))
+        .expect("re-add, fresh altmap");
+    assert_eq!((world.dump(), (fresh.alloc, fresh.align)), (layout, fields));
+    world.remove(range, Some(&mut fresh)).expect("remove");
+}
+
+/// An nvdimm namespace of `sections` sections at a section-aligned start: returns the
+/// layout and the altmap after populating (the caller checks the arch's numbers), after
+/// checking that removal ends at `alloc == 0`.
+pub fn nvdimm_namespace<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    sections: u64,
+) -> Result<(NdPfnLayout, VmemAltmap), MmError> {
+    let mut world = World::<F>::new(arch, features);
+    let range = world.sections(0, sections);
+    let (layout, mut altmap) = nvdimm_setup(
+        arch,
+        range.start.addr().0,
+        sections * arch.section_bytes(),
+        2 << 20,
+    )
+    .expect("layout");
+    world.add(range.clone(), Some(&mut altmap))?;
+    world.check_invariants(&[&altmap]);
+    let populated = altmap.clone();
+    world.remove(range, Some(&mut altmap)).expect("remove");
+    assert_eq!((altmap.alloc, altmap.align), (0, 0));
+    Ok((layout, populated))
+}
+
+/// memmap_on_memory for a block of `sections` sections: the memmap lives in the block's
+/// first pages (self-hosted: the struct page of the block's first pfn is inside the
+/// block); removing without the altmap is refused (Linux's NULL-altmap error path,
+/// §6.4 item 14) and removing with it ends at `alloc == 0`.
+pub fn memmap_on_memory_block<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    sections: u64,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let start = world.snapshot();
+    let range = world.sections(0, sections);
+    let mut altmap = memmap_on_memory_altmap(
+        arch,
+        range.start,
+        sections * arch.section_bytes(),
+        MemmapOnMemoryMode::Enabled,
+    )
+    .expect("supported");
+    world.add(range.clone(), Some(&mut altmap)).expect("add");
+    assert_eq!(altmap.nr_free(), 0, "the altmap is consumed exactly");
+    let first = world.struct_page_phys(range.start).expect("mapped");
+    assert_eq!(
+        first.phys.pfn(),
+        range.start,
+        "self-hosted: struct page of the first pfn in the first page"
+    );
+    let before = world.snapshot();
+    let refused = world.remove(range.clone(), None).expect_err("no altmap");
+    assert!(
+        matches!(refused, MmError::AltmapMismatch { .. }),
+        "{refused}"
+    );
+    assert_eq!(world.snapshot(), before);
+    world
+        .remove(range, Some(&mut altmap))
+        .expect("remove with the altmap");
+    assert_eq!((altmap.alloc, altmap.align), (0, 0));
+    assert_eq!(world.snapshot(), start);
+}
+
+/// Removing through another altmap, or none, is refused and changes nothing.
+pub fn wrong_altmap_is_refused<F: PageTableFormat>(arch: &'static MmArch, features: Features) {
+    let mut world = World::<F>::new(arch, features);
+    let range = world.sections(0, 1);
+    let mut right = exact_altmap(arch, &range);
+    let mut other = VmemAltmap::new(range.end.0, range.end.0 + 4096, 0, 4096);
+    world.add(range.clone(), Some(&mut right)).expect("add");
+    let before = world.snapshot();
+    for wrong in [Some(&mut other), None] {
+        let error = world
+            .remove(range.clone(), wrong)
+            .expect_err("wrong altmap");
+        assert!(matches!(error, MmError::AltmapMismatch { .. }), "{error}");
+        assert_eq!(world.snapshot(), before);
+    }
+    world.remove(range, Some(&mut right)).expect("right altmap");
+}
+
+/// Populates 1 GiB of memory's memmap from RAM and checks the counters against the
+/// arithmetic cost table.
+pub fn cost_matches_formula<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    leaf_bytes: u64,
+) {
+    let mut world = World::<F>::new(arch, features);
+    let sections = (1 << 30) / arch.section_bytes();
+    world
+        .add(world.sections(0, sections), None)
+        .expect("add 1 GiB");
+    let cost = MemmapCost::new(arch, leaf_bytes);
+    let stats = world.stats();
+    let huge_level = world.sparse.vmemmap().huge_level();
+    assert_eq!(stats.leaves(), cost.leaves_per_gib);
+    assert_eq!(stats.tables[huge_level + 1], cost.pte_tables_per_gib);
+    assert_eq!(
+        stats.tables[huge_level + 1] * F::LEVELS[huge_level + 1].table_bytes,
+        cost.pte_table_bytes_per_gib
+    );
+    assert_eq!(stats.tables[huge_level], 1, "one leaf-holding table");
+}

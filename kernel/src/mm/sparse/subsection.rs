@@ -1,0 +1,80 @@
+//! Per-section subsection bitmaps and the chunking of a frame range into sections.
+
+use crate::mm::addr::Pfn;
+use crate::mm::arch::MmArch;
+use crate::mm::error::MmError;
+
+/// One section's part of a range: `nr_pages` frames from `first`, all in `section`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Section number.
+    pub section: u64,
+    /// First frame.
+    pub first: Pfn,
+    /// Number of frames.
+    pub nr_pages: u64,
+}
+
+/// The subsection bits a chunk covers (bit i = subsection i of the section).
+pub fn subsection_mask(arch: &MmArch, chunk: &Chunk) -> u128 {
+    let per_sub = arch.pages_per_subsection();
+    let first = (chunk.first.0 % arch.pages_per_section()) / per_sub;
+    let count = chunk.nr_pages.div_ceil(per_sub);
+    if count == 0 {
+        return 0;
+    }
+    let ones = if count >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << count) - 1
+    };
+    ones << first
+}
+
+/// `check_pfn_span`: start and size must be subsection multiples, the range non-empty
+/// and inside the memory model.
+pub fn check_span(arch: &MmArch, first: Pfn, end: Pfn) -> Result<(), MmError> {
+    let per_sub = arch.pages_per_subsection();
+    for (what, pfn) in [("start pfn", first.0), ("end pfn", end.0)] {
+        if pfn % per_sub != 0 {
+            return Err(MmError::Misaligned {
+                what,
+                value: pfn,
+                align: per_sub,
+            });
+        }
+    }
+    if end <= first {
+        return Err(MmError::Empty);
+    }
+    if end.0 > arch.max_pfn() {
+        return Err(MmError::OutOfRange {
+            what: "end pfn",
+            value: end.0,
+            limit: arch.max_pfn(),
+        });
+    }
+    Ok(())
+}
+
+/// Splits `[first, end)` at section boundaries, ascending.
+pub fn chunks(
+    arch: &MmArch,
+    first: Pfn,
+    end: Pfn,
+) -> impl DoubleEndedIterator<Item = Chunk> + Clone + use<> {
+    let per_section = arch.pages_per_section();
+    let shift = arch.section_shift - crate::mm::addr::PAGE_SHIFT;
+    let first_section = first.0 >> shift;
+    let last_section = (end.0 - 1) >> shift;
+    (first_section..=last_section).map(move |section| {
+        let section_start = section * per_section;
+        let start = first.0.max(section_start);
+        let stop = end.0.min(section_start + per_section);
+        Chunk {
+            section,
+            first: Pfn(start),
+            nr_pages: stop - start,
+        }
+    })
+}

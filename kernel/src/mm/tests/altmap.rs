@@ -1,0 +1,218 @@
+//! `VmemAltmap` arithmetic (§6.4 items 1, 10, 11) and a differential test against a
+//! plain model of Linux's formulas.
+
+use proptest::prelude::*;
+
+use crate::mm::altmap::VmemAltmap;
+use crate::mm::error::MmError;
+use crate::mm::{PAGE_SIZE, Pfn};
+
+fn nvdimm_like() -> VmemAltmap {
+    VmemAltmap::new(0x100000, 0x100000 + 32768 - 1, 2, 1022)
+}
+
+#[test]
+fn pmd_alloc_after_reserve_2_pads_510_and_is_512_aligned() {
+    let mut altmap = nvdimm_like();
+    let pfn = altmap.alloc_bytes(2 << 20).expect("fits");
+    assert_eq!(pfn, Pfn(0x100000 + 512));
+    assert_eq!(
+        (altmap.align, altmap.alloc, altmap.nr_free()),
+        (510, 512, 0)
+    );
+}
+
+#[test]
+fn page_allocations_never_pad() {
+    let mut altmap = nvdimm_like();
+    for i in 0..10 {
+        assert_eq!(altmap.alloc_bytes(PAGE_SIZE), Ok(Pfn(0x100000 + 2 + i)));
+    }
+    assert_eq!(altmap.align, 0);
+}
+
+#[test]
+fn odd_sizes_align_to_their_lowest_set_bit() {
+    let mut altmap = VmemAltmap::new(0x1001, 0x2000, 0, 4000);
+    assert_eq!(altmap.alloc_block(3), Ok(Pfn(0x1001)));
+    assert_eq!(altmap.align, 0);
+    assert_eq!(altmap.alloc_block(6), Ok(Pfn(0x1004)));
+    assert_eq!(altmap.align, 0, "0x1004 is already 2-aligned");
+    assert_eq!(altmap.alloc_block(1), Ok(Pfn(0x100a)));
+    assert_eq!(altmap.alloc_block(6), Ok(Pfn(0x100c)));
+    assert_eq!(altmap.align, 1);
+    assert_eq!(altmap.alloc_block(1536), Ok(Pfn(0x1200)));
+    assert_eq!(altmap.align, 1 + (0x1200 - 0x1012));
+}
+
+#[test]
+fn non_page_multiple_is_refused_without_change() {
+    let mut altmap = nvdimm_like();
+    let before = altmap.clone();
+    assert_eq!(
+        altmap.alloc_bytes(PAGE_SIZE + 8),
+        Err(MmError::NotPageMultiple {
+            size: PAGE_SIZE + 8
+        })
+    );
+    assert_eq!(
+        altmap.alloc_bytes(0),
+        Err(MmError::NotPageMultiple { size: 0 })
+    );
+    assert_eq!(altmap, before);
+}
+
+#[test]
+fn exhaustion_changes_nothing() {
+    let mut altmap = VmemAltmap::new(0x100000, 0x110000, 2, 1000);
+    let before = altmap.clone();
+    assert_eq!(
+        altmap.alloc_block(512),
+        Err(MmError::AltmapExhausted {
+            requested: 512,
+            padding: 510,
+            nr_free: 1000
+        })
+    );
+    assert_eq!(altmap, before);
+}
+
+#[test]
+fn offset_is_the_first_data_pfn() {
+    let altmap = nvdimm_like();
+    assert_eq!(altmap.offset(), 1024);
+    assert_eq!(altmap.first_data_pfn(), Pfn(0x100000 + 1024));
+    assert!(altmap.in_storage(Pfn(0x100002)) && !altmap.in_storage(Pfn(0x100001)));
+}
+
+#[test]
+fn non_lifo_free_cannot_hand_out_live_pages_linux_hazard() {
+    let mut altmap = VmemAltmap::new(0, 0xffff, 0, 4096);
+    let a = altmap.alloc_block(512).expect("A");
+    let b = altmap.alloc_block(512).expect("B");
+    altmap.free_block(a, 512).expect("free A below B");
+    // Linux: alloc -= 512, so next_pfn == A and then C == B while B is mapped.
+    let c = altmap.alloc_block(512).expect("C");
+    assert_ne!(c, b, "C must not overlap the live B");
+    assert!(c.0 >= b.0 + 512);
+    assert_eq!(altmap.live_pages(), 1024);
+    altmap.free_block(c, 512).expect("C");
+    altmap
+        .free_block(b, 512)
+        .expect("B, cascading over the freed A");
+    assert_eq!(
+        (altmap.alloc, altmap.align, altmap.live_blocks()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn freeing_unknown_or_twice_is_refused() {
+    let mut altmap = VmemAltmap::new(0, 0xffff, 0, 4096);
+    let a = altmap.alloc_block(8).expect("A");
+    assert_eq!(
+        altmap.free_block(a, 4),
+        Err(MmError::AltmapBlockUnknown {
+            pfn: a,
+            nr_pages: 4
+        })
+    );
+    altmap.free_block(a, 8).expect("free");
+    assert_eq!(
+        altmap.free_block(a, 8),
+        Err(MmError::AltmapBlockUnknown {
+            pfn: a,
+            nr_pages: 8
+        })
+    );
+}
+
+#[test]
+fn lifo_teardown_returns_align_too() {
+    let mut altmap = nvdimm_like();
+    let first = altmap.alloc_block(512).expect("pmd");
+    altmap.free_block(first, 512).expect("free");
+    assert_eq!(
+        (altmap.alloc, altmap.align),
+        (0, 0),
+        "Linux would keep align = 510"
+    );
+    assert_eq!(
+        altmap.alloc_block(512),
+        Ok(first),
+        "a reused altmap lays out identically"
+    );
+}
+
+/// Linux's arithmetic, verbatim in spirit: a bump pointer with `alloc` and `align`.
+#[derive(Debug, Default)]
+struct LinuxAltmap {
+    base_pfn: u64,
+    reserve: u64,
+    free: u64,
+    align: u64,
+    alloc: u64,
+}
+
+impl LinuxAltmap {
+    fn alloc(&mut self, nr: u64) -> Option<u64> {
+        let pfn = self.base_pfn + self.reserve + self.alloc + self.align;
+        let nr_align = (1u64 << nr.trailing_zeros()).wrapping_sub(1);
+        let nr_align = ((pfn + nr_align) & !nr_align) - pfn;
+        let nr_free = self.free.saturating_sub(self.alloc + self.align);
+        if nr + nr_align > nr_free {
+            return None;
+        }
+        self.alloc += nr;
+        self.align += nr_align;
+        Some(pfn + nr_align)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn allocations_match_linux_arithmetic(
+        base in 0u64..1 << 20, reserve in 0u64..8, free in 0u64..8192,
+        requests in proptest::collection::vec(1u64..1100, 1..24),
+    ) {
+        let mut ours = VmemAltmap::new(base, (base + 1) << 20, reserve, free);
+        let mut linux = LinuxAltmap { base_pfn: base, reserve, free, ..Default::default() };
+        let mut stack = Vec::new();
+        for nr in requests {
+            let expected = linux.alloc(nr);
+            let got = ours.alloc_block(nr).ok().map(|p| p.0);
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!((ours.alloc, ours.align), (linux.alloc, linux.align));
+            if let Some(pfn) = got {
+                stack.push((pfn, nr));
+            }
+        }
+        while let Some((pfn, nr)) = stack.pop() {
+            ours.free_block(Pfn(pfn), nr).expect("LIFO");
+        }
+        prop_assert_eq!((ours.alloc, ours.align), (0, 0));
+    }
+
+    #[test]
+    fn live_blocks_never_overlap_under_any_free_order(
+        ops in proptest::collection::vec((1u64..600, any::<bool>(), any::<usize>()), 1..40),
+    ) {
+        let mut altmap = VmemAltmap::new(3, 1 << 20, 1, 1 << 14);
+        let mut live: Vec<(u64, u64)> = Vec::new();
+        for (nr, free, pick) in ops {
+            if free && !live.is_empty() {
+                let (pfn, n) = live.swap_remove(pick % live.len());
+                altmap.free_block(Pfn(pfn), n).expect("live block");
+            } else if let Ok(pfn) = altmap.alloc_block(nr) {
+                for (other, n) in &live {
+                    prop_assert!(pfn.0 + nr <= *other || other + n <= pfn.0, "overlap with a live block");
+                }
+                prop_assert!(pfn.0 % (1 << nr.trailing_zeros()) == 0);
+                live.push((pfn.0, nr));
+            }
+            prop_assert_eq!(altmap.live_pages(), live.iter().map(|(_, n)| n).sum::<u64>());
+            prop_assert!(altmap.alloc + altmap.align <= altmap.free);
+        }
+    }
+}
