@@ -7,10 +7,15 @@
 
 use core::fmt;
 
+use crate::mm::pgtable::PageTableFormat;
+
 /// One architecture port.
 pub trait Arch: 'static {
     /// Short architecture name printed in records, e.g. `"s390x"`.
     const NAME: &'static str;
+
+    /// The translation-table format this CPU walks (the vmemmap walker's `F`).
+    type PageTable: PageTableFormat;
 
     /// Writes raw bytes to the boot console (blocking, no buffering).
     fn console_write(bytes: &[u8]);

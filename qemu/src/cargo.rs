@@ -5,13 +5,13 @@
 //! `cargo test -p tests` produce the same files.
 
 use std::ffi::OsString;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use crate::arch::{Arch, BootKind, UefiLoader};
+use crate::esp::{Esp, EspSpec, LoaderKind};
 
 /// What a build produced for one arch.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct BootImage {
     pub kernel: PathBuf,
     /// The ESP directory handed to QEMU as `fat:rw:` (UEFI ports only).
     pub esp: Option<PathBuf>,
+    /// Which loader the ESP boots (UEFI ports only).
+    pub loader: Option<LoaderKind>,
 }
 
 /// Root of the cargo workspace (the parent of this crate's manifest directory).
@@ -55,8 +57,14 @@ pub fn tool_command(tool: &str) -> Command {
     cmd
 }
 
-/// Builds the kernel (and, for UEFI ports, the loader and ESP) of `arch`.
+/// Builds the kernel (and, for UEFI ports, the loader and ESP) of `arch`; the ESP takes
+/// Limine's loader when one is installed (see [`crate::esp::find_limine`]).
 pub fn build(arch: Arch, release: bool) -> Result<BootImage> {
+    build_with(arch, release, None)
+}
+
+/// Like [`build`], with an explicit Limine data directory (`--limine DIR`).
+pub fn build_with(arch: Arch, release: bool, limine: Option<&Path>) -> Result<BootImage> {
     let workspace = workspace_root();
     arch.ensure_ported(&workspace)?;
     let target = target_dir();
@@ -71,16 +79,30 @@ pub fn build(arch: Arch, release: bool) -> Result<BootImage> {
     if !kernel.is_file() {
         bail!("cargo succeeded but {} does not exist", kernel.display());
     }
-    let esp = match arch.boot_kind() {
-        BootKind::DirectKernel => None,
-        BootKind::Uefi(loader) => Some(build_esp(arch, loader, &kernel, release)?),
+    let (esp, loader) = match arch.boot_kind() {
+        BootKind::DirectKernel => (None, None),
+        BootKind::Uefi(loader) => {
+            let esp = build_esp(arch, loader, &kernel, release, limine)?;
+            (Some(esp.dir), Some(esp.loader))
+        }
     };
-    Ok(BootImage { arch, kernel, esp })
+    Ok(BootImage {
+        arch,
+        kernel,
+        esp,
+        loader,
+    })
 }
 
 /// Builds the UEFI loader and lays out `target/esp/<arch>/` with the loader, kernel and
 /// `limine.conf` (DESIGN.md §4).
-fn build_esp(arch: Arch, loader: UefiLoader, kernel: &Path, release: bool) -> Result<PathBuf> {
+fn build_esp(
+    arch: Arch,
+    loader: UefiLoader,
+    kernel: &Path,
+    release: bool,
+    limine: Option<&Path>,
+) -> Result<Esp> {
     let workspace = workspace_root();
     for needed in ["boot/Cargo.toml", "boot/limine.conf"] {
         if !workspace.join(needed).is_file() {
@@ -101,22 +123,14 @@ fn build_esp(arch: Arch, loader: UefiLoader, kernel: &Path, release: bool) -> Re
         .join(loader.triple)
         .join(profile)
         .join(format!("{}.efi", loader.crate_name));
-    let esp = target.join("esp").join(arch.name());
-    fs::create_dir_all(esp.join("EFI/BOOT"))?;
-    fs::create_dir_all(esp.join("boot"))?;
-    copy(&efi, &esp.join("EFI/BOOT").join(loader.efi_name))?;
-    copy(kernel, &esp.join("boot/kernel"))?;
-    copy(
-        &workspace.join("boot/limine.conf"),
-        &esp.join("boot/limine.conf"),
-    )?;
-    Ok(esp)
-}
-
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    Ok(())
+    let spec = EspSpec {
+        efi_name: loader.efi_name,
+        our_loader: &efi,
+        kernel,
+        conf: &workspace.join("boot/limine.conf"),
+        limine_dir: limine,
+    };
+    crate::esp::build_esp(&target.join("esp").join(arch.name()), &spec)
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod cargo;
 pub mod cmdline;
 pub mod console;
+pub mod esp;
 pub mod host;
 pub mod hotplug;
 pub mod machine;
@@ -18,7 +19,7 @@ pub mod qmp;
 
 pub use accel::{Accel, AccelChoice};
 pub use arch::Arch;
-pub use cargo::{BootImage, build};
+pub use cargo::{BootImage, build, build_with};
 pub use machine::{Machine, Outcome};
 pub use profile::{ConsoleMode, Memory, Profile, RunOptions};
 pub use qmp::{Qmp, QmpError};

@@ -44,7 +44,13 @@ pub fn image(arch: Arch) -> Result<BootImage> {
             BootKind::Uefi(_) => Some(qemu::cargo::target_dir().join("esp").join(arch.name())),
             BootKind::DirectKernel => None,
         };
-        return Ok(BootImage { arch, kernel, esp });
+        let loader = None;
+        return Ok(BootImage {
+            arch,
+            kernel,
+            esp,
+            loader,
+        });
     }
     let mut built = BUILT
         .get_or_init(Default::default)

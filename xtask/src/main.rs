@@ -10,6 +10,7 @@ mod run;
 mod setup;
 mod toolchain;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -36,10 +37,24 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
+    /// Build the boot image: the ESP directory (and a BIOS/UEFI ISO when Limine's CD files
+    /// and xorriso exist) for UEFI ports, the kernel ELF for s390x.
+    Image {
+        #[arg(long)]
+        arch: Arch,
+        #[arg(long)]
+        release: bool,
+        /// Limine data directory whose BOOT*.EFI replaces our loader.
+        #[arg(long)]
+        limine: Option<PathBuf>,
+    },
     /// Boot one arch interactively: console on this terminal, HMP monitor on Ctrl-A c.
     Run {
         #[arg(long)]
         arch: Arch,
+        /// Limine data directory whose BOOT*.EFI replaces our loader.
+        #[arg(long)]
+        limine: Option<PathBuf>,
         /// auto (KVM when usable), kvm or tcg.
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
@@ -95,8 +110,14 @@ fn dispatch(command: Cmd) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Image {
+            arch,
+            release,
+            limine,
+        } => image(arch, release, limine),
         Cmd::Run {
             arch,
+            limine,
             accel,
             append,
             release,
@@ -105,6 +126,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             let gdb = false;
             run::run(run::Interactive {
                 arch,
+                limine,
                 accel,
                 append,
                 release,
@@ -124,6 +146,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             let gdb = true;
             run::run(run::Interactive {
                 arch,
+                limine: None,
                 accel,
                 append,
                 release,
@@ -132,4 +155,25 @@ fn dispatch(command: Cmd) -> Result<()> {
             })
         }
     }
+}
+
+/// `image`: build, lay out the ESP, and try the ISO when Limine is the loader.
+fn image(arch: Arch, release: bool, limine: Option<PathBuf>) -> Result<()> {
+    let image = qemu::build_with(arch, release, limine.as_deref())?;
+    println!("kernel: {}", image.kernel.display());
+    if let (Some(esp), Some(loader)) = (&image.esp, &image.loader) {
+        println!(
+            "esp: {} (QEMU: -drive format=raw,file=fat:rw:<esp>)",
+            esp.display()
+        );
+        println!("{}", loader.describe());
+        if let qemu::esp::LoaderKind::Limine(dir) = loader {
+            let iso = qemu::cargo::target_dir().join(format!("hotmem-{arch}.iso"));
+            match qemu::esp::build_iso(dir, esp, &iso)? {
+                Some(iso) => println!("iso: {}", iso.display()),
+                None => println!("iso: skipped (needs limine-bios-cd.bin and xorriso)"),
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use qemu::{Arch, ConsoleMode, Profile, RunOptions, cmdline, profile};
 /// What `run` and `gdb` share.
 pub struct Interactive {
     pub arch: Arch,
+    pub limine: Option<PathBuf>,
     pub accel: AccelChoice,
     pub append: Option<String>,
     pub release: bool,
@@ -20,7 +21,10 @@ pub struct Interactive {
 
 pub fn run(args: Interactive) -> Result<()> {
     crate::setup::ensure(&[args.arch])?;
-    let image = qemu::build(args.arch, args.release)?;
+    let image = qemu::build_with(args.arch, args.release, args.limine.as_deref())?;
+    if let Some(loader) = &image.loader {
+        println!("{}", loader.describe());
+    }
     let accel = match args.gdb {
         true => Accel::Tcg, // breakpoints are dead under KVM (prior-art §8.7)
         false => accel::resolve(args.accel, args.arch)?,

@@ -31,6 +31,8 @@ pub fn facilities() -> Facilities {
 }
 
 impl Arch for S390x {
+    type PageTable = crate::paging::S390xPaging;
+
     const NAME: &'static str = "s390x";
 
     fn console_write(bytes: &[u8]) {

@@ -32,6 +32,8 @@ pub const fn debug_exit_value(status: u32) -> u32 {
 }
 
 impl Arch for X86_64 {
+    type PageTable = crate::paging::X86_64Paging;
+
     const NAME: &'static str = "x86_64";
 
     fn console_write(bytes: &[u8]) {

@@ -55,7 +55,7 @@ pub fn map_range<F: PageTableFormat, M: PhysMem + FrameSource>(
     features: Features,
 ) -> Result<MapStats, MapError> {
     let base = F::LEVELS[F::last_level()].entry_span();
-    if va % base != 0 || pa % base != 0 || len % base != 0 {
+    if !(va.is_multiple_of(base) && pa.is_multiple_of(base) && len.is_multiple_of(base)) {
         return Err(MapError::Misaligned);
     }
     let mut stats = MapStats::default();
@@ -88,7 +88,10 @@ fn leaf_level<F: PageTableFormat>(va: u64, pa: u64, left: u64, features: Feature
     (0..F::LEVELS.len())
         .find(|&level| {
             let span = F::LEVELS[level].entry_span();
-            F::leaf_allowed(level, features) && va % span == 0 && pa % span == 0 && left >= span
+            F::leaf_allowed(level, features)
+                && va.is_multiple_of(span)
+                && pa.is_multiple_of(span)
+                && left >= span
         })
         .unwrap_or(F::last_level())
 }

@@ -1,0 +1,103 @@
+//! x86_64 in QEMU (q35, OVMF, our Limine-protocol loader or Limine itself; KVM when usable,
+//! TCG otherwise): boot to the shell, check the figures against what the test asked QEMU
+//! for, and prove that a CPU exception is reported and fails the run.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use qemu::profile::{GIB, MIB};
+use qemu::{Arch, Memory, Outcome, Profile};
+use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+
+const ARCH: Arch = Arch::X86_64;
+/// OVMF under TCG takes several seconds before our loader runs.
+const MACHINE_TIMEOUT: Duration = Duration::from_secs(120);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Firmware keeps some RAM for itself (reserved, runtime services): at most this much.
+const FIRMWARE_SLACK: u64 = 32 * MIB;
+
+fn skip() -> bool {
+    if selected(ARCH) {
+        return false;
+    }
+    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
+    true
+}
+
+#[test]
+fn shell_reports_memory_cpu_loader_and_cmdline_then_powers_off() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(512 * MIB).with_slots(4).with_maxmem(8 * GIB);
+    let append = "loglevel=info hello=x86";
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let mut m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
+
+    // The loader names itself through the bootloader-info response, which the kernel
+    // passes on in its boot record.
+    let console = m.console();
+    let ready = fields(line(&console, "boot: ready ")?);
+    let loader = ready.get("loader").copied().unwrap_or_default();
+    ensure!(
+        loader == "hotmem-boot" || loader.eq_ignore_ascii_case("limine"),
+        "loader {loader:?}:\n{console}"
+    );
+
+    let mem = shell(&mut m, "mem")?;
+    let total = fields(line(&mem, "mem.total ")?);
+    let ram = number(&total, "ram")?;
+    ensure!(
+        ram <= memory.ram && ram + FIRMWARE_SLACK >= memory.ram,
+        "RAM {ram} not within {FIRMWARE_SLACK} below -m {}:\n{mem}",
+        memory.ram
+    );
+    ensure!(number(&total, "usable")? <= ram, "{mem}");
+
+    let cpu = shell(&mut m, "cpu")?;
+    let features = fields(line(&cpu, "cpu.features ")?);
+    ensure!(features.get("pse") == Some(&"1"), "no PSE:\n{cpu}");
+    ensure!(features.get("nx") == Some(&"1"), "no NX:\n{cpu}");
+
+    let cmdline = shell(&mut m, "cmdline")?;
+    let echoed = line(&cmdline, "cmdline: ")?.trim_start_matches("cmdline: ");
+    ensure!(echoed == append, "cmdline came back as {echoed:?}");
+
+    let unknown = shell(&mut m, "frobnicate")?;
+    line(&unknown, "error: unknown command")?;
+
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)?;
+    Ok(())
+}
+
+#[test]
+fn a_page_fault_is_reported_and_fails_with_status_2() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot(&Profile::new(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
+    let outcome = m.wait_exit(MACHINE_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(2))?;
+    let console = m.console();
+    let report = fields(line(&console, "exception: ")?);
+    ensure!(report.get("vector") == Some(&"14"), "not a #PF:\n{console}");
+    ensure!(
+        report.contains_key("cr2") && report.contains_key("rip"),
+        "{console}"
+    );
+    Ok(())
+}
+
+#[test]
+fn exit_n_fails_with_status_n() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot_to_prompt(&Profile::new(ARCH), "", MACHINE_TIMEOUT)?;
+    m.send_line("exit 5")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(5))?;
+    Ok(())
+}
