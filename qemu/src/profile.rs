@@ -300,6 +300,7 @@ mod tests {
             arch: Arch::S390x,
             kernel: PathBuf::from("/k/kernel"),
             esp: None,
+            loader: None,
         }
     }
 
@@ -349,6 +350,7 @@ mod tests {
             arch: Arch::X86_64,
             kernel: PathBuf::from("/k/kernel"),
             esp: Some(PathBuf::from("/esp")),
+            loader: None,
         };
         let mut opts = RunOptions::new(image);
         opts.accel = Accel::Kvm;
