@@ -5,6 +5,7 @@
 
 mod apt;
 mod doctor;
+mod lint;
 mod pipeline;
 mod run;
 mod setup;
@@ -76,6 +77,8 @@ enum Cmd {
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
+    /// rustfmt --check and clippy -D warnings, on the host and on every kernel target.
+    Lint,
     /// Like run, but stopped at the first instruction with a gdb stub on :1234 (TCG).
     Gdb {
         #[arg(long)]
@@ -136,6 +139,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         }
         Cmd::Test { arch, release } => pipeline::run(arch, release),
         Cmd::Doctor => doctor::run(),
+        Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
             append,

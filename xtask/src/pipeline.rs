@@ -79,7 +79,7 @@ pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
     summarize(&stages)
 }
 
-fn cargo(args: &[&str], env: &[(String, String)]) -> Result<()> {
+pub(crate) fn cargo(args: &[&str], env: &[(String, String)]) -> Result<()> {
     let mut cmd: Command = qemu::cargo::cargo_command();
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     let env_text: Vec<String> = env

@@ -14,7 +14,7 @@ unsafe extern "C" {
 pub fn cmdline() -> &'static str {
     // SAFETY: the linker script reserves `MAX_CMDLINE` bytes at `__ipl_parm` inside the
     // loaded image; QEMU wrote the text before we started and nothing writes it later.
-    let area: &'static [u8; MAX_CMDLINE] = unsafe { &*(&raw const __ipl_parm) };
+    let area: &'static [u8; MAX_CMDLINE] = unsafe { &__ipl_parm };
     let text = &area[..area.iter().position(|&b| b == 0).unwrap_or(MAX_CMDLINE)];
     match core::str::from_utf8(text) {
         Ok(s) => s,

@@ -123,6 +123,12 @@ fn kprint_total(boot: &BootInfo, ram: u64, usable: u64, reserved: u64) {
         "mem.kernel start={start:#x} end={end:#x} bytes={}",
         end - start
     );
+    #[cfg(target_os = "none")]
+    kprintln!(
+        "mem.heap used={} bytes={}",
+        crate::heap::used(),
+        crate::heap::HEAP_BYTES
+    );
 }
 
 fn exit(arg: Option<&str>) {

@@ -1,0 +1,58 @@
+//! `cargo xtask lint`: rustfmt and clippy (`-D warnings`) over the host crates and over
+//! every ported kernel and UEFI loader on its own target, so target-only code is linted too.
+
+use anyhow::{Result, bail};
+use qemu::Arch;
+use qemu::arch::BootKind;
+
+use crate::pipeline::cargo;
+
+pub fn run() -> Result<()> {
+    let root = qemu::cargo::workspace_root();
+    let mut failed = Vec::new();
+    let mut check = |name: String, args: Vec<&str>| {
+        println!("==> {name}");
+        if let Err(e) = cargo(&args, &[]) {
+            eprintln!("xtask: {name} failed: {e:#}");
+            failed.push(name);
+        }
+    };
+    check("rustfmt".into(), vec!["fmt", "--all", "--check"]);
+    check(
+        "clippy (host)".into(),
+        vec![
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    for arch in Arch::ALL.into_iter().filter(|a| a.is_ported(&root)) {
+        let mut args = vec!["clippy"];
+        args.extend(arch.kernel_build_args());
+        args.extend(["--", "-D", "warnings"]);
+        check(format!("clippy ({arch} kernel)"), args);
+        if let BootKind::Uefi(loader) = arch.boot_kind() {
+            let args = vec![
+                "clippy",
+                "-p",
+                loader.crate_name,
+                "--bin",
+                loader.crate_name,
+                "--target",
+                loader.triple,
+                "--",
+                "-D",
+                "warnings",
+            ];
+            check(format!("clippy ({arch} loader)"), args);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("lint failed: {}", failed.join(", "));
+    }
+    println!("lint: clean");
+    Ok(())
+}
