@@ -7,6 +7,7 @@
 
 use core::fmt;
 
+use crate::mm::live::LiveConfig;
 use crate::mm::pgtable::PageTableFormat;
 
 /// One architecture port.
@@ -40,6 +41,11 @@ pub trait Arch: 'static {
 
     /// Returns a pointer through which the kernel may access physical address `pa`.
     fn phys_to_virt(pa: u64) -> *mut u8;
+
+    /// What the live memory manager needs: the memory-model constants, the CPU features
+    /// the vmemmap walker may use, the root of the tables the CPU is using, the direct map
+    /// and the TLB flush.
+    fn mm_config() -> LiveConfig;
 
     /// Makes the CPU take an exception on purpose (`selftest=fault`), to prove the
     /// exception path reports and fails the run.

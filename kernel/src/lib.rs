@@ -40,6 +40,11 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     );
     log::info!("cmdline: {}", boot.cmdline);
     run_selftest::<A>(boot.cmdline);
+    let mut kernel = Kernel::<A> {
+        mm: bring_up_memory::<A>(&boot),
+        boot,
+    };
+    let boot = &kernel.boot;
     let entry_to_prompt_us = A::timestamp_ns().saturating_sub(boot.entry_ns) / 1_000;
     kprintln!(
         "boot: ready arch={} loader={} ram={} entry_to_prompt_us={entry_to_prompt_us}",
@@ -47,7 +52,41 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         boot.loader,
         boot.memory.ram_bytes()
     );
-    shell::run::<A>(&boot)
+    shell::run::<A>(&mut kernel)
+}
+
+/// Everything the shell and the event handlers work on.
+pub struct Kernel<A: Arch> {
+    /// What the arch handed over at boot.
+    pub boot: BootInfo,
+    /// The live memory manager; `None` if boot RAM could not be brought up (the kernel
+    /// still runs its shell, and `mem` says why).
+    pub mm: Option<mm::live::LiveMm<A::PageTable>>,
+}
+
+/// Boot RAM sections, their memmap and the buddy allocator (DESIGN.md §2 `mm::init`).
+fn bring_up_memory<A: Arch>(boot: &BootInfo) -> Option<mm::live::LiveMm<A::PageTable>> {
+    match mm::live::LiveMm::boot(A::mm_config(), &boot.memory, A::timestamp_ns) {
+        Ok(mm) => {
+            let f = mm.boot_figures();
+            let vm = mm.sparse().vmemmap().stats();
+            log::info!(
+                "mm: boot sections={} managed={} free={} memmap.leaves={} tables={} bump={} in {} us",
+                f.sections,
+                mm.buddy().managed_pages(),
+                mm.buddy().free_pages(),
+                vm.leaves(),
+                vm.table_pages(),
+                f.bump_bytes,
+                f.ns / 1000
+            );
+            Some(mm)
+        }
+        Err(e) => {
+            log::error!("mm: bringing up boot RAM failed: {e:?}; running without a memmap");
+            None
+        }
+    }
 }
 
 /// `selftest=panic` and `selftest=hang` let the host prove that a kernel which panics,

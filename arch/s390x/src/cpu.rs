@@ -121,6 +121,12 @@ pub fn storage_limit() -> Option<u64> {
     (ok == 1).then_some(limit)
 }
 
+/// PTLB: purges this CPU's TLB, so new and removed translations take effect.
+pub fn purge_tlb() {
+    // SAFETY: PTLB only discards cached translations.
+    unsafe { asm!("ptlb", options(nostack)) };
+}
+
 /// Loads a disabled-wait PSW: the CPU stops for good. Address 0xfff tells QEMU the
 /// guest ended normally (exit status 0); any other address is reported as a crash.
 pub fn disabled_wait(address: u64) -> ! {

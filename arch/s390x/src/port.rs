@@ -3,6 +3,10 @@
 use core::fmt;
 
 use kernel::Arch;
+use kernel::mm::addr::PhysAddr;
+use kernel::mm::arch::MmArch;
+use kernel::mm::live::LiveConfig;
+use kernel::mm::pgtable::Features;
 use spin::Once;
 
 use crate::dat::{self, DatInfo};
@@ -73,6 +77,20 @@ impl Arch for S390x {
     fn phys_to_virt(pa: u64) -> *mut u8 {
         // Identity: DAT is either off or an identity map of RAM.
         pa as *mut u8
+    }
+
+    fn mm_config() -> LiveConfig {
+        let f = facilities();
+        let mut features = Features::empty();
+        features.set(Features::EDAT1, f.has(facility::EDAT1));
+        let root = DAT.get().map_or(0, |d| d.asce & !0xfff);
+        LiveConfig {
+            arch: &MmArch::S390X,
+            features,
+            root: PhysAddr(root),
+            phys_to_virt: |pa| pa as *mut u8,
+            flush_tlb: cpu::purge_tlb,
+        }
     }
 
     fn provoke_fault() {

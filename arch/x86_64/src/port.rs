@@ -4,7 +4,11 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::Arch;
+use kernel::mm::addr::PhysAddr;
+use kernel::mm::arch::MmArch;
+use kernel::mm::live::LiveConfig;
 use x86_64::instructions::port::Port;
+use x86_64::registers::control::Cr3;
 
 use crate::{cpu, serial, tsc};
 
@@ -75,6 +79,17 @@ impl Arch for X86_64 {
 
     fn phys_to_virt(pa: u64) -> *mut u8 {
         (HHDM.load(Ordering::Relaxed) + pa) as *mut u8
+    }
+
+    fn mm_config() -> LiveConfig {
+        let (frame, _) = Cr3::read();
+        LiveConfig {
+            arch: &MmArch::X86_64,
+            features: cpu::features().page_table(),
+            root: PhysAddr(frame.start_address().as_u64()),
+            phys_to_virt: <Self as Arch>::phys_to_virt,
+            flush_tlb: x86_64::instructions::tlb::flush_all,
+        }
     }
 
     fn provoke_fault() {

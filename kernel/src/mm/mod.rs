@@ -14,6 +14,7 @@ pub mod buddy;
 pub mod cost;
 pub mod error;
 pub mod inject;
+pub mod live;
 pub mod map;
 pub mod memmap;
 pub mod memmap_on_memory;

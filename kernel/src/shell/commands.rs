@@ -2,7 +2,8 @@
 
 use crate::boot_info::MemKind;
 use crate::console::{self, Console};
-use crate::{Arch, BootInfo, kprintln};
+use crate::mm::addr::PAGE_SIZE;
+use crate::{Arch, BootInfo, Kernel, kprintln};
 
 /// A command's name, argument synopsis and one-line description.
 struct CommandInfo {
@@ -45,7 +46,8 @@ const COMMANDS: &[CommandInfo] = &[
 ];
 
 /// Parses and runs one submitted line.
-pub fn execute<A: Arch>(boot: &BootInfo, line: &str) {
+pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
+    let boot = &kernel.boot;
     let mut words = line.split_ascii_whitespace();
     let Some(name) = words.next() else { return };
     let args: [Option<&str>; 2] = [words.next(), words.next()];
@@ -66,7 +68,10 @@ pub fn execute<A: Arch>(boot: &BootInfo, line: &str) {
     }
     match name {
         "help" => help(),
-        "mem" => mem(boot),
+        "mem" => {
+            mem(boot);
+            mm_report(kernel);
+        }
         "cpu" => {
             kprintln!("cpu arch={} clock={}", A::NAME, A::clock_name());
             let _ = A::cpu_report(&mut Console);
@@ -140,4 +145,25 @@ fn exit(arg: Option<&str>) {
         Ok(status) => console::exit(u32::from(status)),
         Err(_) => kprintln!("error: exit: bad status '{text}' (expected 0..=255)"),
     }
+}
+
+/// The live memory manager's figures: buddy, memmap, vmemmap tables.
+fn mm_report<A: Arch>(kernel: &Kernel<A>) {
+    let Some(mm) = &kernel.mm else {
+        kprintln!("mem.mm state=down (boot RAM bring-up failed; see the boot log)");
+        return;
+    };
+    let buddy = mm.buddy();
+    let sparse = mm.sparse();
+    let vm = sparse.vmemmap().stats();
+    let memmap_pages = sparse.present_pages() * crate::mm::page::STRUCT_PAGE_SIZE / PAGE_SIZE;
+    kprintln!(
+        "mem.mm managed={} free={} sections={} present={} memmap.pages={memmap_pages} vmemmap.leaves={} vmemmap.tables={}",
+        buddy.managed_pages(),
+        buddy.free_pages(),
+        sparse.sections().count(),
+        sparse.present_pages(),
+        vm.leaves(),
+        vm.table_pages(),
+    );
 }

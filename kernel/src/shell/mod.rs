@@ -8,7 +8,7 @@ mod commands;
 pub mod line;
 
 use crate::console;
-use crate::{Arch, BootInfo, kprint, kprintln};
+use crate::{Arch, Kernel, kprint, kprintln};
 
 use line::{Event, LineEditor};
 
@@ -16,7 +16,7 @@ use line::{Event, LineEditor};
 pub const PROMPT: &str = "hotmem> ";
 
 /// Runs the shell forever (commands such as `poweroff` end the machine).
-pub fn run<A: Arch>(boot: &BootInfo) -> ! {
+pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
     let mut editor = LineEditor::new();
     kprint!("{PROMPT}");
     loop {
@@ -27,7 +27,7 @@ pub fn run<A: Arch>(boot: &BootInfo) -> ! {
         let mut echo = |bytes: &[u8]| console::write_raw(bytes);
         match editor.feed(byte, &mut echo) {
             None => continue,
-            Some(Event::Submit(line)) => commands::execute::<A>(boot, line),
+            Some(Event::Submit(line)) => commands::execute::<A>(kernel, line),
             Some(Event::Interrupt) => {}
             Some(Event::Overflow) => {
                 kprintln!(

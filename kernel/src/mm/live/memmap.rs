@@ -1,0 +1,90 @@
+//! The live memmap: struct pages reached through their vmemmap virtual address
+//! (`pfn_to_page(pfn) = vmemmap_base + 64·pfn`), the only place generic code dereferences
+//! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
+//! so no pointer is formed for a frame whose memmap is not mapped.
+
+use alloc::collections::BTreeMap;
+
+use crate::mm::addr::Pfn;
+use crate::mm::arch::MmArch;
+use crate::mm::memmap::MemmapAccess;
+use crate::mm::page::Page;
+use crate::mm::pgtable::PageTableFormat;
+use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
+
+/// Struct pages in the live vmemmap.
+pub struct LiveMemmap {
+    arch: &'static MmArch,
+    present: BTreeMap<u64, u128>,
+}
+
+impl LiveMemmap {
+    /// A memmap with no section present.
+    pub fn new(arch: &'static MmArch) -> Self {
+        LiveMemmap {
+            arch,
+            present: BTreeMap::new(),
+        }
+    }
+
+    /// Copies the present subsections after `sparse` changed (add or remove).
+    pub fn sync<F: PageTableFormat>(&mut self, sparse: &Sparse<F>) {
+        self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
+    }
+
+    fn address(&self, pfn: Pfn) -> *mut Page {
+        self.arch.pfn_to_page(pfn).0 as *mut Page
+    }
+
+    fn check(&self, pfn: Pfn) {
+        assert!(
+            self.has_page(pfn),
+            "struct page of pfn {:#x} is not mapped",
+            pfn.0
+        );
+    }
+}
+
+impl MemmapAccess for LiveMemmap {
+    fn has_page(&self, pfn: Pfn) -> bool {
+        let section = self.arch.section_nr(pfn);
+        let chunk = Chunk {
+            section,
+            first: pfn,
+            nr_pages: 1,
+        };
+        self.present
+            .get(&section)
+            .is_some_and(|p| p & subsection_mask(self.arch, &chunk) != 0)
+    }
+
+    fn page(&self, pfn: Pfn) -> &Page {
+        self.check(pfn);
+        // SAFETY: the frame's subsection is present, so its struct page is mapped in the
+        // live tables, 64-byte aligned, and only reached through this memmap.
+        unsafe { &*self.address(pfn) }
+    }
+
+    fn page_mut(&mut self, pfn: Pfn) -> &mut Page {
+        self.check(pfn);
+        // SAFETY: as in `page`; `&mut self` makes this the only live reference.
+        unsafe { &mut *self.address(pfn) }
+    }
+
+    fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
+        if count == 0 {
+            return &mut [];
+        }
+        self.check(first);
+        self.check(first.add(count as u64 - 1));
+        assert_eq!(
+            self.arch.section_nr(first),
+            self.arch.section_nr(first.add(count as u64 - 1)),
+            "pages_mut spans sections"
+        );
+        // SAFETY: both ends lie in present subsections of one section. Callers pass ranges
+        // inside present subsections (one `init_range` chunk), whose struct pages are
+        // mapped contiguously; `&mut self` makes the slice the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.address(first), count) }
+    }
+}

@@ -1,0 +1,277 @@
+//! The memory-management core on the running machine: the boot RAM sections get their
+//! memmap (from RAM, through the live page tables), the buddy allocator comes online on
+//! it, and from then on page tables and RAM leaves come from the buddy.
+//!
+//! The arch supplies a [`LiveConfig`]: its memory-model constants, CPU features, the root
+//! of the page tables the CPU is using, its direct map and its TLB flush.
+
+mod frames;
+mod memmap;
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+pub use frames::{Bump, LiveFrames, PhysToVirt, Source};
+pub use memmap::LiveMemmap;
+
+use crate::boot_info::{MemKind, MemoryMap};
+use crate::mm::addr::{PAGE_SIZE, Pfn, PhysAddr};
+use crate::mm::altmap::VmemAltmap;
+use crate::mm::arch::MmArch;
+use crate::mm::buddy::Buddy;
+use crate::mm::error::MmError;
+use crate::mm::memmap::MemmapAccess;
+use crate::mm::page::{Page, PageFlags, Zone};
+use crate::mm::pgtable::{Features, PageTableFormat};
+use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::vmemmap::Vmemmap;
+
+/// What the arch tells the live memory manager.
+#[derive(Clone, Copy)]
+pub struct LiveConfig {
+    /// Memory-model constants (section size, vmemmap base, policy).
+    pub arch: &'static MmArch,
+    /// CPU features the walker may use (PSE, EDAT-1, NX, ...).
+    pub features: Features,
+    /// Root of the live translation tables that map the vmemmap window.
+    pub root: PhysAddr,
+    /// The direct map.
+    pub phys_to_virt: PhysToVirt,
+    /// Makes new and removed translations visible to this CPU.
+    pub flush_tlb: fn(),
+}
+
+/// Figures of the boot-time set-up, for `mem` and the boot log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootFigures {
+    /// Sections brought up for boot RAM.
+    pub sections: u64,
+    /// Bytes of RAM the boot bump allocator handed out (memmap leaves and tables).
+    pub bump_bytes: u64,
+    /// Nanoseconds spent (populate + struct-page init + online).
+    pub ns: u64,
+}
+
+/// The live memory manager.
+pub struct LiveMm<F: PageTableFormat> {
+    config: LiveConfig,
+    sparse: Sparse<F>,
+    memmap: LiveMemmap,
+    buddy: Buddy,
+    boot: BootFigures,
+}
+
+impl<F: PageTableFormat> LiveMm<F> {
+    /// Brings up boot RAM: every section that holds RAM gets its whole memmap (as Linux's
+    /// early sections do), populated through the live tables with frames from the largest
+    /// usable range; all struct pages start reserved; usable RAM minus what the set-up
+    /// consumed is onlined into the buddy allocator.
+    pub fn boot(config: LiveConfig, map: &MemoryMap, now_ns: fn() -> u64) -> Result<Self, MmError> {
+        let t0 = now_ns();
+        let arch = config.arch;
+        let usable = usable_pfns(map);
+        let largest = usable
+            .iter()
+            .max_by_key(|r| r.end.0 - r.start.0)
+            .ok_or(MmError::Empty)?;
+        let mut bump = Bump::new(largest.start.0 * PAGE_SIZE, largest.end.0 * PAGE_SIZE);
+        let vmemmap = Vmemmap::with_root(arch, config.features, config.root);
+        let mut sparse = Sparse::with_vmemmap(vmemmap);
+        let spans = section_spans(arch, map);
+        for span in &spans {
+            let mut frames = LiveFrames::new(config.phys_to_virt, Source::Bump(&mut bump));
+            sparse.add(&mut frames, span.clone(), None)?;
+        }
+        (config.flush_tlb)();
+        let mut memmap = LiveMemmap::new(arch);
+        memmap.sync(&sparse);
+        for span in &spans {
+            init_reserved(&mut memmap, arch, span.clone());
+        }
+        let used = Pfn(bump.start / PAGE_SIZE)..Pfn(bump.next.div_ceil(PAGE_SIZE));
+        let mut buddy = Buddy::new();
+        for range in &usable {
+            for part in subtract(range.clone(), used.clone()) {
+                buddy.online(&mut memmap, part)?;
+            }
+        }
+        let boot = BootFigures {
+            sections: spans
+                .iter()
+                .map(|s| (s.end.0 - s.start.0) / arch.pages_per_section())
+                .sum(),
+            bump_bytes: bump.next - bump.start,
+            ns: now_ns().saturating_sub(t0),
+        };
+        Ok(LiveMm {
+            config,
+            sparse,
+            memmap,
+            buddy,
+            boot,
+        })
+    }
+
+    /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
+    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards.
+    pub fn add(
+        &mut self,
+        range: Range<Pfn>,
+        altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
+        let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
+        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let result = self.sparse.add(&mut frames, range, altmap);
+        (self.config.flush_tlb)();
+        self.memmap.sync(&self.sparse);
+        result
+    }
+
+    /// Removes frames `range` and frees its memmap through `altmap` (the one it was added
+    /// with): Linux's `__remove_pages`.
+    pub fn remove(
+        &mut self,
+        range: Range<Pfn>,
+        altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
+        let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
+        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let result = self.sparse.remove(&mut frames, range, altmap);
+        self.memmap.sync(&self.sparse);
+        (self.config.flush_tlb)();
+        result
+    }
+
+    /// The sparse model (sections, the vmemmap walker and its counters).
+    pub fn sparse(&self) -> &Sparse<F> {
+        &self.sparse
+    }
+
+    /// The buddy allocator.
+    pub fn buddy(&self) -> &Buddy {
+        &self.buddy
+    }
+
+    /// The buddy allocator with the memmap it runs through (allocation, online/offline).
+    pub fn buddy_and_memmap(&mut self) -> (&mut Buddy, &mut LiveMemmap) {
+        (&mut self.buddy, &mut self.memmap)
+    }
+
+    /// Struct pages.
+    pub fn memmap(&self) -> &LiveMemmap {
+        &self.memmap
+    }
+
+    /// Boot set-up figures.
+    pub fn boot_figures(&self) -> BootFigures {
+        self.boot
+    }
+
+    /// The memory-model constants.
+    pub fn arch(&self) -> &'static MmArch {
+        self.config.arch
+    }
+}
+
+/// Usable RAM as frame ranges (partial pages at the edges dropped), ascending.
+fn usable_pfns(map: &MemoryMap) -> Vec<Range<Pfn>> {
+    let mut out: Vec<Range<Pfn>> = map
+        .regions()
+        .iter()
+        .filter(|r| r.kind == MemKind::Usable)
+        .map(|r| Pfn(r.start.div_ceil(PAGE_SIZE))..Pfn(r.end / PAGE_SIZE))
+        .filter(|r| r.start < r.end)
+        .collect();
+    out.sort_by_key(|r| r.start);
+    out
+}
+
+/// Whole sections covering every RAM span of the map, merged, ascending.
+fn section_spans(arch: &MmArch, map: &MemoryMap) -> Vec<Range<Pfn>> {
+    let per = arch.pages_per_section();
+    let mut spans: Vec<Range<Pfn>> = map
+        .regions()
+        .iter()
+        .filter(|r| r.kind.is_ram())
+        .map(|r| {
+            Pfn(r.start / PAGE_SIZE / per * per)
+                ..Pfn((r.end.div_ceil(PAGE_SIZE)).div_ceil(per) * per)
+        })
+        .collect();
+    spans.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<Pfn>> = Vec::new();
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+/// `range` minus `hole`: zero, one or two ranges.
+fn subtract(range: Range<Pfn>, hole: Range<Pfn>) -> impl Iterator<Item = Range<Pfn>> {
+    let before = range.start..range.end.min(hole.start);
+    let after = range.start.max(hole.end)..range.end;
+    [before, after].into_iter().filter(|r| r.start < r.end)
+}
+
+/// Initialises every struct page of `span` as reserved (onlining clears that).
+fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
+    for chunk in chunks(arch, span.start, span.end) {
+        let mut template = Page::new(Zone::Normal, 0, chunk.section);
+        template.set(PageFlags::RESERVED);
+        memmap
+            .pages_mut(chunk.first, chunk.nr_pages as usize)
+            .fill(template);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot_info::MemRegion;
+
+    fn map(regions: &[(u64, u64, MemKind)]) -> MemoryMap {
+        let mut m = MemoryMap::new();
+        for &(start, end, kind) in regions {
+            m.push(MemRegion { start, end, kind });
+        }
+        m
+    }
+
+    #[test]
+    fn sections_cover_ram_with_holes_and_merge() {
+        let m = map(&[
+            (0, 0x9f000, MemKind::Usable),
+            (0x100000, 0x800000, MemKind::Kernel),
+            (0x800000, 0x1f00_0000, MemKind::Usable),
+            (0xfee0_0000, 0xfee0_1000, MemKind::Reserved),
+        ]);
+        let spans = section_spans(&MmArch::X86_64, &m);
+        assert_eq!(
+            spans,
+            [Pfn(0)..Pfn(0x20000)],
+            "four 128 MiB sections, the MMIO page ignored"
+        );
+    }
+
+    #[test]
+    fn usable_ranges_shrink_to_whole_pages() {
+        let m = map(&[
+            (0x585800, 0x2000_0000, MemKind::Usable),
+            (0, 0x585800, MemKind::Kernel),
+        ]);
+        assert_eq!(usable_pfns(&m), [Pfn(0x586)..Pfn(0x20000)]);
+    }
+
+    #[test]
+    fn subtract_cuts_holes() {
+        let cut: Vec<_> = subtract(Pfn(10)..Pfn(100), Pfn(10)..Pfn(20)).collect();
+        assert_eq!(cut, [Pfn(20)..Pfn(100)]);
+        let cut: Vec<_> = subtract(Pfn(10)..Pfn(100), Pfn(40)..Pfn(50)).collect();
+        assert_eq!(cut, [Pfn(10)..Pfn(40), Pfn(50)..Pfn(100)]);
+        let cut: Vec<_> = subtract(Pfn(10)..Pfn(100), Pfn(200)..Pfn(300)).collect();
+        assert_eq!(cut, [Pfn(10)..Pfn(100)]);
+    }
+}
