@@ -47,6 +47,11 @@ pub trait Arch: 'static {
     /// and the TLB flush.
     fn mm_config() -> LiveConfig;
 
+    /// Translates `va` with the CPU's own translation instruction (s390x LRAG, aarch64
+    /// AT S1E1R), for comparison with the software walk; `None` when it faults, and when
+    /// the CPU has no such instruction (x86_64).
+    fn hw_translate(va: u64) -> Option<u64>;
+
     /// Makes the CPU take an exception on purpose (`selftest=fault`), to prove the
     /// exception path reports and fails the run.
     fn provoke_fault();

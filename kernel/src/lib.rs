@@ -12,6 +12,7 @@ pub mod arch;
 pub mod boot_info;
 pub mod console;
 pub mod firmware;
+pub mod hotplug;
 #[cfg(target_os = "none")]
 mod heap;
 pub mod logger;

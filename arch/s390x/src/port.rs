@@ -93,6 +93,10 @@ impl Arch for S390x {
         }
     }
 
+    fn hw_translate(va: u64) -> Option<u64> {
+        dat::translate(va)
+    }
+
     fn provoke_fault() {
         cpu::provoke_fault();
     }

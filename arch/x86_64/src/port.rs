@@ -92,6 +92,10 @@ impl Arch for X86_64 {
         }
     }
 
+    fn hw_translate(_va: u64) -> Option<u64> {
+        None // x86 has no instruction that reports a translation
+    }
+
     fn provoke_fault() {
         // SAFETY: deliberately reads an unmapped address to take a #PF; the handler
         // reports it and ends the run, so the read never completes.

@@ -24,6 +24,7 @@ pub mod pgtable;
 pub mod phys;
 pub mod sparse;
 pub mod vmemmap;
+pub mod walk;
 
 #[cfg(not(target_os = "none"))]
 pub mod sim;

@@ -34,6 +34,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "the kernel command line",
     },
     CommandInfo {
+        name: "firmware",
+        args: "",
+        help: "what ACPI or the device tree describe (UART, ECAM, GIC, SRAT)",
+    },
+    CommandInfo {
         name: "poweroff",
         args: "",
         help: "stop the machine (exit status 0)",
@@ -43,6 +48,21 @@ const COMMANDS: &[CommandInfo] = &[
         args: "N",
         help: "stop the machine with exit status N (0..=255)",
     },
+    CommandInfo {
+        name: "vmemmap",
+        args: "",
+        help: "populated memmap ranges, leaf sizes and table pages",
+    },
+    CommandInfo {
+        name: "walk",
+        args: "VADDR",
+        help: "each level's entry for VADDR (software walk; LRAG / AT S1E1R beside it)",
+    },
+    CommandInfo {
+        name: "page",
+        args: "PFN",
+        help: "the struct page of PFN, decoded",
+    },
 ];
 
 /// Parses and runs one submitted line.
@@ -50,22 +70,20 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
     let boot = &kernel.boot;
     let mut words = line.split_ascii_whitespace();
     let Some(name) = words.next() else { return };
-    let args: [Option<&str>; 2] = [words.next(), words.next()];
-    let extra = words.next().is_some() || args[1].is_some();
-    let known = COMMANDS.iter().find(|c| c.name == name);
-    let Some(info) = known else {
+    let args: alloc::vec::Vec<&str> = words.collect();
+    let Some(info) = COMMANDS.iter().find(|c| c.name == name) else {
         kprintln!("error: unknown command '{name}' (try 'help')");
         return;
     };
-    let max_args = info.args.split_ascii_whitespace().count();
-    let given = args.iter().flatten().count() + usize::from(extra);
-    if given > max_args {
+    let wanted = info.args.split_ascii_whitespace().count();
+    if args.len() > wanted {
         kprintln!(
             "error: {name}: too many arguments (usage: {name} {})",
             info.args
         );
         return;
     }
+    let arg = args.first().copied();
     match name {
         "help" => help(),
         "mem" => {
@@ -77,8 +95,12 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
             let _ = A::cpu_report(&mut Console);
         }
         "cmdline" => kprintln!("cmdline: {}", boot.cmdline),
+        "firmware" => firmware::<A>(boot),
         "poweroff" => console::exit(0),
-        "exit" => exit(args[0]),
+        "exit" => exit(arg),
+        "vmemmap" => super::inspect::vmemmap(kernel),
+        "walk" => super::inspect::walk(kernel, arg),
+        "page" => super::inspect::page(kernel, arg),
         _ => unreachable!("every table entry has a match arm"),
     }
 }
@@ -166,4 +188,29 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
         vm.leaves(),
         vm.table_pages(),
     );
+}
+
+/// `firmware kind=acpi|fdt|sclp|none ...` then `firmware.*` detail records.
+fn firmware<A: Arch>(boot: &BootInfo) {
+    use crate::boot_info::Firmware;
+    use crate::firmware::{acpi, fdt};
+    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize);
+    match boot.firmware {
+        Firmware::Acpi { rsdp } => match acpi::parse(rsdp, window) {
+            Ok(info) => {
+                kprintln!("firmware kind=acpi rsdp={rsdp:#x} {info}");
+                let _ = info.details(&mut Console);
+            }
+            Err(e) => kprintln!("firmware kind=acpi rsdp={rsdp:#x} error={e:?}"),
+        },
+        Firmware::Fdt { dtb } => match fdt::bytes(dtb, window).and_then(fdt::parse) {
+            Ok(info) => {
+                kprintln!("firmware kind=fdt dtb={dtb:#x} {info}");
+                let _ = info.details(&mut Console);
+            }
+            Err(e) => kprintln!("firmware kind=fdt dtb={dtb:#x} error={e:?}"),
+        },
+        Firmware::Sclp => kprintln!("firmware kind=sclp"),
+        Firmware::None => kprintln!("firmware kind=none"),
+    }
 }

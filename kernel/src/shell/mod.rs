@@ -5,6 +5,7 @@
 //! the shell goes on.
 
 mod commands;
+mod inspect;
 pub mod line;
 
 use crate::console;

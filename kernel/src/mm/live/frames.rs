@@ -14,6 +14,27 @@ use super::memmap::LiveMemmap;
 /// s390x, the HHDM on x86_64 and aarch64).
 pub type PhysToVirt = fn(u64) -> *mut u8;
 
+/// Read-only word access to physical memory through the direct map (software walks).
+#[derive(Clone, Copy)]
+pub struct DirectMap(pub PhysToVirt);
+
+impl PhysMem for DirectMap {
+    fn read_u64(&self, addr: PhysAddr) -> u64 {
+        assert!(
+            addr.0.is_multiple_of(8),
+            "unaligned table word {:#x}",
+            addr.0
+        );
+        // SAFETY: walks read entries of live tables, which are RAM covered by the direct
+        // map, at 8-byte aligned addresses (checked above).
+        unsafe { core::ptr::read_volatile((self.0)(addr.0).cast::<u64>()) }
+    }
+
+    fn write_u64(&mut self, addr: PhysAddr, _value: u64) {
+        panic!("DirectMap is read-only (write at {:#x})", addr.0);
+    }
+}
+
 /// A bump allocator over one RAM range, used before the buddy allocator exists.
 #[derive(Clone, Copy, Debug)]
 pub struct Bump {

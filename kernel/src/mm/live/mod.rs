@@ -11,7 +11,7 @@ mod memmap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-pub use frames::{Bump, LiveFrames, PhysToVirt, Source};
+pub use frames::{Bump, DirectMap, LiveFrames, PhysToVirt, Source};
 pub use memmap::LiveMemmap;
 
 use crate::boot_info::{MemKind, MemoryMap};
@@ -62,10 +62,14 @@ pub struct LiveMm<F: PageTableFormat> {
 }
 
 impl<F: PageTableFormat> LiveMm<F> {
-    /// Brings up boot RAM: every section that holds RAM gets its whole memmap (as Linux's
-    /// early sections do), populated through the live tables with frames from the largest
-    /// usable range; all struct pages start reserved; usable RAM minus what the set-up
-    /// consumed is onlined into the buddy allocator.
+    /// Brings up boot RAM: every subsection that holds RAM gets its memmap, populated
+    /// through the live tables with frames from the largest usable range; all struct
+    /// pages start reserved; usable RAM minus what the set-up consumed is onlined into
+    /// the buddy allocator.
+    ///
+    /// Linux gives boot ("early") sections a whole-section memmap. Ours stops at the 2 MiB
+    /// subsections that hold RAM, so a device region carved out of RAM (`memmap=nn!ss`)
+    /// or placed next to it can later be added to the same section with its own altmap.
     pub fn boot(config: LiveConfig, map: &MemoryMap, now_ns: fn() -> u64) -> Result<Self, MmError> {
         let t0 = now_ns();
         let arch = config.arch;
@@ -77,7 +81,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         let mut bump = Bump::new(largest.start.0 * PAGE_SIZE, largest.end.0 * PAGE_SIZE);
         let vmemmap = Vmemmap::with_root(arch, config.features, config.root);
         let mut sparse = Sparse::with_vmemmap(vmemmap);
-        let spans = section_spans(arch, map);
+        let spans = ram_spans(arch, map);
         for span in &spans {
             let mut frames = LiveFrames::new(config.phys_to_virt, Source::Bump(&mut bump));
             sparse.add(&mut frames, span.clone(), None)?;
@@ -171,6 +175,26 @@ impl<F: PageTableFormat> LiveMm<F> {
     pub fn arch(&self) -> &'static MmArch {
         self.config.arch
     }
+
+    /// Struct pages, mutable (initialisation, verification).
+    pub fn memmap_mut(&mut self) -> &mut LiveMemmap {
+        &mut self.memmap
+    }
+
+    /// Read access to the live tables, for software walks.
+    pub fn direct_map(&self) -> DirectMap {
+        DirectMap(self.config.phys_to_virt)
+    }
+
+    /// The live table root.
+    pub fn root(&self) -> PhysAddr {
+        self.config.root
+    }
+
+    /// The CPU features the walker uses.
+    pub fn features(&self) -> Features {
+        self.config.features
+    }
 }
 
 /// Usable RAM as frame ranges (partial pages at the edges dropped), ascending.
@@ -186,9 +210,9 @@ fn usable_pfns(map: &MemoryMap) -> Vec<Range<Pfn>> {
     out
 }
 
-/// Whole sections covering every RAM span of the map, merged, ascending.
-fn section_spans(arch: &MmArch, map: &MemoryMap) -> Vec<Range<Pfn>> {
-    let per = arch.pages_per_section();
+/// Subsection-aligned spans covering every RAM span of the map, merged, ascending.
+fn ram_spans(arch: &MmArch, map: &MemoryMap) -> Vec<Range<Pfn>> {
+    let per = arch.pages_per_subsection();
     let mut spans: Vec<Range<Pfn>> = map
         .regions()
         .iter()
@@ -241,19 +265,25 @@ mod tests {
     }
 
     #[test]
-    fn sections_cover_ram_with_holes_and_merge() {
+    fn subsections_cover_ram_with_holes_and_merge() {
         let m = map(&[
             (0, 0x9f000, MemKind::Usable),
             (0x100000, 0x800000, MemKind::Kernel),
             (0x800000, 0x1f00_0000, MemKind::Usable),
             (0xfee0_0000, 0xfee0_1000, MemKind::Reserved),
         ]);
-        let spans = section_spans(&MmArch::X86_64, &m);
+        let spans = ram_spans(&MmArch::X86_64, &m);
         assert_eq!(
             spans,
-            [Pfn(0)..Pfn(0x20000)],
-            "four 128 MiB sections, the MMIO page ignored"
+            [Pfn(0)..Pfn(0x1f000)],
+            "2 MiB subsections, MMIO ignored"
         );
+        let m = map(&[
+            (0, 0x1000_0000, MemKind::Usable),
+            (0x1800_0000, 0x1830_0000, MemKind::Usable),
+        ]);
+        let spans = ram_spans(&MmArch::X86_64, &m);
+        assert_eq!(spans, [Pfn(0)..Pfn(0x10000), Pfn(0x18000)..Pfn(0x18400)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::vec::Vec;
 
 use super::memory::SimMemory;
-use super::translate::{Mapping, TableDump, dump, translate};
+use crate::mm::walk::{Mapping, TableDump, dump, translate};
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;

@@ -6,9 +6,8 @@ mod harness;
 mod memmap;
 mod memory;
 pub mod scenarios;
-mod translate;
 
 pub use harness::{AltmapSpec, Op, Snapshot, World, run_ops};
 pub use memmap::SimMemmap;
 pub use memory::SimMemory;
-pub use translate::{Mapping, TableDump, Translation, WalkFault, dump, translate};
+pub use crate::mm::walk::{Mapping, TableDump, Translation, WalkFault, dump, translate};

@@ -1,7 +1,8 @@
-//! A software MMU for any format: translate one address, or dump every mapping, by
-//! reading the tables from (simulated) physical memory.
+//! A software MMU for any format: translate one address, list each level's entry on the
+//! way, or dump every mapping, by reading the tables through [`PhysMem`] — simulated
+//! memory on the host, the live tables on the target (the `walk` command, verification).
 
-use std::vec::Vec;
+use alloc::vec::Vec;
 
 use crate::mm::addr::PhysAddr;
 use crate::mm::pgtable::{Entry, EntryAttrs, Features, PageTableFormat};
@@ -147,4 +148,35 @@ fn dump_table<F: PageTableFormat, M: PhysMem>(
         }
     }
     Ok(())
+}
+
+/// One step of a walk: the level, the entry's physical address and its raw value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Level (0 = root).
+    pub level: usize,
+    /// Physical address of the entry.
+    pub entry_addr: PhysAddr,
+    /// The raw entry.
+    pub raw: u64,
+    /// What it decodes to.
+    pub entry: Entry,
+}
+
+/// The entries a walk of `va` reads, root first, up to the leaf or the first entry that
+/// is not a table (at most one per level).
+pub fn steps<F: PageTableFormat, M: PhysMem>(mem: &M, root: PhysAddr, va: u64) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut table = root;
+    for level in 0..F::LEVELS.len() {
+        let entry_addr = table.add(F::index(level, va) as u64 * 8);
+        let raw = mem.read_u64(entry_addr);
+        let entry = F::decode(level, raw);
+        out.push(Step { level, entry_addr, raw, entry });
+        match entry {
+            Entry::Table(next) if level < F::last_level() => table = next,
+            _ => break,
+        }
+    }
+    out
 }

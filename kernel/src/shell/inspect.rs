@@ -1,0 +1,159 @@
+//! Inspection commands over the live memory manager: `vmemmap`, `walk VADDR`, `page PFN`.
+
+use crate::mm::addr::Pfn;
+use crate::mm::live::LiveMm;
+use crate::mm::memmap::MemmapAccess;
+use crate::mm::pgtable::{Entry, PageTableFormat};
+use crate::mm::walk;
+use crate::{Arch, Kernel, kprintln};
+
+/// The live memory manager, or one error line saying it is not there.
+fn live<'k, A: Arch>(kernel: &'k Kernel<A>, command: &str) -> Option<&'k LiveMm<A::PageTable>> {
+    if kernel.mm.is_none() {
+        kprintln!("error: {command}: memory manager is down (see the boot log)");
+    }
+    kernel.mm.as_ref()
+}
+
+/// Parses `0x`-prefixed hexadecimal or decimal.
+pub fn parse_number(text: &str) -> Option<u64> {
+    let text = text.replace('_', "");
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// Parses the one numeric argument of `command`, printing the error line if it is bad.
+fn number_arg(command: &str, what: &str, arg: Option<&str>) -> Option<u64> {
+    let Some(text) = arg else {
+        kprintln!("error: {command}: missing {what} (usage: {command} {what})");
+        return None;
+    };
+    let value = parse_number(text);
+    if value.is_none() {
+        kprintln!("error: {command}: bad {what} '{text}' (hex with 0x, or decimal)");
+    }
+    value
+}
+
+/// `vmemmap`: populated struct-page ranges (runs of present subsections) and counters.
+pub fn vmemmap<A: Arch>(kernel: &Kernel<A>) {
+    let Some(mm) = live(kernel, "vmemmap") else {
+        return;
+    };
+    let arch = mm.arch();
+    let per_sub = arch.pages_per_subsection();
+    for (nr, section) in mm.sparse().sections() {
+        let mut bits = section.present;
+        while bits != 0 {
+            let first = bits.trailing_zeros() as u64;
+            let run = (bits >> first).trailing_ones() as u64;
+            let start = Pfn(arch.section_start(nr).0 + first * per_sub);
+            let end = start.add(run * per_sub);
+            kprintln!(
+                "vmemmap.range section={nr} pfn={:#x}-{:#x} va={:#x}-{:#x}",
+                start.0,
+                end.0,
+                arch.pfn_to_page(start).0,
+                arch.pfn_to_page(end).0
+            );
+            let ones = 1u128.checked_shl(run as u32).map_or(u128::MAX, |b| b - 1);
+            bits &= !(ones << first);
+        }
+    }
+    let s = mm.sparse().vmemmap().stats();
+    kprintln!(
+        "vmemmap.stats base={:#x} leaf.huge={}K huge.altmap={} huge.ram={} base.altmap={} base.ram={} altmap.pages={} ram.leaf.bytes={} tables={} table.bytes={}",
+        arch.vmemmap_base,
+        arch.vmemmap_leaf_bytes() / 1024,
+        s.huge_leaves_altmap,
+        s.huge_leaves_ram,
+        s.base_leaves_altmap,
+        s.base_leaves_ram,
+        s.altmap_pages,
+        s.ram_leaf_bytes,
+        s.table_pages(),
+        s.table_bytes
+    );
+}
+
+/// `walk VADDR`: each level's entry in software, and the CPU's own translation beside it.
+pub fn walk<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
+    let Some(mm) = live(kernel, "walk") else {
+        return;
+    };
+    let Some(va) = number_arg("walk", "VADDR", arg) else {
+        return;
+    };
+    let mem = mm.direct_map();
+    for step in walk::steps::<A::PageTable, _>(&mem, mm.root(), va) {
+        let name = A::PageTable::LEVELS[step.level].name;
+        let what = match step.entry {
+            Entry::Empty => "empty".into(),
+            Entry::Malformed => "malformed".into(),
+            Entry::Table(t) => alloc::format!("table={:#x}", t.0),
+            Entry::Leaf { frame, attrs } => alloc::format!("leaf={:#x} attrs={attrs:?}", frame.0),
+        };
+        kprintln!(
+            "walk.level level={} name={name} entry@{:#x} raw={:#018x} {what}",
+            step.level,
+            step.entry_addr.0,
+            step.raw
+        );
+    }
+    let software = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
+    let hardware = A::hw_translate(va);
+    let sw = software.map(|t| t.phys.0);
+    let hw_text = hardware.map_or_else(|| "none".into(), |pa| alloc::format!("{pa:#x}"));
+    let matches = match (sw, hardware) {
+        (Ok(a), Some(b)) => u8::from(a == b).to_string(),
+        (Err(_), None) => "1".into(),
+        _ => "0".into(),
+    };
+    match software {
+        Ok(t) => kprintln!(
+            "walk.result va={va:#x} pa={:#x} leaf.bytes={} level={} hw={hw_text} match={matches}",
+            t.phys.0,
+            t.leaf_bytes,
+            t.level
+        ),
+        Err(fault) => {
+            kprintln!("walk.result va={va:#x} fault={fault:?} hw={hw_text} match={matches}")
+        }
+    }
+}
+
+/// `page PFN`: the struct page, decoded.
+pub fn page<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
+    let Some(mm) = live(kernel, "page") else {
+        return;
+    };
+    let Some(pfn) = number_arg("page", "PFN", arg).map(Pfn) else {
+        return;
+    };
+    if !mm.memmap().has_page(pfn) {
+        kprintln!(
+            "error: page: pfn {:#x} has no struct page (its subsection is not present)",
+            pfn.0
+        );
+        return;
+    }
+    let p = mm.memmap().page(pfn);
+    kprintln!(
+        "page pfn={:#x} va={:#x} flags={:?} zone={:?} node={} section={} refcount={} order={} pgmap={} buddy.next={:#x} buddy.prev={:#x}",
+        pfn.0,
+        mm.arch().pfn_to_page(pfn).0,
+        p.state(),
+        p.zone(),
+        p.node(),
+        p.section(),
+        p.refcount,
+        p.order,
+        p.pgmap,
+        p.buddy_next,
+        p.buddy_prev
+    );
+}
+
+use alloc::string::ToString;
