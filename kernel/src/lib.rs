@@ -19,6 +19,7 @@ pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
 mod panic;
+pub mod region;
 pub mod shell;
 
 pub use arch::Arch;

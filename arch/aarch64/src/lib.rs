@@ -1,8 +1,38 @@
-//! The aarch64 port. For now only its page-table format, compiled and tested on the host;
-//! entry, console and the kernel binary come with the aarch64 boot issue.
+//! The aarch64 port: Limine-protocol entry (EL1, or EL2 with VHE), exception vectors,
+//! the PL011 console found through ACPI SPCR or the device tree, the generic timer as
+//! clock, the `cpu` report, the kernel's own TTBR1 tables (HHDM + W^X image) and the
+//! semihosting / PSCI exit.
+//!
+//! The page-table format ([`paging`]) and the exit encodings ([`power`]) are pure and
+//! tested on the host; everything else exists only on the bare-metal target.
 #![cfg_attr(target_os = "none", no_std)]
 
 pub mod paging;
+pub mod power;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod cpu;
+#[cfg(target_os = "none")]
+mod entry;
+#[cfg(target_os = "none")]
+mod exceptions;
+#[cfg(target_os = "none")]
+mod kpt;
+#[cfg(target_os = "none")]
+mod pl011;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod port;
+#[cfg(target_os = "none")]
+mod requests;
+#[cfg(target_os = "none")]
+mod timer;
+
+#[cfg(target_os = "none")]
+pub use port::Aarch64;
 
 /// The mm scenarios of linux-mm.md §6.4 and the per-format walks, on simulated memory.
 #[cfg(test)]

@@ -2,30 +2,45 @@
 //! tables, then the jump. Every failure before `ExitBootServices` is reported on the
 //! serial console and returns to the firmware.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod arena;
 mod load;
 mod responses;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+#[cfg(target_arch = "aarch64")]
+use aarch64 as arch;
+#[cfg(target_arch = "aarch64")]
+use aarch64::run;
 #[cfg(target_arch = "x86_64")]
 use x86_64 as arch;
 
 use alloc::format;
 use alloc::string::String;
+#[cfg(target_arch = "x86_64")]
 use core::fmt::Write;
 
+#[cfg(target_arch = "x86_64")]
 use boot::memmap::Builder;
+#[cfg(target_arch = "x86_64")]
 use boot::paging::{self, x86_64::Mapper};
+#[cfg(target_arch = "x86_64")]
 use boot::protocol::{HHDM_X86_64_4LEVEL, MemmapEntry};
+#[cfg(target_arch = "x86_64")]
 use boot::revision::Revision;
+#[cfg(target_arch = "x86_64")]
 use uefi::boot as bs;
+#[cfg(target_arch = "x86_64")]
 use uefi::mem::memory_map::MemoryMap;
 use uefi::{Status, entry};
 
 /// Capacity of the Limine memory map (Limine uses the same).
+#[cfg(target_arch = "x86_64")]
 const MAX_MEMMAP: usize = 1024;
 /// Frames reserved for the page tables of the hand-off (8 MiB).
+#[cfg(target_arch = "x86_64")]
 const TABLE_FRAMES: usize = 2048;
 
 /// Prints a line on the loader console (serial), before and after ExitBootServices.
@@ -58,6 +73,7 @@ fn main() -> Status {
 }
 
 /// Loads and enters the kernel; returns only with an error.
+#[cfg(target_arch = "x86_64")]
 fn run() -> Result<core::convert::Infallible, String> {
     let mut kernel = load::load()?;
     let rev = kernel.revision.used;
@@ -138,6 +154,7 @@ fn run() -> Result<core::convert::Infallible, String> {
 
 /// Builds the hand-off address space; returns (CR3, physical address of the PML4 slot
 /// holding the temporary identity map of the trampoline).
+#[cfg(target_arch = "x86_64")]
 fn build_tables(
     frames: &mut arena::Frames,
     kernel: &load::Kernel,
@@ -177,6 +194,7 @@ fn build_tables(
     (m.root(), slot)
 }
 
+#[cfg(target_arch = "x86_64")]
 fn check(r: Result<(), paging::MapError>, what: &str) {
     if let Err(e) = r {
         let mut s = String::new();

@@ -2,6 +2,7 @@
 //! per-architecture table builder over an abstract [`FrameSource`], so the same code
 //! runs on the loader's real memory and on a simulated memory in host tests.
 
+pub mod aarch64;
 pub mod x86_64;
 
 use crate::protocol::MemmapEntry;

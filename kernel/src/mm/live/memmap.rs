@@ -32,6 +32,16 @@ impl LiveMemmap {
         self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
     }
 
+    /// Stops treating `range`'s subsections as present, before their memmap is freed, so
+    /// nothing (e.g. a buddy merge looking at a neighbour) touches it during the removal.
+    pub fn forget(&mut self, range: core::ops::Range<Pfn>) {
+        for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end) {
+            if let Some(mask) = self.present.get_mut(&chunk.section) {
+                *mask &= !subsection_mask(self.arch, &chunk);
+            }
+        }
+    }
+
     fn address(&self, pfn: Pfn) -> *mut Page {
         self.arch.pfn_to_page(pfn).0 as *mut Page
     }

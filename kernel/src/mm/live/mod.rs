@@ -138,6 +138,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
         let result = self.sparse.remove(&mut frames, range, altmap);

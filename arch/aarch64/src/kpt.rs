@@ -1,0 +1,238 @@
+//! The kernel's own TTBR1 tables, built with the generic range mapper over the 4K-granule
+//! format of [`crate::paging`]: the HHDM at the loader's offset (so every pointer the
+//! loader handed over stays valid) over RAM and firmware data, device mappings of the
+//! MMIO the kernel uses (attribute index 1, device-nGnRnE) in the same HHDM, and the
+//! kernel image at -2 GiB with W^X (text RX, rodata R, data and bss RW, both PXN).
+//!
+//! Table frames come from a 2 MiB arena in `.bss`, reached through the image mapping,
+//! so building the tables allocates no RAM the memory manager will later manage.
+//! The lower half is switched off (TCR_EL1.EPD0), so a null pointer faults.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use kernel::mm::addr::PhysAddr;
+use kernel::mm::map::{self, MapError, MapStats};
+use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
+use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
+
+use crate::paging::{Aarch64Paging as F, MAIR_EL1};
+use crate::requests::{Handover, hhdm_maps};
+
+const FRAMES: usize = 512;
+const MAX_RANGES: usize = 256;
+/// TCR_EL1.EPD0: no walks through TTBR0.
+const TCR_EPD0: u64 = 1 << 7;
+
+#[repr(C, align(4096))]
+struct Arena([[u64; 512]; FRAMES]);
+
+static mut ARENA: Arena = Arena([[0; 512]; FRAMES]);
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
+/// Virtual `[start, end)` of the kernel image.
+pub fn image_span() -> (u64, u64) {
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
+}
+
+/// Table frames used so far.
+pub fn frames_used() -> usize {
+    USED.load(Ordering::Relaxed)
+}
+
+/// What [`build_and_switch`] did, for the `paging:` record printed once the console
+/// exists.
+#[derive(Clone, Copy, Debug)]
+pub struct Switched {
+    /// TTBR1_EL1 value.
+    pub root: u64,
+    /// HHDM ranges mapped.
+    pub ranges: usize,
+    /// Mapper statistics over all ranges.
+    pub stats: MapStats,
+}
+
+/// Builds the tables (HHDM, `devices` as device memory, the image) and loads TTBR1.
+pub fn build_and_switch(h: &Handover, devices: &[(u64, u64)]) -> Result<Switched, MapError> {
+    let mut t = Tables {
+        kphys: h.exec.0,
+        kvirt: h.exec.1,
+        hhdm: h.hhdm,
+        root: PhysAddr(0),
+        stats: MapStats::default(),
+    };
+    t.root = map::new_table::<F, _>(&mut t, 0).ok_or(MapError::NoMemory)?;
+    let data = EntryAttrs::kernel_data(Features::NO_EXECUTE);
+    let mut ranges = [(0u64, 0u64); MAX_RANGES];
+    let n = hhdm_ranges(h, &mut ranges);
+    for &(s, e) in &ranges[..n] {
+        t.map(h.hhdm + s, s, e - s, data)?;
+    }
+    for &(pa, len) in devices {
+        t.map_device(pa, len)?;
+    }
+    let (start, end) = image_span();
+    let text = &raw const __text_end as u64;
+    let rodata = &raw const __rodata_end as u64;
+    t.map(start, t.pa(start), text - start, EntryAttrs::GLOBAL)?;
+    t.map(
+        text,
+        t.pa(text),
+        rodata - text,
+        EntryAttrs::GLOBAL | EntryAttrs::NO_EXECUTE,
+    )?;
+    t.map(rodata, t.pa(rodata), end - rodata, data)?;
+    let root = F::root_register(t.root);
+    // SAFETY: the new tables map the kernel image at its link address (code, stack and
+    // vectors in .bss/.text), and every RAM range the loader's HHDM covered at the same
+    // offset, so everything the kernel and the loader's responses point to stays
+    // mapped; MAIR keeps Attr0 = normal write-back, the only index the loader used.
+    unsafe { load_ttbr1(root) };
+    let switched = Switched {
+        root,
+        ranges: n,
+        stats: t.stats,
+    };
+    Ok(switched)
+}
+
+/// Loads MAIR, TTBR1 and TCR (EPD0 set) and invalidates the TLB.
+///
+/// # Safety
+/// `root` must designate complete tables that map everything the kernel touches next.
+unsafe fn load_ttbr1(root: u64) {
+    let tcr = crate::cpu::sysreg!("tcr_el1") | TCR_EPD0;
+    // SAFETY: the caller guarantees the tables; the barriers order the table writes
+    // before the walk and the TLB invalidation before the next access.
+    unsafe {
+        core::arch::asm!(
+            "msr mair_el1, {mair}",
+            "dsb ishst",
+            "msr ttbr1_el1, {root}",
+            "msr tcr_el1, {tcr}",
+            "isb",
+            "tlbi vmalle1",
+            "dsb ish",
+            "isb",
+            mair = in(reg) MAIR_EL1,
+            root = in(reg) root,
+            tcr = in(reg) tcr,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// Page-rounded, sorted, merged physical ranges the HHDM maps.
+fn hhdm_ranges(h: &Handover, out: &mut [(u64, u64); MAX_RANGES]) -> usize {
+    let mut n = 0;
+    for e in h
+        .entries
+        .iter()
+        .filter(|e| e.length > 0 && hhdm_maps(e.type_))
+        .take(MAX_RANGES)
+    {
+        out[n] = (
+            e.base & !0xfff,
+            (e.base + e.length).next_multiple_of(0x1000),
+        );
+        n += 1;
+    }
+    let r = &mut out[..n];
+    r.sort_unstable();
+    let mut m = 0;
+    for i in 0..n {
+        if m > 0 && r[i].0 <= r[m - 1].1 {
+            r[m - 1].1 = r[m - 1].1.max(r[i].1);
+        } else {
+            r[m] = r[i];
+            m += 1;
+        }
+    }
+    m
+}
+
+struct Tables {
+    kphys: u64,
+    kvirt: u64,
+    hhdm: u64,
+    root: PhysAddr,
+    stats: MapStats,
+}
+
+impl Tables {
+    /// Physical address of a kernel-image virtual address.
+    fn pa(&self, va: u64) -> u64 {
+        va - self.kvirt + self.kphys
+    }
+
+    fn map(&mut self, va: u64, pa: u64, len: u64, attrs: EntryAttrs) -> Result<(), MapError> {
+        let s = map::map_range::<F, _>(self, self.root, va, pa, len, attrs, Features::NO_EXECUTE)?;
+        self.stats.tables += s.tables;
+        for (a, b) in self.stats.leaves.iter_mut().zip(s.leaves) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    fn map_device(&mut self, pa: u64, len: u64) -> Result<(), MapError> {
+        let start = pa & !0xfff;
+        let end = (pa + len).next_multiple_of(0x1000);
+        let attrs = EntryAttrs::DEVICE | EntryAttrs::WRITABLE | EntryAttrs::GLOBAL;
+        match self.map(
+            self.hhdm + start,
+            start,
+            end - start,
+            attrs | EntryAttrs::NO_EXECUTE,
+        ) {
+            // Mapped before (e.g. the console UART): keep the existing mapping.
+            Err(MapError::AlreadyMapped(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Virtual address of a table frame (in the arena, inside the image).
+    fn va(&self, pa: PhysAddr) -> u64 {
+        pa.0 - self.kphys + self.kvirt
+    }
+}
+
+impl PhysMem for Tables {
+    fn read_u64(&self, addr: PhysAddr) -> u64 {
+        // SAFETY: the mapper only reads table frames, all of which are arena frames
+        // in the kernel image; `va` is their image address, 8-byte aligned.
+        unsafe { (self.va(addr) as *const u64).read_volatile() }
+    }
+
+    fn write_u64(&mut self, addr: PhysAddr, value: u64) {
+        // SAFETY: as for `read_u64`; the tables are built once, single-threaded, before
+        // anything else runs.
+        unsafe { (self.va(addr) as *mut u64).write_volatile(value) }
+    }
+}
+
+impl FrameSource for Tables {
+    fn alloc_frames(&mut self, size: u64, align: u64, _purpose: FramePurpose) -> Option<PhysAddr> {
+        if size != 4096 || align > 4096 {
+            return None;
+        }
+        let i = USED.fetch_add(1, Ordering::Relaxed);
+        if i >= FRAMES {
+            USED.store(FRAMES, Ordering::Relaxed);
+            return None;
+        }
+        // SAFETY: only the address of frame `i` is taken; frames are handed out once.
+        let va = unsafe { &raw mut ARENA.0[i] } as u64;
+        Some(PhysAddr(self.pa(va)))
+    }
+
+    fn free_frames(&mut self, _addr: PhysAddr, _size: u64, _purpose: FramePurpose) {}
+}

@@ -1,0 +1,71 @@
+//! What the firmware says about the machine, read before the console exists: which
+//! description the kernel got (ACPI wins when both are present), the console PL011
+//! (ACPI SPCR or the DTB's `stdout-path`) and the PSCI conduit (FADT Arm boot flags or
+//! the DTB's `/psci` `method`).
+
+use kernel::boot_info::Firmware;
+use kernel::firmware::acpi::{self, PhysWindow};
+use kernel::firmware::fdt;
+
+use crate::power::Conduit;
+use crate::requests::Handover;
+
+/// QEMU `virt`'s PL011 (hw/arm/virt.c `base_memmap[VIRT_UART]`), used only when
+/// firmware names no console UART.
+pub const DEFAULT_PL011: u64 = 0x0900_0000;
+
+/// The platform facts the port needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    /// The description handed to the kernel.
+    pub firmware: Firmware,
+    /// Physical base of the console PL011.
+    pub uart: u64,
+    /// Where [`Platform::uart`] came from: `spcr`, `dtb` or `default`.
+    pub uart_source: &'static str,
+    /// The PSCI conduit (HVC when firmware says nothing).
+    pub conduit: Conduit,
+}
+
+/// Reads the ACPI tables or the DTB through the loader's HHDM.
+pub fn discover(h: &Handover) -> Platform {
+    let window = PhysWindow::direct_map(h.hhdm as usize);
+    let mut p = Platform {
+        firmware: Firmware::None,
+        uart: DEFAULT_PL011,
+        uart_source: "default",
+        conduit: Conduit::Hvc,
+    };
+    if let Some(rsdp) = h.rsdp {
+        p.firmware = Firmware::Acpi { rsdp };
+        if let Ok(info) = acpi::parse(rsdp, window) {
+            if let Some(u) = info.uart.filter(|u| u.kind == "pl011" && !u.io) {
+                (p.uart, p.uart_source) = (u.base, "spcr");
+            }
+            if info.psci_hvc == Some(false) {
+                p.conduit = Conduit::Smc;
+            }
+        }
+    } else if let Some(dtb) = h.dtb {
+        p.firmware = Firmware::Fdt { dtb };
+        if let Ok(info) = fdt::bytes(dtb, window).and_then(fdt::parse) {
+            if let Some(base) = info.pl011 {
+                (p.uart, p.uart_source) = (base, "dtb");
+            }
+            if let Some(c) = info.psci.and_then(Conduit::from_method) {
+                p.conduit = c;
+            }
+        }
+    }
+    p
+}
+
+/// The `firmware=` value of the platform record.
+pub fn kind(f: Firmware) -> &'static str {
+    match f {
+        Firmware::Acpi { .. } => "acpi",
+        Firmware::Fdt { .. } => "fdt",
+        Firmware::Sclp => "sclp",
+        Firmware::None => "none",
+    }
+}

@@ -1,0 +1,124 @@
+//! `kernel::Arch` for aarch64: the glue between the kernel and this port's primitives.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::Arch;
+use kernel::mm::addr::PhysAddr;
+use kernel::mm::arch::MmArch;
+use kernel::mm::live::LiveConfig;
+use kernel::mm::pgtable::Features;
+
+use crate::{cpu, pl011, power, timer};
+
+/// The aarch64 architecture port.
+pub struct Aarch64;
+
+/// A lower-half address: TTBR0 walks are disabled (TCR_EL1.EPD0), so it faults.
+const UNMAPPED: u64 = 0x0000_0000_dead_0000;
+
+static HHDM: AtomicU64 = AtomicU64::new(0);
+
+/// Records the HHDM offset for [`Arch::phys_to_virt`].
+pub(crate) fn set_hhdm(offset: u64) {
+    HHDM.store(offset, Ordering::Relaxed);
+}
+
+impl Arch for Aarch64 {
+    const NAME: &'static str = "aarch64";
+
+    type PageTable = crate::paging::Aarch64Paging;
+
+    fn console_write(bytes: &[u8]) {
+        pl011::write(bytes);
+    }
+
+    fn console_read() -> Option<u8> {
+        pl011::read()
+    }
+
+    fn exit(status: u32) -> ! {
+        power::exit(status)
+    }
+
+    fn halt() -> ! {
+        loop {
+            // SAFETY: waits for an event with interrupts masked; no memory effects.
+            unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        }
+    }
+
+    fn relax() {
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn timestamp_ns() -> u64 {
+        timer::to_ns(timer::ticks())
+    }
+
+    fn clock_name() -> &'static str {
+        "cntvct"
+    }
+
+    fn phys_to_virt(pa: u64) -> *mut u8 {
+        (HHDM.load(Ordering::Relaxed) + pa) as *mut u8
+    }
+
+    fn mm_config() -> LiveConfig {
+        let ttbr1: u64;
+        // SAFETY: reading TTBR1_EL1 has no side effects.
+        unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr1, options(nomem, nostack)) };
+        LiveConfig {
+            arch: &MmArch::AARCH64,
+            features: Features::NO_EXECUTE,
+            // BADDR: bits 47:1 (the ASID and CnP bits are not part of the address).
+            root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),
+            phys_to_virt: <Self as Arch>::phys_to_virt,
+            flush_tlb: flush_tlb_all,
+        }
+    }
+
+    fn hw_translate(va: u64) -> Option<u64> {
+        let par: u64;
+        // SAFETY: AT S1E1R only performs a stage-1 EL1 read translation and writes
+        // PAR_EL1; the ISB makes the result visible to the MRS.
+        unsafe {
+            core::arch::asm!(
+                "at s1e1r, {va}",
+                "isb",
+                "mrs {par}, par_el1",
+                va = in(reg) va,
+                par = out(reg) par,
+                options(nostack, nomem),
+            );
+        }
+        // PAR_EL1.F (bit 0) set: the translation aborted. PA is bits 47:12.
+        (par & 1 == 0).then_some((par & 0x0000_ffff_ffff_f000) | (va & 0xfff))
+    }
+
+    fn provoke_fault() {
+        // SAFETY: deliberately reads an unmapped address to take a data abort; the
+        // vectors report it and end the run, so the read never completes.
+        unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    }
+
+    fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
+        cpu::report(out)
+    }
+}
+
+/// Invalidates every EL1 TLB entry of this CPU after the tables changed.
+fn flush_tlb_all() {
+    // SAFETY: barriers plus a TLB invalidation; no memory is accessed.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        );
+    }
+}

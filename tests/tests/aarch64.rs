@@ -1,0 +1,249 @@
+//! aarch64 in QEMU (`virt`, AAVMF, our Limine-protocol loader; TCG): boot to the shell
+//! with ACPI (the default) and with a device tree (`-M virt,acpi=off`), check the figures
+//! against what the test asked QEMU for and against QEMU's own memory map (`info mtree`
+//! over QMP), and prove that an exception is caught by the vectors and fails the run.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use qemu::profile::MIB;
+use qemu::{Arch, Machine, Outcome, Profile};
+use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+
+const ARCH: Arch = Arch::Aarch64;
+/// AAVMF under TCG takes several seconds before our loader runs.
+const MACHINE_TIMEOUT: Duration = Duration::from_secs(120);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Firmware keeps some RAM for itself (reserved, runtime services): at most this much.
+const FIRMWARE_SLACK: u64 = 32 * MIB;
+/// Where `virt` puts RAM (hw/arm/virt.c `base_memmap[VIRT_MEM]`).
+const RAM_BASE: u64 = 0x4000_0000;
+
+fn skip() -> bool {
+    if selected(ARCH) {
+        return false;
+    }
+    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
+    true
+}
+
+/// The default profile, with ACPI (`acpi = true`) or with a device tree only.
+fn profile(acpi: bool) -> Profile {
+    let mut p = Profile::new(ARCH);
+    if !acpi {
+        p.machine.push_str(",acpi=off");
+    }
+    p
+}
+
+#[test]
+fn acpi_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let p = profile(true);
+    let mut m = boot_to_prompt(&p, "loglevel=info hello=arm", MACHINE_TIMEOUT)?;
+    let platform = fields(line(&m.console(), "platform: ")?).clone_owned();
+    ensure!(
+        platform["firmware"] == "acpi" && platform["uart.source"] == "spcr",
+        "{platform:?}"
+    );
+    common_checks(&mut m, &p)?;
+
+    let fw = shell(&mut m, "firmware")?;
+    let rec = fields(line(&fw, "firmware ")?);
+    ensure!(rec.get("kind") == Some(&"acpi"), "{fw}");
+    check_devices(&mut m, &rec, &fw)?;
+    ensure!(rec.get("psci") == Some(&"hvc"), "FADT PSCI conduit:\n{fw}");
+    // maxmem and slots make QEMU add a NUMA node and an SRAT with the device memory.
+    ensure!(rec.get("srat.hotplug") == Some(&"1"), "{fw}");
+    let hot = fields(line(&fw, "firmware.srat start=0x80000000 ")?);
+    let device_end = RAM_BASE
+        + p.memory.ram
+        + (p.memory.maxmem.unwrap() - p.memory.ram)
+        + u64::from(p.memory.slots.unwrap()) * (1 << 30);
+    ensure!(
+        number(&hot, "end")? == device_end,
+        "SRAT device memory:\n{fw}"
+    );
+    power_off(m)
+}
+
+#[test]
+fn fdt_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let p = profile(false);
+    let mut m = boot_to_prompt(&p, "", MACHINE_TIMEOUT)?;
+    let platform = fields(line(&m.console(), "platform: ")?).clone_owned();
+    ensure!(
+        platform["firmware"] == "fdt" && platform["uart.source"] == "dtb",
+        "{platform:?}"
+    );
+    common_checks(&mut m, &p)?;
+
+    let fw = shell(&mut m, "firmware")?;
+    let rec = fields(line(&fw, "firmware ")?);
+    ensure!(rec.get("kind") == Some(&"fdt"), "{fw}");
+    check_devices(&mut m, &rec, &fw)?;
+    ensure!(rec.get("psci") == Some(&"hvc"), "/psci method:\n{fw}");
+    // Our loader passes the DTB unchanged, so the memory node is there and covers -m.
+    ensure!(number(&rec, "mem.bytes")? == p.memory.ram, "{fw}");
+    power_off(m)
+}
+
+#[test]
+fn a_data_abort_is_caught_by_the_vectors_and_fails_with_status_2() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot(&profile(true), "selftest=fault", MACHINE_TIMEOUT)?;
+    let outcome = m.wait_exit(MACHINE_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(2))?;
+    let console = m.console();
+    let report = fields(line(&console, "exception: ")?);
+    ensure!(report.get("class") == Some(&"data-abort"), "{console}");
+    ensure!(
+        report.get("from") == Some(&"el1-spx"),
+        "taken on SP_EL1:\n{console}"
+    );
+    ensure!(number(&report, "far")? == 0xdead_0000, "FAR:\n{console}");
+    ensure!(
+        report.contains_key("esr") && report.contains_key("elr"),
+        "{console}"
+    );
+    ensure!(
+        m.exit_code() == Some(2),
+        "semihosting exit code {:?}",
+        m.exit_code()
+    );
+    Ok(())
+}
+
+#[test]
+fn exit_n_fails_with_status_n_through_semihosting() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut m = boot_to_prompt(&profile(false), "", MACHINE_TIMEOUT)?;
+    m.send_line("exit 5")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(5))?;
+    ensure!(
+        m.exit_code() == Some(5),
+        "semihosting exit code {:?}",
+        m.exit_code()
+    );
+    Ok(())
+}
+
+/// `mem` accounts for all of `-m`, `cpu` runs at EL1 with 4K-granule blocks.
+fn common_checks(m: &mut Machine, p: &Profile) -> Result<()> {
+    let ready = fields(line(&m.console(), "boot: ready ")?).clone_owned();
+    ensure!(ready["loader"] == "hotmem-boot", "{ready:?}");
+
+    let mem = shell(m, "mem")?;
+    let total = fields(line(&mem, "mem.total ")?);
+    let ram = number(&total, "ram")?;
+    ensure!(
+        ram <= p.memory.ram && ram + FIRMWARE_SLACK >= p.memory.ram,
+        "RAM {ram} not within {FIRMWARE_SLACK} below -m {}:\n{mem}",
+        p.memory.ram
+    );
+    // Every byte of -m is in the map, whatever its kind.
+    let ram_end = RAM_BASE + p.memory.ram;
+    let mut described = 0;
+    for l in mem
+        .lines()
+        .filter(|l| l.trim_start().starts_with("mem.region "))
+    {
+        let f = fields(l);
+        let (s, e) = (number(&f, "start")?, number(&f, "end")?);
+        described += e.min(ram_end).saturating_sub(s.max(RAM_BASE));
+    }
+    ensure!(
+        described == p.memory.ram,
+        "map covers {described} of -m:\n{mem}"
+    );
+
+    let cpu = shell(m, "cpu")?;
+    let el = fields(line(&cpu, "cpu.el ")?);
+    ensure!(el.get("current_el") == Some(&"EL1"), "{cpu}");
+    let mmu = fields(line(&cpu, "cpu.mmu ")?);
+    ensure!(
+        mmu.get("tgran4k") == Some(&"1") && mmu.get("blocks.4k") == Some(&"2M,1G"),
+        "{cpu}"
+    );
+    let paging = fields(line(&cpu, "cpu.paging ")?);
+    ensure!(paging.get("format") == Some(&"aarch64-4k-48bit"), "{cpu}");
+    Ok(())
+}
+
+/// The PL011 and ECAM the kernel found are where QEMU put them (`info mtree`).
+fn check_devices(m: &mut Machine, rec: &HashMap<&str, &str>, fw: &str) -> Result<()> {
+    let mut qmp = m.qmp()?;
+    let mtree = qmp.execute(
+        "human-monitor-command",
+        serde_json::json!({ "command-line": "info mtree" }),
+    )?;
+    let mtree = mtree.as_str().context("info mtree returns text")?;
+    let pl011 = mtree_base(mtree, "pl011").context("no pl011 in info mtree")?;
+    let ecam = mtree_base(mtree, "alias pcie-ecam").context("no pcie-ecam in info mtree")?;
+    ensure!(
+        number(rec, "uart.pl011")? == pl011,
+        "PL011 {pl011:#x}:\n{fw}"
+    );
+    ensure!(number(rec, "pci.ecam")? == ecam, "ECAM {ecam:#x}:\n{fw}");
+    ensure!(number(rec, "pci.ecam.size")? == 256 * MIB, "{fw}");
+    Ok(())
+}
+
+/// The start of the first `info mtree` region named `name`
+/// (`    0000000009000000-0000000009000fff (prio 0, i/o): pl011`).
+fn mtree_base(mtree: &str, name: &str) -> Option<u64> {
+    mtree.lines().find_map(|l| {
+        let (range, what) = l.trim().split_once("): ")?;
+        let rest = what.strip_prefix(name)?;
+        if !rest.is_empty() && !rest.starts_with(' ') {
+            return None;
+        }
+        u64::from_str_radix(range.split('-').next()?, 16).ok()
+    })
+}
+
+fn power_off(mut m: Machine) -> Result<()> {
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)?;
+    ensure!(
+        m.exit_code() == Some(0),
+        "QEMU exit code {:?}",
+        m.exit_code()
+    );
+    Ok(())
+}
+
+/// Owned copies of a record's fields, for records read from a console snapshot.
+trait CloneOwned {
+    fn clone_owned(&self) -> HashMap<String, String>;
+}
+
+impl CloneOwned for HashMap<&str, &str> {
+    fn clone_owned(&self) -> HashMap<String, String> {
+        self.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+}
+
+#[test]
+fn mtree_lines_are_read() {
+    let mtree = "  0000000009000000-0000000009000fff (prio 0, i/o): pl011\n\
+                 0000004010000000-000000401fffffff (prio 0, i/o): alias pcie-ecam @pcie-mmcfg-mmio 0-f\n\
+                 0000000009010000-0000000009010fff (prio 0, i/o): pl011x";
+    assert_eq!(mtree_base(mtree, "pl011"), Some(0x0900_0000));
+    assert_eq!(mtree_base(mtree, "alias pcie-ecam"), Some(0x40_1000_0000));
+    assert_eq!(mtree_base(mtree, "gic"), None);
+}
