@@ -11,10 +11,11 @@ extern crate alloc;
 pub mod arch;
 pub mod boot_info;
 pub mod console;
+pub mod devices;
 pub mod firmware;
-pub mod hotplug;
 #[cfg(target_os = "none")]
 mod heap;
+pub mod hotplug;
 pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
@@ -42,9 +43,19 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     );
     log::info!("cmdline: {}", boot.cmdline);
     run_selftest::<A>(boot.cmdline);
+    let regions = devices::discover::<A>(&boot);
+    let mut boot = boot;
+    boot.memory = regions.carve(&boot.memory);
+    let mut mm = bring_up_memory::<A>(&boot);
+    let devices = mm
+        .as_mut()
+        .map(|mm| devices::populate::<A>(mm, &regions))
+        .unwrap_or_default();
     let mut kernel = Kernel::<A> {
-        mm: bring_up_memory::<A>(&boot),
         boot,
+        mm,
+        regions,
+        devices,
     };
     let boot = &kernel.boot;
     let entry_to_prompt_us = A::timestamp_ns().saturating_sub(boot.entry_ns) / 1_000;
@@ -64,6 +75,10 @@ pub struct Kernel<A: Arch> {
     /// The live memory manager; `None` if boot RAM could not be brought up (the kernel
     /// still runs its shell, and `mem` says why).
     pub mm: Option<mm::live::LiveMm<A::PageTable>>,
+    /// The device regions and hotplug windows found at boot (and every refusal).
+    pub regions: region::RegionSet,
+    /// Device regions that are live: added with their altmap and verified.
+    pub devices: alloc::vec::Vec<devices::LiveDevice>,
 }
 
 /// Boot RAM sections, their memmap and the buddy allocator (DESIGN.md §2 `mm::init`).

@@ -2,6 +2,7 @@
 //! NFIT, SRAT and FDT parsing join here with the region issue.
 
 pub mod acpi;
+pub mod acpi_find;
 pub mod cmdline;
 pub mod fdt;
 pub mod memmap_param;

@@ -49,6 +49,16 @@ const COMMANDS: &[CommandInfo] = &[
         help: "stop the machine with exit status N (0..=255)",
     },
     CommandInfo {
+        name: "regions",
+        args: "",
+        help: "device regions and hotplug windows, refusals, and a map of the address space",
+    },
+    CommandInfo {
+        name: "altmap",
+        args: "ID",
+        help: "the altmap of region ID: all six fields and the derived offset",
+    },
+    CommandInfo {
         name: "vmemmap",
         args: "",
         help: "populated memmap ranges, leaf sizes and table pages",
@@ -98,6 +108,8 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "firmware" => firmware::<A>(boot),
         "poweroff" => console::exit(0),
         "exit" => exit(arg),
+        "regions" => super::regions::regions(kernel),
+        "altmap" => super::regions::altmap(kernel, arg),
         "vmemmap" => super::inspect::vmemmap(kernel),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),

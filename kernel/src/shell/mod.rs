@@ -7,6 +7,7 @@
 mod commands;
 mod inspect;
 pub mod line;
+mod regions;
 
 use crate::console;
 use crate::{Arch, Kernel, kprint, kprintln};
