@@ -121,6 +121,13 @@ impl Profile {
         self
     }
 
+    /// The same machine described by a device tree only (`-M ...,acpi=off`): aarch64
+    /// `virt` then has no ACPI tables and AAVMF installs the DTB as an EFI config table.
+    pub fn with_device_tree(mut self) -> Profile {
+        self.machine.push_str(",acpi=off");
+        self
+    }
+
     /// Appends raw QEMU arguments (the extra-args hook).
     pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Profile {
         self.args.extend(args.into_iter().map(Into::into));

@@ -59,6 +59,9 @@ enum Cmd {
         /// auto (KVM when usable), kvm or tcg.
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
+        /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
+        #[arg(long)]
+        fdt: bool,
         /// Kernel command line.
         #[arg(long)]
         append: Option<String>,
@@ -83,6 +86,9 @@ enum Cmd {
     Gdb {
         #[arg(long)]
         arch: Arch,
+        /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
+        #[arg(long)]
+        fdt: bool,
         #[arg(long)]
         append: Option<String>,
         #[arg(long)]
@@ -122,6 +128,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             arch,
             limine,
             accel,
+            fdt,
             append,
             release,
             qemu_args,
@@ -130,6 +137,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             run::run(run::Interactive {
                 arch,
                 limine,
+                fdt,
                 accel,
                 append,
                 release,
@@ -142,6 +150,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
+            fdt,
             append,
             release,
             qemu_args,
@@ -151,6 +160,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             run::run(run::Interactive {
                 arch,
                 limine: None,
+                fdt,
                 accel,
                 append,
                 release,

@@ -12,6 +12,7 @@ use qemu::{Arch, ConsoleMode, Profile, RunOptions, cmdline, profile};
 pub struct Interactive {
     pub arch: Arch,
     pub limine: Option<PathBuf>,
+    pub fdt: bool,
     pub accel: AccelChoice,
     pub append: Option<String>,
     pub release: bool,
@@ -38,7 +39,14 @@ pub fn run(args: Interactive) -> Result<()> {
     opts.qmp = Some(qmp.clone());
     opts.gdb = args.gdb;
     opts.extra_args = args.qemu_args;
-    let mut cmd = profile::command(&Profile::new(args.arch), &opts)?;
+    let mut profile = Profile::new(args.arch);
+    if args.fdt {
+        if args.arch != Arch::Aarch64 {
+            anyhow::bail!("--fdt is for aarch64 (x86_64 boots with ACPI, s390x with SCLP)");
+        }
+        profile = profile.with_device_tree();
+    }
+    let mut cmd = profile::command(&profile, &opts)?;
     let _ = std::fs::remove_file(&qmp);
     println!("$ {}", cmdline::render(&cmd));
     println!("QMP socket: {}", qmp.display());

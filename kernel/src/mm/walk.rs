@@ -172,7 +172,12 @@ pub fn steps<F: PageTableFormat, M: PhysMem>(mem: &M, root: PhysAddr, va: u64) -
         let entry_addr = table.add(F::index(level, va) as u64 * 8);
         let raw = mem.read_u64(entry_addr);
         let entry = F::decode(level, raw);
-        out.push(Step { level, entry_addr, raw, entry });
+        out.push(Step {
+            level,
+            entry_addr,
+            raw,
+            entry,
+        });
         match entry {
             Entry::Table(next) if level < F::last_level() => table = next,
             _ => break,

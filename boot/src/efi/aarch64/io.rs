@@ -63,11 +63,20 @@ macro_rules! sysreg {
 }
 pub(crate) use sysreg;
 
-/// PSCI `SYSTEM_OFF` through HVC (QEMU's PSCI conduit when the firmware runs at EL1).
+/// PSCI `SYSTEM_OFF` through QEMU `virt`'s conduit: HVC when the firmware runs at EL1,
+/// SMC when it owns EL2 (`virtualization=on`).
 pub fn system_off() {
+    const SYSTEM_OFF: u64 = 0x8400_0008;
+    let el1 = (sysreg!("currentel") >> 2) & 3 == 1;
     // SAFETY: SYSTEM_OFF takes no arguments and ends the machine; if PSCI is absent
     // the call returns an error code in x0 and nothing else changes.
-    unsafe { core::arch::asm!("hvc #0", inout("x0") 0x8400_0008u64 => _, options(nostack)) };
+    unsafe {
+        if el1 {
+            core::arch::asm!("hvc #0", inout("x0") SYSTEM_OFF => _, options(nostack));
+        } else {
+            core::arch::asm!("smc #0", inout("x0") SYSTEM_OFF => _, options(nostack));
+        }
+    }
 }
 
 /// `wfe` with interrupts masked.

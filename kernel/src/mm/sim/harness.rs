@@ -7,7 +7,6 @@ use std::ops::Range;
 use std::vec::Vec;
 
 use super::memory::SimMemory;
-use crate::mm::walk::{Mapping, TableDump, dump, translate};
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
@@ -16,6 +15,7 @@ use crate::mm::pgtable::{Features, PageTableFormat};
 use crate::mm::phys::FramePurpose;
 use crate::mm::sparse::{Section, Sparse};
 use crate::mm::vmemmap::VmemmapStats;
+use crate::mm::walk::{Mapping, TableDump, dump, translate};
 
 /// Where the simulated RAM (tables, RAM leaves) lives: 4 GiB, 2 GiB of it.
 pub const RAM_BASE: u64 = 0x1_0000_0000;

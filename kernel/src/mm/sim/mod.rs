@@ -7,7 +7,7 @@ mod memmap;
 mod memory;
 pub mod scenarios;
 
+pub use crate::mm::walk::{Mapping, TableDump, Translation, WalkFault, dump, translate};
 pub use harness::{AltmapSpec, Op, Snapshot, World, run_ops};
 pub use memmap::SimMemmap;
 pub use memory::SimMemory;
-pub use crate::mm::walk::{Mapping, TableDump, Translation, WalkFault, dump, translate};
