@@ -5,6 +5,8 @@
 //! `HOTMEM_ARCHES`; run alone (`cargo test -p tests`), the kernels are built here with the
 //! same function xtask uses.
 
+pub mod regions;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};

@@ -247,3 +247,39 @@ fn mtree_lines_are_read() {
     assert_eq!(mtree_base(mtree, "alias pcie-ecam"), Some(0x40_1000_0000));
     assert_eq!(mtree_base(mtree, "gic"), None);
 }
+
+/// ACPI mode, two cold-plugged NVDIMMs of different sizes: the NFIT ranges equal QEMU's
+/// own figures, each gets Linux's nvdimm altmap, its memmap is populated with 2 MiB L2
+/// blocks from that altmap, and verification through the MMU (and AT S1E1R) passes.
+#[test]
+fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = tests::regions::with_nvdimms(Profile::new(ARCH), "arm", &[256 * MIB, 512 * MIB])?;
+    let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 2)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
+
+/// `memmap=` on aarch64 (RAM starts at 1 GiB): one good range, one too small for its
+/// memmap, one overlapping it, one unaligned.
+#[test]
+fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let append = "memmap=256M!1280M memmap=2M!1800M memmap=64M!1300M memmap=3M!1100M";
+    let mut m = boot_to_prompt(&Profile::new(ARCH), append, MACHINE_TIMEOUT)?;
+    let refused = [
+        ("2M!1800M", "too-small"),
+        ("64M!1300M", "overlap"),
+        ("3M!1100M", "unaligned"),
+    ];
+    tests::regions::check_memmap_refusals(&mut m, (RAM_BASE + 256 * MIB, 256 * MIB), &refused)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}

@@ -101,3 +101,41 @@ fn exit_n_fails_with_status_n() -> Result<()> {
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(5))?;
     Ok(())
 }
+
+/// Two cold-plugged NVDIMMs of different sizes: the NFIT ranges equal QEMU's own figures,
+/// each gets Linux's nvdimm altmap, its memmap is populated with 2 MiB PMD leaves from
+/// that altmap, and verification through the MMU passes.
+#[test]
+fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = tests::regions::with_nvdimms(Profile::new(ARCH), "x86", &[256 * MIB, 512 * MIB])?;
+    let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 2)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
+
+/// `memmap=` on x86_64: one good range, one too small for its memmap, one overlapping it,
+/// one unaligned.
+#[test]
+fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let append = "memmap=256M!512M memmap=2M!900M memmap=64M!600M memmap=3M!200M";
+    let mut m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
+    let refused = [
+        ("2M!900M", "too-small"),
+        ("64M!600M", "overlap"),
+        ("3M!200M", "unaligned"),
+    ];
+    tests::regions::check_memmap_refusals(&mut m, (512 * MIB, 256 * MIB), &refused)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
