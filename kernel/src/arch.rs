@@ -7,6 +7,11 @@
 
 use core::fmt;
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::BootInfo;
+use crate::hotplug::event::EventSource;
 use crate::mm::live::LiveConfig;
 use crate::mm::pgtable::PageTableFormat;
 
@@ -46,6 +51,10 @@ pub trait Arch: 'static {
     /// the vmemmap walker may use, the root of the tables the CPU is using, the direct map
     /// and the TLB flush.
     fn mm_config() -> LiveConfig;
+
+    /// The hotplug event sources this machine has (memory-hotplug controllers,
+    /// virtio-mem devices), probed once after the memory manager is up.
+    fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>>;
 
     /// Translates `va` with the CPU's own translation instruction (s390x LRAG, aarch64
     /// AT S1E1R), for comparison with the software walk; `None` when it faults, and when

@@ -51,12 +51,20 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         .as_mut()
         .map(|mm| devices::populate::<A>(mm, &regions))
         .unwrap_or_default();
+    let sources = A::hotplug_sources(&boot);
+    let mode = memmap_on_memory_mode(boot.cmdline);
     let mut kernel = Kernel::<A> {
         boot,
         mm,
         regions,
         devices,
+        hotplug: hotplug::engine::Hotplug::new(mode),
+        sources,
     };
+    for source in &kernel.sources {
+        log::info!("hotplug: source {}", source.name());
+    }
+    hotplug::dispatch::poll(&mut kernel);
     let boot = &kernel.boot;
     let entry_to_prompt_us = A::timestamp_ns().saturating_sub(boot.entry_ns) / 1_000;
     kprintln!(
@@ -79,6 +87,20 @@ pub struct Kernel<A: Arch> {
     pub regions: region::RegionSet,
     /// Device regions that are live: added with their altmap and verified.
     pub devices: alloc::vec::Vec<devices::LiveDevice>,
+    /// Hot-added RAM.
+    pub hotplug: hotplug::engine::Hotplug,
+    /// The devices that report hotplug events.
+    pub sources: alloc::vec::Vec<alloc::boxed::Box<dyn hotplug::event::EventSource>>,
+}
+
+/// `memory_hotplug.memmap_on_memory=0|1|force` (default on, as the ACPI driver asks).
+fn memmap_on_memory_mode(cmdline: &str) -> mm::memmap_on_memory::MemmapOnMemoryMode {
+    use mm::memmap_on_memory::MemmapOnMemoryMode as Mode;
+    match cmdline::value(cmdline, "memory_hotplug.memmap_on_memory") {
+        Some("0" | "n" | "N" | "off") => Mode::Disabled,
+        Some("force") => Mode::Force,
+        _ => Mode::Enabled,
+    }
 }
 
 /// Boot RAM sections, their memmap and the buddy allocator (DESIGN.md §2 `mm::init`).

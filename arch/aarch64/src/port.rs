@@ -3,11 +3,17 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::Arch;
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::pgtable::Features;
+use kernel::{Arch, BootInfo};
 
 use crate::{cpu, pl011, power, timer};
 
@@ -78,6 +84,10 @@ impl Arch for Aarch64 {
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: flush_tlb_all,
         }
+    }
+
+    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        Vec::new()
     }
 
     fn hw_translate(va: u64) -> Option<u64> {

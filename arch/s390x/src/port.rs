@@ -2,11 +2,17 @@
 
 use core::fmt;
 
-use kernel::Arch;
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::pgtable::Features;
+use kernel::{Arch, BootInfo};
 use spin::Once;
 
 use crate::dat::{self, DatInfo};
@@ -91,6 +97,10 @@ impl Arch for S390x {
             phys_to_virt: |pa| pa as *mut u8,
             flush_tlb: cpu::purge_tlb,
         }
+    }
+
+    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        Vec::new()
     }
 
     fn hw_translate(va: u64) -> Option<u64> {

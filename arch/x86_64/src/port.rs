@@ -3,10 +3,16 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::Arch;
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
+use kernel::{Arch, BootInfo};
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::Cr3;
 
@@ -90,6 +96,10 @@ impl Arch for X86_64 {
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: x86_64::instructions::tlb::flush_all,
         }
+    }
+
+    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        Vec::new()
     }
 
     fn hw_translate(_va: u64) -> Option<u64> {

@@ -53,6 +53,11 @@ impl LineEditor {
         }
     }
 
+    /// The line typed so far (not yet submitted).
+    pub fn pending(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
     /// Feeds one byte; `echo` receives what should be written back to the terminal.
     pub fn feed(&mut self, byte: u8, echo: &mut dyn FnMut(&[u8])) -> Option<Event<'_>> {
         let after_cr = core::mem::replace(&mut self.last_was_cr, byte == b'\r');

@@ -23,7 +23,11 @@ pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
     kprint!("{PROMPT}");
     loop {
         let Some(byte) = A::console_read() else {
-            A::relax();
+            if crate::hotplug::dispatch::poll(kernel) == 0 {
+                A::relax();
+            } else {
+                kprint!("{PROMPT}{}", editor.pending());
+            }
             continue;
         };
         let mut echo = |bytes: &[u8]| console::write_raw(bytes);

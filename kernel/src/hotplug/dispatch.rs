@@ -1,0 +1,119 @@
+//! Polling the event sources and handling their events, one at a time in arrival order,
+//! with one stable record line per step (see the README's record table).
+
+use alloc::vec::Vec;
+
+use super::engine::{HotplugError, MemmapFrom};
+use super::event::Event;
+use crate::{Arch, Kernel, kprintln};
+
+/// Polls every source once and handles what they report. Returns how many events ran.
+pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
+    let mut events = Vec::new();
+    let mut handled = 0;
+    for index in 0..kernel.sources.len() {
+        kernel.sources[index].poll(&mut events);
+        for event in events.drain(..) {
+            if handled == 0 {
+                // Records start on a line of their own, even mid-prompt.
+                kprintln!();
+            }
+            let result = handle(kernel, &event);
+            kernel.sources[index].complete(&event, &result);
+            handled += 1;
+        }
+    }
+    handled
+}
+
+/// Runs one event through the engine and prints its records.
+pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), HotplugError> {
+    let Some(mm) = kernel.mm.as_mut() else {
+        kprintln!("hotplug: refuse op=event {}", HotplugError::NoMm);
+        return Err(HotplugError::NoMm);
+    };
+    let t0 = A::timestamp_ns();
+    match event {
+        Event::Add { range, via } => {
+            let tables = mm.sparse().vmemmap().stats().table_pages();
+            match kernel.hotplug.add_memory(mm, range.clone(), *via) {
+                Ok(hot) => {
+                    let (alloc, align) = hot.altmap_totals();
+                    let memmap = if hot.memmap == MemmapFrom::Altmap {
+                        "altmap"
+                    } else {
+                        "ram"
+                    };
+                    let sections = (range.end - range.start).div_ceil(mm.arch().section_bytes());
+                    let new_tables = mm
+                        .sparse()
+                        .vmemmap()
+                        .stats()
+                        .table_pages()
+                        .saturating_sub(tables);
+                    kprintln!(
+                        "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} tables.new={new_tables} {via}",
+                        range.start,
+                        range.end
+                    );
+                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    kprintln!(
+                        "hotplug: online range={:#x}-{:#x} pages={} free={} us={us} {via}",
+                        range.start,
+                        range.end,
+                        hot.online_pages(),
+                        mm.buddy().free_pages()
+                    );
+                    Ok(())
+                }
+                Err(e) => refuse("add", range, via, e),
+            }
+        }
+        Event::Remove { range, via } => {
+            let tables = mm.sparse().vmemmap().stats().table_pages();
+            match kernel.hotplug.remove_memory(mm, range.clone()) {
+                Ok(gone) => {
+                    let (alloc, align) = gone.altmap_totals();
+                    let freed = tables.saturating_sub(mm.sparse().vmemmap().stats().table_pages());
+                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    kprintln!(
+                        "hotplug: offline range={:#x}-{:#x} pages={} {via}",
+                        range.start,
+                        range.end,
+                        gone.online_pages()
+                    );
+                    kprintln!(
+                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
+                        range.start,
+                        range.end,
+                        mm.buddy().free_pages()
+                    );
+                    Ok(())
+                }
+                Err(e) => refuse("remove", range, via, e),
+            }
+        }
+        Event::AddDevice { range, via } => {
+            kprintln!(
+                "hotplug: refuse op=add-device range={:#x}-{:#x} reason=unsupported {via}",
+                range.start,
+                range.end
+            );
+            Err(HotplugError::NotAdded(range.clone()))
+        }
+    }
+}
+
+fn refuse(
+    op: &str,
+    range: &core::ops::Range<u64>,
+    via: &super::event::Via,
+    e: HotplugError,
+) -> Result<(), HotplugError> {
+    kprintln!(
+        "hotplug: refuse op={op} range={:#x}-{:#x} {e} {via}",
+        range.start,
+        range.end
+    );
+    Err(e)
+}
