@@ -12,7 +12,7 @@ use crate::firmware::srat::{self, Srat};
 use crate::hotplug::device::{self, DeviceMemory};
 use crate::hotplug::verify::{self, VerifyReport};
 use crate::mm::live::LiveMm;
-use crate::region::{self, RegionSet, Sources};
+use crate::region::{self, Region, RegionSet, Sources};
 use crate::{Arch, kprintln};
 
 /// A device region that was added, with what verification found.
@@ -72,57 +72,58 @@ fn acpi_tables<A: Arch>(boot: &BootInfo) -> (Option<Nfit>, Option<Srat>) {
 /// Adds every device region of `set` with its altmap, verifies it, prints the records.
 /// A region that fails is reported and skipped; the others still come up.
 pub fn populate<A: Arch>(mm: &mut LiveMm<A::PageTable>, set: &RegionSet) -> Vec<LiveDevice> {
+    set.devices()
+        .filter_map(|region| populate_one::<A>(mm, region))
+        .collect()
+}
+
+/// Adds one device region with a fresh altmap and verifies it through the MMU.
+pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> Option<LiveDevice> {
     let arch = mm.arch();
-    let mut live = Vec::new();
-    for region in set.devices() {
-        let Some(altmap) = region.altmap(arch) else {
-            continue;
-        };
-        let range = region.map_range();
-        let before = *mm.sparse().vmemmap().stats();
-        let t0 = A::timestamp_ns();
-        let added = device::add(mm, region.id, range.start, range.end - range.start, altmap);
-        let add_us = A::timestamp_ns().saturating_sub(t0) / 1000;
-        let memory = match added {
-            Ok(memory) => memory,
-            Err(e) => {
-                kprintln!(
-                    "region: populate id={} error={e:?} errno={}",
-                    region.id,
-                    e.errno()
-                );
-                continue;
-            }
-        };
-        let after = mm.sparse().vmemmap().stats();
-        let a = &memory.altmap;
-        kprintln!(
-            "region: populate id={} range={:#x}-{:#x} sections={} altmap.alloc={} altmap.align={} leaves={} tables.new={} us={add_us}",
-            region.id,
-            range.start,
-            range.end,
-            (range.end - range.start).div_ceil(arch.section_bytes()),
-            a.alloc,
-            a.align,
-            after.leaves() - before.leaves(),
-            after.table_pages().saturating_sub(before.table_pages()),
-        );
-        let t0 = A::timestamp_ns();
-        let report = verify::verify(mm, &memory);
-        let verify_us = A::timestamp_ns().saturating_sub(t0) / 1000;
-        kprintln!(
-            "verify: id={} pages={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.other={} walk.faults={} us={verify_us} result={}",
-            region.id,
-            report.pages,
-            report.rw_failures,
-            report.state_failures,
-            report.leaves,
-            report.leaves_in_altmap,
-            report.leaves_elsewhere,
-            report.walk_faults,
-            if report.passed() { "pass" } else { "fail" },
-        );
-        live.push(LiveDevice { memory, report });
-    }
-    live
+    let altmap = region.altmap(arch)?;
+    let range = region.map_range();
+    let before = *mm.sparse().vmemmap().stats();
+    let t0 = A::timestamp_ns();
+    let added = device::add(mm, region.id, range.start, range.end - range.start, altmap);
+    let add_us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let memory = match added {
+        Ok(memory) => memory,
+        Err(e) => {
+            kprintln!(
+                "region: populate id={} error={e:?} errno={}",
+                region.id,
+                e.errno()
+            );
+            return None;
+        }
+    };
+    let after = mm.sparse().vmemmap().stats();
+    let a = &memory.altmap;
+    kprintln!(
+        "region: populate id={} range={:#x}-{:#x} sections={} altmap.alloc={} altmap.align={} leaves={} tables.new={} us={add_us}",
+        region.id,
+        range.start,
+        range.end,
+        (range.end - range.start).div_ceil(arch.section_bytes()),
+        a.alloc,
+        a.align,
+        after.leaves() - before.leaves(),
+        after.table_pages().saturating_sub(before.table_pages()),
+    );
+    let t0 = A::timestamp_ns();
+    let report = verify::verify(mm, &memory);
+    let verify_us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    kprintln!(
+        "verify: id={} pages={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.other={} walk.faults={} us={verify_us} result={}",
+        region.id,
+        report.pages,
+        report.rw_failures,
+        report.state_failures,
+        report.leaves,
+        report.leaves_in_altmap,
+        report.leaves_elsewhere,
+        report.walk_faults,
+        if report.passed() { "pass" } else { "fail" },
+    );
+    Some(LiveDevice { memory, report })
 }

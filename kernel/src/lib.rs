@@ -46,6 +46,8 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     let regions = devices::discover::<A>(&boot);
     let mut boot = boot;
     boot.memory = regions.carve(&boot.memory);
+    let hidden = hidden_by_mem_limit(&boot.memory, boot.cmdline);
+    boot.memory = region::carve_ram(&boot.memory, &hidden);
     let mut mm = bring_up_memory::<A>(&boot);
     let devices = mm
         .as_mut()
@@ -60,6 +62,8 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         devices,
         hotplug: hotplug::engine::Hotplug::new(mode),
         sources,
+        allocated: alloc::vec::Vec::new(),
+        hidden,
     };
     for source in &kernel.sources {
         log::info!("hotplug: source {}", source.name());
@@ -91,6 +95,42 @@ pub struct Kernel<A: Arch> {
     pub hotplug: hotplug::engine::Hotplug,
     /// The devices that report hotplug events.
     pub sources: alloc::vec::Vec<alloc::boxed::Box<dyn hotplug::event::EventSource>>,
+    /// RAM hidden from the allocator by `mem=` (the shell's `probe` hot-adds it, as
+    /// Linux's memory probe interface does).
+    pub hidden: alloc::vec::Vec<core::ops::Range<u64>>,
+    /// Pages the shell's `alloc` took (given back by `free`).
+    pub allocated: alloc::vec::Vec<mm::addr::Pfn>,
+}
+
+/// `mem=SIZE`: usable RAM at or above physical address SIZE is hidden (2 MiB-aligned
+/// inward) so the shell's `probe` can hot-add real memory there.
+fn hidden_by_mem_limit(
+    map: &boot_info::MemoryMap,
+    cmdline: &str,
+) -> alloc::vec::Vec<core::ops::Range<u64>> {
+    let Some(text) = cmdline::value(cmdline, "mem") else {
+        return alloc::vec::Vec::new();
+    };
+    let limit = match firmware::memmap_param::parse_size(text, "mem") {
+        Ok((limit, "")) => limit,
+        _ => {
+            kprintln!("error: mem={text}: not a size (e.g. mem=512M); ignored");
+            return alloc::vec::Vec::new();
+        }
+    };
+    const ALIGN: u64 = hotplug::engine::HOTPLUG_ALIGN;
+    region::usable_spans(map)
+        .into_iter()
+        .map(|s| s.start.max(limit).next_multiple_of(ALIGN)..s.end / ALIGN * ALIGN)
+        .filter(|r| r.start < r.end)
+        .inspect(|r| {
+            kprintln!(
+                "mem: hidden range={:#x}-{:#x} (mem={text}; hot-add with probe)",
+                r.start,
+                r.end
+            )
+        })
+        .collect()
 }
 
 /// `memory_hotplug.memmap_on_memory=0|1|force` (default on, as the ACPI driver asks).

@@ -257,3 +257,82 @@ fn memmap_pmem_region_is_carved_populated_from_its_altmap_and_verified() -> Resu
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// The hotplug engine on real memory: `mem=512M` hides the upper half of RAM and `probe`
+/// hot-adds it (Linux's memory probe interface). A whole 256 MiB block hosts its own
+/// memmap (memmap_on_memory: 1024 pages); a busy page refuses the remove; ten add/remove
+/// cycles end with the free-page and page-table counts exactly where they started.
+#[test]
+fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(GIB);
+    let mut m = boot_to_prompt(
+        &Profile::new(ARCH).with_memory(memory),
+        "mem=512M",
+        MACHINE_TIMEOUT,
+    )?;
+    let mm = |m: &mut qemu::Machine| -> Result<(u64, u64)> {
+        let mem = shell(m, "mem")?;
+        let f = fields(line(&mem, "mem.mm ")?);
+        Ok((number(&f, "free")?, number(&f, "vmemmap.tables")?))
+    };
+    let (free0, tables0) = mm(&mut m)?;
+    let block = 256 * MIB;
+    let (start, pages) = (512 * MIB, 256 * MIB / 4096);
+    let memmap_pages = pages * 64 / 4096;
+
+    let added = shell(&mut m, &format!("probe {start:#x} {block:#x}"))?;
+    let add = fields(line(&added, "hotplug: add ")?);
+    ensure!(add.get("memmap") == Some(&"altmap"), "{added}");
+    ensure!(number(&add, "altmap.alloc")? == memmap_pages, "{added}");
+    ensure!(number(&add, "altmap.align")? == 0, "{added}");
+    let online = fields(line(&added, "hotplug: online ")?);
+    ensure!(number(&online, "pages")? == pages - memmap_pages, "{added}");
+    // The 4 MiB memmap needs one page table per 1 MiB segment (2 KiB tables, one buddy
+    // page each); the region and segment tables above exist since boot.
+    let table_pages = memmap_pages * 4096 / MIB;
+    ensure!(number(&online, "ram.pages")? == table_pages, "{added}");
+    let (free1, _) = mm(&mut m)?;
+    ensure!(
+        free1 == free0 + pages - memmap_pages - table_pages,
+        "free pages grew by {}:\n{added}",
+        free1 - free0
+    );
+
+    // A busy page in the block: the remove is refused and nothing changes.
+    let first_data = start / 4096 + memmap_pages;
+    shell(&mut m, &format!("alloc 1 {first_data:#x}"))?;
+    let refused = shell(&mut m, &format!("unprobe {start:#x} {block:#x}"))?;
+    ensure!(
+        fields(line(&refused, "hotplug: refuse ")?).get("reason") == Some(&"busy"),
+        "{refused}"
+    );
+    shell(&mut m, "free")?;
+    ensure!(
+        mm(&mut m)?.0 == free1,
+        "a refused remove changed the free count"
+    );
+
+    let removed = shell(&mut m, &format!("unprobe {start:#x} {block:#x}"))?;
+    let remove = fields(line(&removed, "hotplug: remove ")?);
+    ensure!(
+        number(&remove, "altmap.alloc")? == 0 && number(&remove, "altmap.align")? == 0,
+        "{removed}"
+    );
+    ensure!(mm(&mut m)? == (free0, tables0), "after one cycle");
+
+    for cycle in 0..10 {
+        // Alternate a whole block (memmap in the block) and a 2 MiB piece (memmap in RAM).
+        let size = if cycle % 2 == 0 { block } else { 2 * MIB };
+        let out = shell(&mut m, &format!("probe {start:#x} {size:#x}"))?;
+        line(&out, "hotplug: online ")?;
+        let out = shell(&mut m, &format!("unprobe {start:#x} {size:#x}"))?;
+        line(&out, "hotplug: remove ")?;
+    }
+    ensure!(mm(&mut m)? == (free0, tables0), "ten cycles drifted");
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}

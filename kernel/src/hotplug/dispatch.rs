@@ -36,6 +36,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
     match event {
         Event::Add { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
+            let free_before = mm.buddy().free_pages();
             match kernel.hotplug.add_memory(mm, range.clone(), *via) {
                 Ok(hot) => {
                     let (alloc, align) = hot.altmap_totals();
@@ -57,12 +58,15 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         range.end
                     );
                     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    // Pages the add took from RAM (table pages, RAM leaves): free grows by
+                    // exactly the onlined count minus these.
+                    let free = mm.buddy().free_pages();
+                    let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
                     kprintln!(
-                        "hotplug: online range={:#x}-{:#x} pages={} free={} us={us} {via}",
+                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
                         range.start,
                         range.end,
                         hot.online_pages(),
-                        mm.buddy().free_pages()
                     );
                     Ok(())
                 }
@@ -93,14 +97,51 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                 Err(e) => refuse("remove", range, via, e),
             }
         }
-        Event::AddDevice { range, via } => {
+        Event::AddDevice { range, via } => add_device(kernel, range, via),
+    }
+}
+
+/// NVDIMM hot-add: the new SPA range goes through the regions code (the same checks as
+/// at boot), then gets its own altmap, population and verification.
+fn add_device<A: Arch>(
+    kernel: &mut Kernel<A>,
+    range: &core::ops::Range<u64>,
+    via: &super::event::Via,
+) -> Result<(), HotplugError> {
+    use crate::region::{RegionKind, RegionRequest, Source};
+    let range_index = match via {
+        super::event::Via::Nvdimm { range_index } => *range_index,
+        _ => 0,
+    };
+    let request = RegionRequest {
+        start: range.start,
+        size: range.end - range.start,
+        kind: RegionKind::Pmem,
+        source: Source::Nfit { range_index },
+        node: None,
+        align: 2 << 20,
+    };
+    let id = match kernel.regions.add_checked(request) {
+        Ok(id) => id,
+        Err(e) => {
+            kprintln!("{}", e.record());
+            return Err(HotplugError::Overlap { at: range.start });
+        }
+    };
+    let region = kernel.regions.get(id).expect("just added").clone();
+    kprintln!("{}", region.record());
+    let mm = kernel.mm.as_mut().ok_or(HotplugError::NoMm)?;
+    match crate::devices::populate_one::<A>(mm, &region) {
+        Some(device) => {
             kprintln!(
-                "hotplug: refuse op=add-device range={:#x}-{:#x} reason=unsupported {via}",
+                "hotplug: add-device id={id} range={:#x}-{:#x} {via}",
                 range.start,
                 range.end
             );
-            Err(HotplugError::NotAdded(range.clone()))
+            kernel.devices.push(device);
+            Ok(())
         }
+        None => Err(HotplugError::NotAdded(range.clone())),
     }
 }
 

@@ -143,6 +143,18 @@ impl Buddy {
         Ok(())
     }
 
+    /// Allocates the specific frame `pfn`, which must be online and free: splits the free
+    /// block around it. Used to make a chosen range busy (the shell's `alloc N PFN`).
+    pub fn claim<A: MemmapAccess>(&mut self, memmap: &mut A, pfn: Pfn) -> Result<(), MmError> {
+        self.offline(memmap, pfn..pfn.add(1))?;
+        self.managed += 1;
+        let page = memmap.page_mut(pfn);
+        page.set(PageFlags::ONLINE);
+        page.refcount = 1;
+        page.order = 0;
+        Ok(())
+    }
+
     /// Allocates a block of 2^`order` pages.
     pub fn alloc<A: MemmapAccess>(&mut self, memmap: &mut A, order: u32) -> Result<Pfn, MmError> {
         if order > MAX_ORDER {

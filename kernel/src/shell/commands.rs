@@ -59,6 +59,31 @@ const COMMANDS: &[CommandInfo] = &[
         help: "the altmap of region ID: all six fields and the derived offset",
     },
     CommandInfo {
+        name: "hotplug",
+        args: "",
+        help: "hot-added ranges (source, blocks, altmap, state) and event sources",
+    },
+    CommandInfo {
+        name: "probe",
+        args: "START SIZE",
+        help: "hot-add RAM hidden by mem= (Linux's memory probe interface)",
+    },
+    CommandInfo {
+        name: "unprobe",
+        args: "START SIZE",
+        help: "offline and hot-remove a range added by probe",
+    },
+    CommandInfo {
+        name: "alloc",
+        args: "N [PFN]",
+        help: "take N pages from the buddy (at PFN.. if given: makes that memory busy)",
+    },
+    CommandInfo {
+        name: "free",
+        args: "",
+        help: "give back every page 'alloc' took",
+    },
+    CommandInfo {
         name: "vmemmap",
         args: "",
         help: "populated memmap ranges, leaf sizes and table pages",
@@ -110,6 +135,11 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "exit" => exit(arg),
         "regions" => super::regions::regions(kernel),
         "altmap" => super::regions::altmap(kernel, arg),
+        "hotplug" => super::memory::hotplug(kernel),
+        "alloc" => super::memory::alloc(kernel, &args),
+        "probe" => super::memory::probe(kernel, &args, true),
+        "unprobe" => super::memory::probe(kernel, &args, false),
+        "free" => super::memory::free(kernel),
         "vmemmap" => super::inspect::vmemmap(kernel),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),

@@ -7,6 +7,7 @@
 mod commands;
 mod inspect;
 pub mod line;
+mod memory;
 mod regions;
 
 use crate::console;

@@ -186,3 +186,25 @@ proptest! {
         buddy.offline(&mut memmap, Pfn(BASE)..Pfn(BASE + 2048)).expect("all free");
     }
 }
+
+#[test]
+fn claim_takes_one_chosen_frame_and_makes_offline_busy() {
+    let (mut memmap, mut buddy) = setup(1024);
+    let target = Pfn(BASE + 700);
+    buddy.claim(&mut memmap, target).expect("free frame");
+    assert_eq!((buddy.managed_pages(), buddy.free_pages()), (1024, 1023));
+    assert_eq!(
+        buddy.claim(&mut memmap, target),
+        Err(MmError::Busy(target)),
+        "already taken"
+    );
+    assert_eq!(
+        buddy.offline(&mut memmap, Pfn(BASE)..Pfn(BASE + 1024)),
+        Err(MmError::Busy(target))
+    );
+    buddy.free(&mut memmap, target, 0).expect("give back");
+    assert_eq!((buddy.free_pages(), buddy.free_blocks(MAX_ORDER)), (1024, 1));
+    buddy
+        .offline(&mut memmap, Pfn(BASE)..Pfn(BASE + 1024))
+        .expect("all free again");
+}

@@ -1,0 +1,137 @@
+//! `hotplug`, `alloc N` and `free`: the hot-added ranges and their sources, and a way to
+//! make memory busy (so a hot-remove can be refused) and idle again.
+
+use alloc::vec::Vec;
+
+use crate::hotplug::engine::MemmapFrom;
+use crate::mm::addr::Pfn;
+use crate::{Arch, Kernel, console::Console, kprintln};
+
+use super::inspect::parse_number;
+
+/// Most pages one `alloc` takes (keeps the record list bounded).
+const MAX_ALLOC: u64 = 1 << 16;
+
+/// `hotplug`: every hot-added range with its source, blocks, altmap and state, then the
+/// event sources.
+pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
+    for hot in kernel.hotplug.ranges() {
+        let (alloc, align) = hot.altmap_totals();
+        let memmap = if hot.memmap == MemmapFrom::Altmap {
+            "altmap"
+        } else {
+            "ram"
+        };
+        kprintln!(
+            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} state=online {}",
+            hot.range.start,
+            hot.range.end,
+            hot.blocks.len(),
+            hot.online_pages(),
+            hot.via
+        );
+    }
+    kprintln!(
+        "hotplug.summary ranges={} sources={} memmap_on_memory={:?}",
+        kernel.hotplug.ranges().len(),
+        kernel.sources.len(),
+        kernel.hotplug.mode()
+    );
+    for source in &kernel.sources {
+        let _ = source.describe(&mut Console);
+    }
+}
+
+/// `alloc N [PFN]`: takes N order-0 pages from the buddy allocator and keeps them;
+/// with PFN, exactly the frames PFN..PFN+N (each must be online and free).
+pub fn alloc<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
+    let count = args
+        .first()
+        .and_then(|t| parse_number(t))
+        .filter(|&n| (1..=MAX_ALLOC).contains(&n));
+    let at = args.get(1).map(|t| parse_number(t));
+    let (Some(count), None | Some(Some(_))) = (count, at) else {
+        kprintln!("error: alloc: usage: alloc N [PFN] (N in 1..={MAX_ALLOC})");
+        return;
+    };
+    let Some(mm) = kernel.mm.as_mut() else {
+        kprintln!("error: alloc: memory manager is down");
+        return;
+    };
+    let (buddy, memmap) = mm.buddy_and_memmap();
+    let mut got: Vec<Pfn> = Vec::new();
+    for i in 0..count {
+        let result = match at {
+            Some(Some(first)) => buddy.claim(memmap, Pfn(first + i)).map(|()| Pfn(first + i)),
+            _ => buddy.alloc(memmap, 0),
+        };
+        match result {
+            Ok(pfn) => got.push(pfn),
+            Err(e) => {
+                kprintln!("error: alloc: stopped after {} pages: {e:?}", got.len());
+                break;
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (got.first(), got.last()) {
+        kprintln!(
+            "alloc: pages={} first_pfn={:#x} last_pfn={:#x} free={}",
+            got.len(),
+            first.0,
+            last.0,
+            buddy.free_pages()
+        );
+    }
+    kernel.allocated.extend(got);
+}
+
+/// `free`: gives back every page `alloc` took.
+pub fn free<A: Arch>(kernel: &mut Kernel<A>) {
+    let Some(mm) = kernel.mm.as_mut() else {
+        kprintln!("error: free: memory manager is down");
+        return;
+    };
+    let (buddy, memmap) = mm.buddy_and_memmap();
+    let pages = kernel.allocated.len();
+    for pfn in kernel.allocated.drain(..) {
+        if let Err(e) = buddy.free(memmap, pfn, 0) {
+            kprintln!("error: free: pfn {:#x}: {e:?}", pfn.0);
+        }
+    }
+    kprintln!("free: pages={pages} free={}", buddy.free_pages());
+}
+
+/// `probe START SIZE` / `unprobe START SIZE`: hot-add or hot-remove RAM that `mem=` hid,
+/// through the same engine as every hotplug source (Linux's memory probe interface).
+pub fn probe<A: Arch>(kernel: &mut Kernel<A>, args: &[&str], add: bool) {
+    let name = if add { "probe" } else { "unprobe" };
+    let parsed = match args {
+        [start, size] => parse_number(start).zip(parse_number(size)),
+        _ => None,
+    };
+    let Some((start, size)) = parsed else {
+        kprintln!("error: {name}: usage: {name} START SIZE (hex with 0x, or decimal bytes)");
+        return;
+    };
+    let range = start..start.saturating_add(size);
+    if add
+        && !kernel
+            .hidden
+            .iter()
+            .any(|h| h.start <= range.start && range.end <= h.end)
+    {
+        kprintln!(
+            "error: probe: {:#x}-{:#x} is not RAM hidden by mem= (nothing to hot-add there)",
+            range.start,
+            range.end
+        );
+        return;
+    }
+    let via = crate::hotplug::event::Via::Shell;
+    let event = if add {
+        crate::hotplug::event::Event::Add { range, via }
+    } else {
+        crate::hotplug::event::Event::Remove { range, via }
+    };
+    let _ = crate::hotplug::dispatch::handle(kernel, &event);
+}
