@@ -128,6 +128,21 @@ impl Profile {
         self
     }
 
+    /// The memory-hotplug machine of `cargo xtask run --hotplug`: room for hot-added
+    /// memory (`maxmem`, DIMM slots and `nvdimm=on` where they exist) and a cold-plugged
+    /// virtio-mem device `vm0` of 2 GiB at requested size 0.
+    pub fn with_hotplug(self) -> Profile {
+        let arch = self.arch;
+        let memory = match arch {
+            Arch::S390x => self.memory.with_maxmem(4 * GIB),
+            Arch::X86_64 | Arch::Aarch64 => self.memory.with_slots(4).with_maxmem(8 * GIB),
+        };
+        let driver = crate::hotplug::virtio_mem_driver(arch);
+        self.with_memory(memory)
+            .with_object(format!("memory-backend-ram,id=vmem0,size={}", 2 * GIB))
+            .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+    }
+
     /// Appends raw QEMU arguments (the extra-args hook).
     pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Profile {
         self.args.extend(args.into_iter().map(Into::into));
@@ -173,6 +188,9 @@ pub struct RunOptions {
     pub echo: bool,
     /// Raw arguments appended last.
     pub extra_args: Vec<String>,
+    /// Also write the console to this file (`cargo xtask qmp info` reads the kernel's
+    /// records from it).
+    pub console_log: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -188,6 +206,7 @@ impl RunOptions {
             timeout: Duration::from_secs(60),
             echo: std::env::var_os("HOTMEM_ECHO").is_some_and(|v| v == "1"),
             extra_args: Vec::new(),
+            console_log: None,
         }
     }
 }
@@ -207,7 +226,11 @@ pub fn command(profile: &Profile, opts: &RunOptions) -> Result<Command> {
     };
     cmd.args(["-m", &profile.memory.arg(), "-nodefaults", "-no-reboot"]);
     cmd.args(display_args(arch));
-    cmd.args(console_args(arch, opts.console));
+    cmd.args(console_args(
+        arch,
+        opts.console,
+        opts.console_log.as_deref(),
+    ));
     cmd.args(exit_device_args(arch));
     boot_args(&mut cmd, opts)?;
     if let Some(qmp) = &opts.qmp {
@@ -228,18 +251,23 @@ fn display_args(arch: Arch) -> &'static [&'static str] {
     }
 }
 
-/// Console `con0` on stdio, wired to the arch's console device.
-fn console_args(arch: Arch, mode: ConsoleMode) -> Vec<&'static str> {
-    let mut args = match mode {
-        ConsoleMode::Piped => vec!["-chardev", "stdio,id=con0"],
-        ConsoleMode::Interactive => vec!["-chardev", "stdio,id=con0,mux=on,signal=off"],
+/// Console `con0` on stdio, wired to the arch's console device, optionally logged.
+fn console_args(arch: Arch, mode: ConsoleMode, log: Option<&Path>) -> Vec<String> {
+    let mut chardev = match mode {
+        ConsoleMode::Piped => "stdio,id=con0".to_string(),
+        ConsoleMode::Interactive => "stdio,id=con0,mux=on,signal=off".to_string(),
     };
-    match arch {
-        Arch::S390x => args.extend(["-device", "sclpconsole,chardev=con0"]),
-        Arch::X86_64 | Arch::Aarch64 => args.extend(["-serial", "chardev:con0"]),
+    if let Some(log) = log {
+        chardev.push_str(&format!(",logfile={},logappend=off", log.display()));
     }
+    let mut args = vec!["-chardev".to_string(), chardev];
+    let device: [&str; 2] = match arch {
+        Arch::S390x => ["-device", "sclpconsole,chardev=con0"],
+        Arch::X86_64 | Arch::Aarch64 => ["-serial", "chardev:con0"],
+    };
+    args.extend(device.map(String::from));
     if mode == ConsoleMode::Interactive {
-        args.extend(["-mon", "chardev=con0,mode=readline"]);
+        args.extend(["-mon", "chardev=con0,mode=readline"].map(String::from));
     }
     args
 }

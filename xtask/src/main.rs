@@ -7,6 +7,7 @@ mod apt;
 mod doctor;
 mod lint;
 mod pipeline;
+mod qmp_cmd;
 mod run;
 mod setup;
 mod toolchain;
@@ -62,6 +63,9 @@ enum Cmd {
         /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
         #[arg(long)]
         fdt: bool,
+        /// Room for memory hotplug: maxmem, DIMM slots, nvdimm=on, and virtio-mem `vm0`.
+        #[arg(long)]
+        hotplug: bool,
         /// Kernel command line.
         #[arg(long)]
         append: Option<String>,
@@ -80,6 +84,13 @@ enum Cmd {
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
+    /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
+    Qmp {
+        #[arg(long)]
+        arch: Arch,
+        #[command(subcommand)]
+        action: qmp_cmd::Action,
+    },
     /// rustfmt --check and clippy -D warnings, on the host and on every kernel target.
     Lint,
     /// Like run, but stopped at the first instruction with a gdb stub on :1234 (TCG).
@@ -129,6 +140,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             limine,
             accel,
             fdt,
+            hotplug,
             append,
             release,
             qemu_args,
@@ -138,6 +150,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine,
                 fdt,
+                hotplug,
                 accel,
                 append,
                 release,
@@ -147,6 +160,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         }
         Cmd::Test { arch, release } => pipeline::run(arch, release),
         Cmd::Doctor => doctor::run(),
+        Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
@@ -161,6 +175,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine: None,
                 fdt,
+                hotplug: false,
                 accel,
                 append,
                 release,

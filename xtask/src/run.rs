@@ -13,6 +13,7 @@ pub struct Interactive {
     pub arch: Arch,
     pub limine: Option<PathBuf>,
     pub fdt: bool,
+    pub hotplug: bool,
     pub accel: AccelChoice,
     pub append: Option<String>,
     pub release: bool,
@@ -39,6 +40,7 @@ pub fn run(args: Interactive) -> Result<()> {
     opts.qmp = Some(qmp.clone());
     opts.gdb = args.gdb;
     opts.extra_args = args.qemu_args;
+    opts.console_log = Some(console_log(args.arch));
     let mut profile = Profile::new(args.arch);
     if args.fdt {
         if args.arch != Arch::Aarch64 {
@@ -46,10 +48,19 @@ pub fn run(args: Interactive) -> Result<()> {
         }
         profile = profile.with_device_tree();
     }
+    if args.hotplug {
+        profile = profile.with_hotplug();
+    }
     let mut cmd = profile::command(&profile, &opts)?;
     let _ = std::fs::remove_file(&qmp);
     println!("$ {}", cmdline::render(&cmd));
     println!("QMP socket: {}", qmp.display());
+    if args.hotplug {
+        println!(
+            "Hotplug from another terminal: cargo xtask qmp --arch {} add-dimm 128M | del-dimm dimm0 | add-nvdimm 256M | vmem 512M | info",
+            args.arch
+        );
+    }
     println!("Console on this terminal; Ctrl-A c toggles the QEMU monitor, Ctrl-A x quits.");
     if args.gdb {
         println!("QEMU waits for gdb on :1234. Attach with:");
@@ -65,7 +76,7 @@ pub fn run(args: Interactive) -> Result<()> {
 
 /// `target/qemu/<arch>.qmp` (stable, so scripts can find it), or the temp directory when that
 /// path is too long for a Unix socket.
-fn qmp_socket(arch: Arch) -> PathBuf {
+pub fn qmp_socket(arch: Arch) -> PathBuf {
     let dir = qemu::cargo::target_dir().join("qemu");
     let path = dir.join(format!("{arch}.qmp"));
     if path.as_os_str().len() < 100 && std::fs::create_dir_all(&dir).is_ok() {
@@ -73,4 +84,11 @@ fn qmp_socket(arch: Arch) -> PathBuf {
     } else {
         qemu::machine::temp_qmp_path(arch.name())
     }
+}
+
+/// `target/qemu/<arch>.console.log`: the console of the last `run`, for `qmp info`.
+pub fn console_log(arch: Arch) -> PathBuf {
+    let dir = qemu::cargo::target_dir().join("qemu");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("{arch}.console.log"))
 }
