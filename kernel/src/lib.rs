@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod bench;
 pub mod boot_info;
 pub mod console;
 pub mod devices;
@@ -69,6 +70,10 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         log::info!("hotplug: source {}", source.name());
     }
     hotplug::dispatch::poll(&mut kernel);
+    if let Some(mode) = cmdline::value(kernel.boot.cmdline, "bench") {
+        let ok = bench::run(&mut kernel, mode != "full");
+        console::exit(if ok { 0 } else { 1 });
+    }
     let boot = &kernel.boot;
     let entry_to_prompt_us = A::timestamp_ns().saturating_sub(boot.entry_ns) / 1_000;
     kprintln!(

@@ -84,6 +84,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "give back every page 'alloc' took",
     },
     CommandInfo {
+        name: "bench",
+        args: "[MODE]",
+        help: "time add/populate/init/verify per region size vs memset (quick|full; needs mem=)",
+    },
+    CommandInfo {
         name: "vmemmap",
         args: "",
         help: "populated memmap ranges, leaf sizes and table pages",
@@ -140,6 +145,9 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "probe" => super::memory::probe(kernel, &args, true),
         "unprobe" => super::memory::probe(kernel, &args, false),
         "free" => super::memory::free(kernel),
+        "bench" => {
+            let _ = crate::bench::run(kernel, arg != Some("full"));
+        }
         "vmemmap" => super::inspect::vmemmap(kernel),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),

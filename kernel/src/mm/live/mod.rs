@@ -81,6 +81,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         let mut bump = Bump::new(largest.start.0 * PAGE_SIZE, largest.end.0 * PAGE_SIZE);
         let vmemmap = Vmemmap::with_root(arch, config.features, config.root);
         let mut sparse = Sparse::with_vmemmap(vmemmap);
+        sparse.set_clock(now_ns);
         let spans = ram_spans(arch, map);
         for span in &spans {
             let mut frames = LiveFrames::new(config.phys_to_virt, Source::Bump(&mut bump));
