@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod arch;
+pub mod bench;
 pub mod cargo;
 pub mod cmdline;
 pub mod console;

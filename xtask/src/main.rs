@@ -4,6 +4,7 @@
 //! with the integration tests; this binary is the command line and the host set-up.
 
 mod apt;
+mod bench;
 mod doctor;
 mod lint;
 mod pipeline;
@@ -84,6 +85,14 @@ enum Cmd {
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
+    /// Boot times and the in-kernel memmap benchmark per arch: tables, JSON, SVG plots.
+    Bench {
+        #[arg(long)]
+        arch: Option<Arch>,
+        /// Region sizes up to 1 GiB and two boots per arch (a few minutes in all).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
         #[arg(long)]
@@ -160,6 +169,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         }
         Cmd::Test { arch, release } => pipeline::run(arch, release),
         Cmd::Doctor => doctor::run(),
+        Cmd::Bench { arch, quick } => bench::run(arch, quick),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
