@@ -51,6 +51,20 @@ pub fn add<F: PageTableFormat>(
     region_id: u32,
     start: u64,
     size: u64,
+    altmap: VmemAltmap,
+) -> Result<DeviceMemory, MmError> {
+    let device = populate(mm, region_id, start, size, altmap)?;
+    init_pages(mm, &device);
+    Ok(device)
+}
+
+/// The first half of [`add`]: sections activated and memmap populated from the altmap,
+/// struct pages not yet initialised (the benchmark times the halves separately).
+pub fn populate<F: PageTableFormat>(
+    mm: &mut LiveMm<F>,
+    region_id: u32,
+    start: u64,
+    size: u64,
     mut altmap: VmemAltmap,
 ) -> Result<DeviceMemory, MmError> {
     let range = Pfn(start / PAGE_SIZE)..Pfn((start + size) / PAGE_SIZE);
@@ -60,25 +74,23 @@ pub fn add<F: PageTableFormat>(
         ));
     }
     mm.add(range.clone(), Some(&mut altmap))?;
-    let device = DeviceMemory {
+    Ok(DeviceMemory {
         region_id,
         range,
         altmap,
-    };
+    })
+}
+
+/// The second half of [`add`]: the memmap storage's struct pages initialised (Linux's
+/// memmap_init_range for the altmap pages), and the data pages as ZONE_DEVICE pages
+/// pointing at their pgmap (memmap_init_zone_device). The reserve pfns stay untouched.
+pub fn init_pages<F: PageTableFormat>(mm: &mut LiveMm<F>, device: &DeviceMemory) {
     let arch = mm.arch();
     let memmap = mm.memmap_mut();
-    // The memmap storage: initialised (Linux's memmap_init_range for the altmap pages).
     let storage = Pfn(device.altmap.base_pfn + device.altmap.reserve)..device.first_data_pfn();
     init(memmap, arch, storage, PageFlags::RESERVED, 0);
-    // The data pages: ZONE_DEVICE pages pointing at their pgmap (memmap_init_zone_device).
-    init(
-        memmap,
-        arch,
-        device.data_pfns(),
-        PageFlags::DEVICE,
-        u64::from(region_id) + 1,
-    );
-    Ok(device)
+    let pgmap = u64::from(device.region_id) + 1;
+    init(memmap, arch, device.data_pfns(), PageFlags::DEVICE, pgmap);
 }
 
 /// Removes device memory added by [`add`]: the struct pages are poisoned back to
@@ -107,8 +119,9 @@ fn init(
         template.set(flags);
         template.pgmap = pgmap;
         debug_assert!(memmap.has_page(chunk.first));
-        memmap
-            .pages_mut(chunk.first, chunk.nr_pages as usize)
-            .fill(template);
+        crate::mm::memmap::fill_pages(
+            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
+            template,
+        );
     }
 }

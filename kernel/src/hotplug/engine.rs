@@ -349,8 +349,9 @@ fn init_pages(
         let mut template = Page::new(Zone::Movable, 0, chunk.section);
         template.set(flags);
         debug_assert!(memmap.has_page(chunk.first));
-        memmap
-            .pages_mut(chunk.first, chunk.nr_pages as usize)
-            .fill(template);
+        crate::mm::memmap::fill_pages(
+            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
+            template,
+        );
     }
 }

@@ -247,9 +247,10 @@ fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
     for chunk in chunks(arch, span.start, span.end) {
         let mut template = Page::new(Zone::Normal, 0, chunk.section);
         template.set(PageFlags::RESERVED);
-        memmap
-            .pages_mut(chunk.first, chunk.nr_pages as usize)
-            .fill(template);
+        crate::mm::memmap::fill_pages(
+            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
+            template,
+        );
     }
 }
 
