@@ -13,6 +13,7 @@ pub mod bench;
 pub mod boot_info;
 pub mod console;
 pub mod devices;
+pub mod dma;
 pub mod firmware;
 #[cfg(target_os = "none")]
 mod heap;
@@ -23,6 +24,7 @@ pub mod mm;
 mod panic;
 pub mod region;
 pub mod shell;
+pub mod virtio;
 
 pub use arch::Arch;
 pub use boot_info::BootInfo;

@@ -196,6 +196,117 @@ pub fn validate(doc: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Hot-add latency: from the QMP command's return to the kernel's `hotplug: online`
+/// record(s) covering the size, for pc-dimm (x86_64, aarch64) and virtio-mem (all three),
+/// each size added and removed `runs` times. A source that fails is reported in the
+/// document (`error`) instead of stopping the benchmark.
+pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Value> {
+    let arch = image.arch;
+    let sizes: &[u64] = if quick {
+        &[128 * MIB, GIB]
+    } else {
+        &[128 * MIB, 256 * MIB, 512 * MIB, GIB, 2 * GIB, 4 * GIB]
+    };
+    let memory = match arch {
+        Arch::S390x => Memory::ram(512 * MIB).with_maxmem(8 * GIB),
+        Arch::X86_64 | Arch::Aarch64 => Memory::ram(GIB).with_slots(8).with_maxmem(16 * GIB),
+    };
+    let driver = crate::hotplug::virtio_mem_driver(arch);
+    let profile = Profile::new(arch)
+        .with_memory(memory)
+        .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"));
+    let mut opts = RunOptions::new(image);
+    opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    opts.timeout = Duration::from_secs(1200);
+    opts.qmp = Some(crate::machine::temp_qmp_path(&format!(
+        "bench-{}",
+        arch.name()
+    )));
+    let mut m = Machine::spawn(&profile, &opts)?;
+    m.expect(PROMPT, Duration::from_secs(180))?;
+    let mut out = serde_json::Map::new();
+    if arch != Arch::S390x {
+        out.insert("pc-dimm".into(), per_size(&mut m, sizes, runs, dimm_once));
+    }
+    out.insert(
+        "virtio-mem".into(),
+        per_size(&mut m, sizes, runs, vmem_once),
+    );
+    m.send_line("poweroff")?;
+    let _ = m.wait_exit(Duration::from_secs(30));
+    Ok(Value::Object(out))
+}
+
+type Once = fn(&mut Machine, u64, usize) -> Result<f64>;
+
+fn per_size(m: &mut Machine, sizes: &[u64], runs: usize, once: Once) -> Value {
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let mut samples = Vec::new();
+        for run in 0..runs {
+            match once(m, size, run) {
+                Ok(ms) => samples.push(ms),
+                Err(e) => return json!({ "error": format!("{e:#}"), "done": rows }),
+            }
+        }
+        let mut row = spread(&samples);
+        row["size"] = json!(size);
+        rows.push(row);
+    }
+    Value::Array(rows)
+}
+
+/// Waits for kernel records starting with `prefix` whose ranges add up to `bytes`.
+fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
+    let mut seen = 0;
+    while seen < bytes {
+        let text = m.expect(prefix, Duration::from_secs(120))?;
+        let line = m.expect("\n", Duration::from_secs(5)).unwrap_or_default();
+        let _ = text;
+        let range = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("range="))
+            .context("record without range")?;
+        let (a, b) = range.split_once('-').context("range")?;
+        let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
+        seen += parse(b)? - parse(a)?;
+    }
+    Ok(())
+}
+
+fn dimm_once(m: &mut Machine, size: u64, run: usize) -> Result<f64> {
+    let id = format!("bdimm{}x{run}", size >> 20);
+    let mut qmp = m.qmp()?;
+    crate::hotplug::add_ram_backend(&mut qmp, &format!("m{id}"), size)?;
+    crate::hotplug::add_pc_dimm(&mut qmp, &id, &format!("m{id}"))?;
+    let returned = Instant::now();
+    drop(qmp);
+    await_records(m, "hotplug: online ", size)?;
+    let ms = returned.elapsed().as_secs_f64() * 1000.0;
+    let mut qmp = m.qmp()?;
+    crate::hotplug::delete_device(&mut qmp, &id, Duration::from_secs(120))?;
+    drop(qmp);
+    await_records(m, "hotplug: remove ", size)?;
+    let mut qmp = m.qmp()?;
+    qmp.execute("object-del", json!({ "id": format!("m{id}") }))?;
+    Ok(ms)
+}
+
+fn vmem_once(m: &mut Machine, size: u64, _run: usize) -> Result<f64> {
+    let mut qmp = m.qmp()?;
+    crate::hotplug::set_requested_size(&mut qmp, "vm0", size)?;
+    let returned = Instant::now();
+    drop(qmp);
+    await_records(m, "hotplug: online ", size)?;
+    let ms = returned.elapsed().as_secs_f64() * 1000.0;
+    let mut qmp = m.qmp()?;
+    crate::hotplug::set_requested_size(&mut qmp, "vm0", 0)?;
+    drop(qmp);
+    await_records(m, "hotplug: remove ", size)?;
+    Ok(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
         let svg_path = out.join(format!("{arch}.svg"));
         plot(&doc, &svg_path)?;
         print_table(&doc);
+        print_hotplug(&doc);
         println!(
             "wrote {} and {} ({:.0} s)\n",
             json_path.display(),
@@ -45,7 +46,35 @@ pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
 
 fn bench_arch(arch: Arch, quick: bool) -> Result<Value> {
     let image = qemu::build(arch, true)?;
-    qemu::bench::collect(image, quick, if quick { 2 } else { 5 })
+    let mut doc = qemu::bench::collect(image.clone(), quick, if quick { 2 } else { 5 })?;
+    doc["hotplug"] = qemu::bench::hotplug_latency(image, quick, if quick { 1 } else { 3 })?;
+    Ok(doc)
+}
+
+fn print_hotplug(doc: &Value) {
+    let Some(sources) = doc["hotplug"].as_object() else {
+        return;
+    };
+    for (source, rows) in sources {
+        match rows.as_array() {
+            Some(rows) => {
+                for r in rows {
+                    println!(
+                        "hotplug {source:<10} +{:>5}M  QMP return -> online: median {:>8.1} ms (min {:.1}, max {:.1}, {} runs)",
+                        r["size"].as_u64().unwrap_or(0) >> 20,
+                        r["median"].as_f64().unwrap_or(0.0),
+                        r["min"].as_f64().unwrap_or(0.0),
+                        r["max"].as_f64().unwrap_or(0.0),
+                        r["runs"].as_array().map_or(0, Vec::len)
+                    );
+                }
+            }
+            None => println!(
+                "hotplug {source:<10} error: {}",
+                rows["error"].as_str().unwrap_or("?")
+            ),
+        }
+    }
 }
 
 fn print_table(doc: &Value) {

@@ -7,6 +7,9 @@
 //! Table frames come from a 2 MiB arena in `.bss`, reached through the image mapping,
 //! so building the tables allocates no RAM the memory manager will later manage.
 //! The lower half is switched off (TCR_EL1.EPD0), so a null pointer faults.
+//!
+//! Devices found later (the GIC, the GED, PCI ECAM and BARs) are mapped with
+//! [`map_device`] into the same tables, from the same arena.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,6 +31,8 @@ struct Arena([[u64; 512]; FRAMES]);
 
 static mut ARENA: Arena = Arena([[0; 512]; FRAMES]);
 static USED: AtomicUsize = AtomicUsize::new(0);
+/// What [`map_device`] needs of the tables [`build_and_switch`] loaded.
+static LIVE: spin::Mutex<Option<(u64, u64, u64, PhysAddr)>> = spin::Mutex::new(None);
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -92,6 +97,7 @@ pub fn build_and_switch(h: &Handover, devices: &[(u64, u64)]) -> Result<Switched
     )?;
     t.map(rodata, t.pa(rodata), end - rodata, data)?;
     let root = F::root_register(t.root);
+    *LIVE.lock() = Some((t.kphys, t.kvirt, t.hhdm, t.root));
     // SAFETY: the new tables map the kernel image at its link address (code, stack and
     // vectors in .bss/.text), and every RAM range the loader's HHDM covered at the same
     // offset, so everything the kernel and the loader's responses point to stays
@@ -103,6 +109,43 @@ pub fn build_and_switch(h: &Handover, devices: &[(u64, u64)]) -> Result<Switched
         stats: t.stats,
     };
     Ok(switched)
+}
+
+/// Maps `[pa, pa + len)` (rounded out to pages) as device-nGnRnE memory at HHDM + `pa`
+/// in the live tables; pages mapped before keep their mapping.
+pub fn map_device(pa: u64, len: u64) -> Result<(), MapError> {
+    let live = LIVE.lock();
+    let (kphys, kvirt, hhdm, root) = (*live).ok_or(MapError::NoMemory)?;
+    let mut t = Tables {
+        kphys,
+        kvirt,
+        hhdm,
+        root,
+        stats: MapStats::default(),
+    };
+    let start = pa & !0xfff;
+    let end = (pa + len).next_multiple_of(0x1000);
+    for page in (start..end).step_by(0x1000) {
+        t.map_device(page, 0x1000)?;
+    }
+    // SAFETY: barriers and a TLB invalidation; the new entries were invalid before.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        );
+    }
+    Ok(())
+}
+
+/// The physical address of `va` inside the kernel image, once the tables are live.
+pub fn image_pa(va: u64) -> Option<u64> {
+    let (kphys, kvirt, _, _) = (*LIVE.lock())?;
+    let (start, end) = image_span();
+    (start..end).contains(&va).then(|| va - kvirt + kphys)
 }
 
 /// Loads MAIR, TTBR1 and TCR (EPD0 set) and invalidates the TLB.
@@ -199,22 +242,29 @@ impl Tables {
         }
     }
 
-    /// Virtual address of a table frame (in the arena, inside the image).
+    /// Virtual address of a table frame: arena frames through the image mapping, any
+    /// other table (one the memory manager allocated from RAM) through the HHDM.
     fn va(&self, pa: PhysAddr) -> u64 {
-        pa.0 - self.kphys + self.kvirt
+        let arena = self.pa(&raw const ARENA as u64);
+        let arena_end = arena + (FRAMES * 4096) as u64;
+        if (arena..arena_end).contains(&pa.0) {
+            pa.0 - self.kphys + self.kvirt
+        } else {
+            self.hhdm + pa.0
+        }
     }
 }
 
 impl PhysMem for Tables {
     fn read_u64(&self, addr: PhysAddr) -> u64 {
-        // SAFETY: the mapper only reads table frames, all of which are arena frames
-        // in the kernel image; `va` is their image address, 8-byte aligned.
+        // SAFETY: the mapper only reads table frames: arena frames in the kernel image
+        // or RAM the HHDM maps; `va` is their address there, 8-byte aligned.
         unsafe { (self.va(addr) as *const u64).read_volatile() }
     }
 
     fn write_u64(&mut self, addr: PhysAddr, value: u64) {
-        // SAFETY: as for `read_u64`; the tables are built once, single-threaded, before
-        // anything else runs.
+        // SAFETY: as for `read_u64`; the tables are changed single-threaded (at boot,
+        // then under the `LIVE` lock), never from an exception handler.
         unsafe { (self.va(addr) as *mut u64).write_volatile(value) }
     }
 }

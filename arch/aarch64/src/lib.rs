@@ -1,11 +1,15 @@
 //! The aarch64 port: Limine-protocol entry (EL1, or EL2 with VHE), exception vectors,
 //! the PL011 console found through ACPI SPCR or the device tree, the generic timer as
 //! clock, the `cpu` report, the kernel's own TTBR1 tables (HHDM + W^X image) and the
-//! semihosting / PSCI exit.
+//! semihosting / PSCI exit, and the hotplug sources (GED + memory-hotplug controller with
+//! the GED interrupt through the GICv2, NVDIMM FIT, virtio-mem-pci over ECAM).
 //!
 //! The page-table format ([`paging`]) and the exit encodings ([`power`]) are pure and
 //! tested on the host; everything else exists only on the bare-metal target.
 #![cfg_attr(target_os = "none", no_std)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 pub mod paging;
 pub mod power;
@@ -19,7 +23,19 @@ mod entry;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
+mod ged;
+#[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
+mod hotplug;
+#[cfg(target_os = "none")]
 mod kpt;
+#[cfg(target_os = "none")]
+mod mmio;
+#[cfg(target_os = "none")]
+mod nvdimm;
+#[cfg(target_os = "none")]
+mod pci;
 #[cfg(target_os = "none")]
 mod pl011;
 #[cfg(target_os = "none")]

@@ -3,8 +3,6 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-extern crate alloc;
-
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -28,6 +26,16 @@ static HHDM: AtomicU64 = AtomicU64::new(0);
 /// Records the HHDM offset for [`Arch::phys_to_virt`].
 pub(crate) fn set_hhdm(offset: u64) {
     HHDM.store(offset, Ordering::Relaxed);
+}
+
+/// The HHDM offset.
+pub(crate) fn hhdm() -> u64 {
+    HHDM.load(Ordering::Relaxed)
+}
+
+/// The HHDM address of physical `pa`.
+pub(crate) fn phys_to_virt(pa: u64) -> *mut u8 {
+    (hhdm() + pa) as *mut u8
 }
 
 impl Arch for Aarch64 {
@@ -86,8 +94,8 @@ impl Arch for Aarch64 {
         }
     }
 
-    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
-        Vec::new()
+    fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        crate::hotplug::sources(boot)
     }
 
     fn hw_translate(va: u64) -> Option<u64> {

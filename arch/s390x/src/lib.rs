@@ -5,6 +5,7 @@
 //! are tested on the host; the instruction-level parts exist only on the bare target.
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod ccw;
 pub mod facility;
 pub mod paging;
 pub mod sccb;

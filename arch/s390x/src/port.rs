@@ -99,8 +99,8 @@ impl Arch for S390x {
         }
     }
 
-    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
-        Vec::new()
+    fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        crate::ccw::virtio_mem_sources(boot)
     }
 
     fn hw_translate(va: u64) -> Option<u64> {

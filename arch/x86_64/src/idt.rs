@@ -1,5 +1,6 @@
 //! The IDT: every CPU exception prints one record line (vector, name, error code, RIP,
-//! CR2, RSP) and ends the run with status 2 through the kernel's exit protocol.
+//! CR2, RSP) and ends the run with status 2 through the kernel's exit protocol. The
+//! only device interrupts are the SCI ([`crate::sci`]) and the APIC's spurious vector.
 
 use spin::Once;
 use x86_64::registers::control::Cr2;
@@ -33,6 +34,8 @@ fn build() -> InterruptDescriptorTable {
     idt.x87_floating_point.set_handler_fn(mf);
     idt.alignment_check.set_handler_fn(ac);
     idt.simd_floating_point.set_handler_fn(xm);
+    idt[crate::sci::SCI_VECTOR].set_handler_fn(crate::sci::interrupt);
+    idt[crate::apic::SPURIOUS_VECTOR].set_handler_fn(crate::sci::spurious);
     // SAFETY: the IST indices name stacks set up in the TSS by `gdt::init`, which runs
     // before the IDT is loaded.
     unsafe {

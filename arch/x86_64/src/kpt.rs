@@ -4,7 +4,8 @@
 //! -2 GiB with W^X (text RX, rodata R, data and bss RW, both NX).
 //!
 //! Table frames come from a 2 MiB arena in `.bss`, so building the tables allocates
-//! no RAM the kernel's memory manager will later manage.
+//! no RAM the kernel's memory manager will later manage. Device registers (local and
+//! I/O APIC, PCI BARs) are mapped later, uncached, in the same HHDM ([`map_device`]).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,6 +27,9 @@ struct Arena([[u64; 512]; FRAMES]);
 
 static mut ARENA: Arena = Arena([[0; 512]; FRAMES]);
 static USED: AtomicUsize = AtomicUsize::new(0);
+
+/// What [`map_device`] needs after the switch: `(kphys, kvirt, root, hhdm, features)`.
+static LIVE: spin::Once<(u64, u64, u64, u64, Features)> = spin::Once::new();
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -75,6 +79,7 @@ pub fn switch(h: &Handover, features: crate::cpu::Features) {
     b.map(rodata, b.pa(rodata), end - rodata, data);
     let frame =
         PhysFrame::containing_address(x86_64::PhysAddr::new(F::root_register(PhysAddr(b.root))));
+    LIVE.call_once(|| (kphys, kvirt, b.root, h.hhdm, b.features));
     // SAFETY: the new tables map the kernel image (code, data, this stack's HHDM alias
     // included: the stack is BOOTLOADER_RECLAIMABLE), the IST stacks and descriptor
     // tables (in .bss), and every RAM range the loader's HHDM covered.
@@ -87,6 +92,36 @@ pub fn switch(h: &Handover, features: crate::cpu::Features) {
         u8::from(features.nx),
         u8::from(features.pdpe1gb)
     );
+}
+
+/// Maps the device registers `[pa, pa + len)` uncached at their HHDM address (pages
+/// already mapped are left as they are) and returns that address; `None` before the
+/// kernel runs on its own tables. Single CPU, not called from interrupt context.
+pub fn map_device(pa: u64, len: u64) -> Option<u64> {
+    let &(kphys, kvirt, root, hhdm, features) = LIVE.get()?;
+    let mut b = Builder {
+        kphys,
+        kvirt,
+        features,
+        root,
+    };
+    let attrs = EntryAttrs::kernel_data(features) | EntryAttrs::DEVICE;
+    let first = pa & !0xfff;
+    let end = (pa + len.max(1)).next_multiple_of(0x1000);
+    for page in (first..end).step_by(0x1000) {
+        let va = hhdm + page;
+        if !b.mapped(va) {
+            b.map_one(va, page, F::last_level(), attrs);
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+        }
+    }
+    Some(hhdm + pa)
+}
+
+/// Physical address of a kernel-image (`.data`/`.bss`) virtual address.
+pub fn image_pa(va: u64) -> Option<u64> {
+    let &(kphys, kvirt, ..) = LIVE.get()?;
+    Some(va - kvirt + kphys)
 }
 
 /// Page-rounded, sorted, merged physical ranges the HHDM maps.
@@ -146,11 +181,18 @@ impl Builder {
         self.pa(va)
     }
 
-    /// The table in frame `pa` (an arena frame), through its kernel-image address.
+    /// The table in frame `pa`: an arena frame through its kernel-image address, or
+    /// (after the switch) a frame the memory manager added, through the HHDM.
     fn table(&self, pa: u64) -> &'static mut [u64; 512] {
-        let va = pa - self.kphys + self.kvirt;
-        // SAFETY: `pa` came from `alloc`, so `va` is an arena frame in `.bss`; the
-        // builder runs single-threaded and holds no other reference to it.
+        let arena = self.pa(&raw const ARENA as u64);
+        let in_arena = (arena..arena + (FRAMES as u64) * 4096).contains(&pa);
+        let va = match LIVE.get() {
+            Some(&(.., hhdm, _)) if !in_arena => hhdm + pa,
+            _ => pa - self.kphys + self.kvirt,
+        };
+        // SAFETY: `pa` is a page-table frame of the live tables: an arena frame in
+        // `.bss`, or a RAM frame the HHDM maps. The builder runs single-threaded and
+        // holds no other reference to it.
         unsafe { &mut *(va as *mut [u64; 512]) }
     }
 
@@ -175,6 +217,19 @@ impl Builder {
             v = v.wrapping_add(span);
             p += span;
         }
+    }
+
+    /// Whether a leaf at any level maps `va`.
+    fn mapped(&self, va: u64) -> bool {
+        let mut table = self.root;
+        for l in 0..=F::last_level() {
+            match F::decode(l, self.table(table)[F::index(l, va)]) {
+                Entry::Table(t) => table = t.0,
+                Entry::Leaf { .. } | Entry::Malformed => return true,
+                Entry::Empty => return false,
+            }
+        }
+        true
     }
 
     fn map_one(&mut self, va: u64, pa: u64, level: usize, attrs: EntryAttrs) {

@@ -1,14 +1,20 @@
 //! The x86_64 port: Limine-protocol entry, GDT/TSS/IDT, the COM1 console, TSC clock,
-//! CPU feature report, the kernel's own page tables (HHDM + W^X image) and the
-//! isa-debug-exit stop.
+//! CPU feature report, the kernel's own page tables (HHDM + W^X image), the
+//! isa-debug-exit stop, and the hotplug sources (ACPI memory-hotplug controller and
+//! NVDIMM FIT behind the SCI).
 //!
 //! The page-table format ([`paging`]) is pure data and tested on the host; everything
 //! else exists only on the bare-metal target.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", feature(abi_x86_interrupt))]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
 pub mod paging;
 
+#[cfg(target_os = "none")]
+mod apic;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
@@ -16,17 +22,29 @@ mod cpu;
 #[cfg(target_os = "none")]
 mod gdt;
 #[cfg(target_os = "none")]
+mod hotplug;
+#[cfg(target_os = "none")]
 mod idt;
 #[cfg(target_os = "none")]
 mod kpt;
+#[cfg(target_os = "none")]
+mod mhpd_io;
+#[cfg(target_os = "none")]
+mod nvdimm_fit;
+#[cfg(target_os = "none")]
+mod pci;
 #[cfg(target_os = "none")]
 mod port;
 #[cfg(target_os = "none")]
 mod requests;
 #[cfg(target_os = "none")]
+mod sci;
+#[cfg(target_os = "none")]
 mod serial;
 #[cfg(target_os = "none")]
 mod tsc;
+#[cfg(target_os = "none")]
+mod virtio_pci;
 
 #[cfg(target_os = "none")]
 pub use port::X86_64;

@@ -98,8 +98,8 @@ impl Arch for X86_64 {
         }
     }
 
-    fn hotplug_sources(_boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
-        Vec::new()
+    fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+        crate::hotplug::sources(boot)
     }
 
     fn hw_translate(_va: u64) -> Option<u64> {

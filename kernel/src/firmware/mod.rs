@@ -3,8 +3,12 @@
 
 pub mod acpi;
 pub mod acpi_find;
+pub mod apic;
 pub mod cmdline;
+pub mod dsdt_scan;
+pub mod fadt;
 pub mod fdt;
 pub mod memmap_param;
+pub mod mhpd;
 pub mod nfit;
 pub mod srat;

@@ -36,7 +36,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
     match event {
         Event::Add { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
-            let free_before = mm.buddy().free_pages();
+            let free_before = mm.free_pages();
             match kernel.hotplug.add_memory(mm, range.clone(), *via) {
                 Ok(hot) => {
                     let (alloc, align) = hot.altmap_totals();
@@ -60,7 +60,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     // Pages the add took from RAM (table pages, RAM leaves): free grows by
                     // exactly the onlined count minus these.
-                    let free = mm.buddy().free_pages();
+                    let free = mm.free_pages();
                     let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
                     kprintln!(
                         "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
@@ -90,7 +90,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
                         range.start,
                         range.end,
-                        mm.buddy().free_pages()
+                        mm.free_pages()
                     );
                     Ok(())
                 }

@@ -10,6 +10,9 @@
 //! Remove: every data page must be free (else the remove is refused and nothing
 //! changes); the pages are offlined, the memmap freed through the same altmap (which
 //! must end at `alloc == 0`), the sections deactivated and empty tables freed.
+//!
+//! Hot-added RAM is onlined into the movable allocator (Linux's ZONE_MOVABLE): it is not
+//! in the direct map, so page tables and other kernel memory never come from it.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -295,7 +298,7 @@ fn add_block<F: PageTableFormat>(
         PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED,
     );
     init_pages(mm.memmap_mut(), arch, block.data(), PageFlags::empty());
-    let (buddy, memmap) = mm.buddy_and_memmap();
+    let (buddy, memmap) = mm.movable_and_memmap();
     if let Err(e) = buddy.online(memmap, block.data()) {
         let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
         return Err(e.into());
@@ -311,7 +314,7 @@ fn remove_block<F: PageTableFormat>(
     if block.data().start < block.data().end
         && mm.memmap().page(block.data().start).has(PageFlags::ONLINE)
     {
-        let (buddy, memmap) = mm.buddy_and_memmap();
+        let (buddy, memmap) = mm.movable_and_memmap();
         buddy.offline(memmap, block.data())?;
     }
     mm.remove(block.pfns.clone(), block.altmap.as_mut())?;
@@ -323,7 +326,7 @@ fn offline_all<F: PageTableFormat>(
     mm: &mut LiveMm<F>,
     blocks: &[Block],
 ) -> Result<(), HotplugError> {
-    let (buddy, memmap) = mm.buddy_and_memmap();
+    let (buddy, memmap) = mm.movable_and_memmap();
     for (i, block) in blocks.iter().enumerate() {
         if let Err(e) = buddy.offline(memmap, block.data()) {
             for earlier in &blocks[..i] {

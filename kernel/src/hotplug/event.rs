@@ -36,7 +36,7 @@ impl fmt::Display for Via {
         match self {
             Via::Dimm { slot } => write!(f, "via=dimm slot={slot}"),
             Via::VirtioMem { device } => write!(f, "via=virtio-mem device={device}"),
-            Via::Nvdimm { range_index } => write!(f, "via=nvdimm range={range_index}"),
+            Via::Nvdimm { range_index } => write!(f, "via=nvdimm range_index={range_index}"),
             Via::Shell => write!(f, "via=shell"),
         }
     }

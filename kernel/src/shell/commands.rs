@@ -225,14 +225,16 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
         kprintln!("mem.mm state=down (boot RAM bring-up failed; see the boot log)");
         return;
     };
-    let buddy = mm.buddy();
+    let movable = mm.movable();
     let sparse = mm.sparse();
     let vm = sparse.vmemmap().stats();
     let memmap_pages = sparse.present_pages() * crate::mm::page::STRUCT_PAGE_SIZE / PAGE_SIZE;
     kprintln!(
-        "mem.mm managed={} free={} sections={} present={} memmap.pages={memmap_pages} vmemmap.leaves={} vmemmap.tables={}",
-        buddy.managed_pages(),
-        buddy.free_pages(),
+        "mem.mm managed={} free={} movable.managed={} movable.free={} sections={} present={} memmap.pages={memmap_pages} vmemmap.leaves={} vmemmap.tables={}",
+        mm.managed_pages(),
+        mm.free_pages(),
+        movable.managed_pages(),
+        movable.free_pages(),
         sparse.sections().count(),
         sparse.present_pages(),
         vm.leaves(),

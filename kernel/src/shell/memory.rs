@@ -58,12 +58,17 @@ pub fn alloc<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
         kprintln!("error: alloc: memory manager is down");
         return;
     };
-    let (buddy, memmap) = mm.buddy_and_memmap();
     let mut got: Vec<Pfn> = Vec::new();
     for i in 0..count {
         let result = match at {
-            Some(Some(first)) => buddy.claim(memmap, Pfn(first + i)).map(|()| Pfn(first + i)),
-            _ => buddy.alloc(memmap, 0),
+            Some(Some(first)) => {
+                let (buddy, memmap) = mm.buddy_for(Pfn(first + i));
+                buddy.claim(memmap, Pfn(first + i)).map(|()| Pfn(first + i))
+            }
+            _ => {
+                let (buddy, memmap) = mm.buddy_and_memmap();
+                buddy.alloc(memmap, 0)
+            }
         };
         match result {
             Ok(pfn) => got.push(pfn),
@@ -79,7 +84,7 @@ pub fn alloc<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
             got.len(),
             first.0,
             last.0,
-            buddy.free_pages()
+            mm.free_pages()
         );
     }
     kernel.allocated.extend(got);
@@ -91,14 +96,14 @@ pub fn free<A: Arch>(kernel: &mut Kernel<A>) {
         kprintln!("error: free: memory manager is down");
         return;
     };
-    let (buddy, memmap) = mm.buddy_and_memmap();
     let pages = kernel.allocated.len();
     for pfn in kernel.allocated.drain(..) {
+        let (buddy, memmap) = mm.buddy_for(pfn);
         if let Err(e) = buddy.free(memmap, pfn, 0) {
             kprintln!("error: free: pfn {:#x}: {e:?}", pfn.0);
         }
     }
-    kprintln!("free: pages={pages} free={}", buddy.free_pages());
+    kprintln!("free: pages={pages} free={}", mm.free_pages());
 }
 
 /// `probe START SIZE` / `unprobe START SIZE`: hot-add or hot-remove RAM that `mem=` hid,

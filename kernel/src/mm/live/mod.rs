@@ -58,6 +58,7 @@ pub struct LiveMm<F: PageTableFormat> {
     sparse: Sparse<F>,
     memmap: LiveMemmap,
     buddy: Buddy,
+    movable: Buddy,
     boot: BootFigures,
 }
 
@@ -113,6 +114,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             sparse,
             memmap,
             buddy,
+            movable: Buddy::new(),
             boot,
         })
     }
@@ -153,9 +155,41 @@ impl<F: PageTableFormat> LiveMm<F> {
         &self.sparse
     }
 
-    /// The buddy allocator.
+    /// The buddy allocator of boot RAM (ZONE_NORMAL): page tables, DMA and every kernel
+    /// allocation come from here, because only boot RAM is in the direct map.
     pub fn buddy(&self) -> &Buddy {
         &self.buddy
+    }
+
+    /// The buddy allocator of hot-added RAM (ZONE_MOVABLE, as Linux onlines hot-pluggable
+    /// memory): never used for page tables, so removing it never strands a table.
+    pub fn movable(&self) -> &Buddy {
+        &self.movable
+    }
+
+    /// The movable allocator with the memmap (onlining and offlining hot-added RAM).
+    pub fn movable_and_memmap(&mut self) -> (&mut Buddy, &mut LiveMemmap) {
+        (&mut self.movable, &mut self.memmap)
+    }
+
+    /// The allocator that owns `pfn` (by the zone in its struct page) with the memmap.
+    pub fn buddy_for(&mut self, pfn: Pfn) -> (&mut Buddy, &mut LiveMemmap) {
+        let movable = self.memmap.has_page(pfn) && self.memmap.page(pfn).zone() == Zone::Movable;
+        if movable {
+            (&mut self.movable, &mut self.memmap)
+        } else {
+            (&mut self.buddy, &mut self.memmap)
+        }
+    }
+
+    /// Free pages of both allocators.
+    pub fn free_pages(&self) -> u64 {
+        self.buddy.free_pages() + self.movable.free_pages()
+    }
+
+    /// Managed pages of both allocators.
+    pub fn managed_pages(&self) -> u64 {
+        self.buddy.managed_pages() + self.movable.managed_pages()
     }
 
     /// The buddy allocator with the memmap it runs through (allocation, online/offline).

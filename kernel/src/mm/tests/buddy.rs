@@ -203,7 +203,10 @@ fn claim_takes_one_chosen_frame_and_makes_offline_busy() {
         Err(MmError::Busy(target))
     );
     buddy.free(&mut memmap, target, 0).expect("give back");
-    assert_eq!((buddy.free_pages(), buddy.free_blocks(MAX_ORDER)), (1024, 1));
+    assert_eq!(
+        (buddy.free_pages(), buddy.free_blocks(MAX_ORDER)),
+        (1024, 1)
+    );
     buddy
         .offline(&mut memmap, Pfn(BASE)..Pfn(BASE + 1024))
         .expect("all free again");

@@ -1,0 +1,422 @@
+//! The driver against a fake virtio-mem device that behaves as QEMU's does (request
+//! validation, plugged size, UNPLUG_ALL shrinking the usable region) and reads the split
+//! ring from host memory (the test DMA pool maps physical = virtual).
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{Error, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::config::{ConfigError, MemConfig};
+use super::request::REQUEST_LEN;
+use super::*;
+use crate::hotplug::engine::HotplugError;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const SECTION: u64 = 256 * MIB;
+
+struct Device {
+    config: MemConfig,
+    /// Plugged block addresses.
+    plugged: Vec<u64>,
+    offered: u64,
+    accepted: u64,
+    status: DeviceStatus,
+    queue: Option<(u64, u64, u64)>,
+    last_avail: u16,
+    used_idx: u16,
+    requests: Vec<Request>,
+}
+
+#[derive(Clone)]
+struct Fake(Rc<RefCell<Device>>);
+
+impl Fake {
+    fn new(config: MemConfig) -> Fake {
+        Fake(Rc::new(RefCell::new(Device {
+            config,
+            plugged: Vec::new(),
+            offered: 0x1_0000_0000 | 0x3000_0003,
+            accepted: 0,
+            status: DeviceStatus::empty(),
+            queue: None,
+            last_avail: 0,
+            used_idx: 0,
+            requests: Vec::new(),
+        })))
+    }
+
+    fn set_requested(&self, bytes: u64) {
+        let mut d = self.0.borrow_mut();
+        d.config.requested_size = bytes;
+        // QEMU: usable = min(region, requested + 256 MiB extent); it never shrinks here.
+        let usable = (bytes + 256 * MIB).min(d.config.region_size);
+        d.config.usable_region_size = d.config.usable_region_size.max(usable);
+    }
+
+    fn plugged(&self) -> u64 {
+        self.0.borrow().config.plugged_size
+    }
+}
+
+fn peek<const N: usize>(addr: u64) -> [u8; N] {
+    // SAFETY: `addr` is inside the test DMA pool (physical = virtual) or a request buffer
+    // the driver placed there.
+    unsafe { core::ptr::read_volatile(addr as *const [u8; N]) }
+}
+
+fn poke(addr: u64, bytes: &[u8]) {
+    // SAFETY: as in `peek`; the driver is waiting for the device, so nothing else writes.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) }
+}
+
+impl Device {
+    fn handle(&mut self, request: &[u8; REQUEST_LEN]) -> u16 {
+        let ty = u16::from_le_bytes([request[0], request[1]]);
+        let addr = u64::from_le_bytes(request[8..16].try_into().unwrap());
+        let nb = u64::from(u16::from_le_bytes([request[16], request[17]]));
+        let c = self.config;
+        let blocks: Vec<u64> = (0..nb).map(|i| addr + i * c.block_size).collect();
+        let inside = nb > 0
+            && addr.is_multiple_of(c.block_size)
+            && addr >= c.addr
+            && addr + nb * c.block_size <= c.addr + c.usable_region_size;
+        let (ack, nack, error) = (0, 1, 3);
+        match ty {
+            0 => self.requests.push(Request::Plug {
+                addr,
+                nb_blocks: nb as u16,
+            }),
+            1 => self.requests.push(Request::Unplug {
+                addr,
+                nb_blocks: nb as u16,
+            }),
+            2 => self.requests.push(Request::UnplugAll),
+            _ => {}
+        }
+        let response = match ty {
+            0 if !inside => error,
+            0 if blocks.iter().any(|b| self.plugged.contains(b)) => error,
+            0 if c.plugged_size + nb * c.block_size > c.requested_size => nack,
+            0 => {
+                self.plugged.extend(&blocks);
+                ack
+            }
+            1 if !inside || !blocks.iter().all(|b| self.plugged.contains(b)) => error,
+            1 => {
+                self.plugged.retain(|b| !blocks.contains(b));
+                ack
+            }
+            2 => {
+                self.plugged.clear();
+                if c.requested_size == 0 {
+                    self.config.usable_region_size = 0;
+                }
+                ack
+            }
+            _ => error,
+        };
+        self.config.plugged_size = self.plugged.len() as u64 * c.block_size;
+        response
+    }
+
+    /// Takes every new chain off the available ring (QEMU does it during the notify).
+    fn process(&mut self) {
+        let (desc, avail, used) = self.queue.expect("queue set");
+        let avail_idx = u16::from_le_bytes(peek(avail + 2));
+        while self.last_avail != avail_idx {
+            let slot = u64::from(self.last_avail % 8);
+            let head = u16::from_le_bytes(peek(avail + 4 + 2 * slot));
+            let d = |i: u16| -> (u64, u32, u16, u16) {
+                let b: [u8; 16] = peek(desc + 16 * u64::from(i));
+                (
+                    u64::from_le_bytes(b[0..8].try_into().unwrap()),
+                    u32::from_le_bytes(b[8..12].try_into().unwrap()),
+                    u16::from_le_bytes([b[12], b[13]]),
+                    u16::from_le_bytes([b[14], b[15]]),
+                )
+            };
+            let (req_addr, req_len, req_flags, next) = d(head);
+            let (resp_addr, resp_len, resp_flags, _) = d(next);
+            assert_eq!(
+                (req_len as usize, req_flags, resp_flags),
+                (REQUEST_LEN, 1, 2)
+            );
+            assert!(resp_len >= 10);
+            let response = self.handle(&peek(req_addr));
+            let mut resp = [0u8; 10];
+            resp[0..2].copy_from_slice(&response.to_le_bytes());
+            poke(resp_addr, &resp);
+            let elem = used + 4 + 8 * u64::from(self.used_idx % 8);
+            poke(elem, &u32::from(head).to_le_bytes());
+            poke(elem + 4, &10u32.to_le_bytes());
+            self.used_idx = self.used_idx.wrapping_add(1);
+            poke(used + 2, &self.used_idx.to_le_bytes());
+            self.last_avail = self.last_avail.wrapping_add(1);
+        }
+    }
+
+    fn config_bytes(&self) -> [u8; 56] {
+        let c = &self.config;
+        let mut b = [0u8; 56];
+        b[0..8].copy_from_slice(&c.block_size.to_le_bytes());
+        for (o, v) in [
+            (16, c.addr),
+            (24, c.region_size),
+            (32, c.usable_region_size),
+            (40, c.plugged_size),
+            (48, c.requested_size),
+        ] {
+            b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+}
+
+impl Transport for Fake {
+    fn device_type(&self) -> DeviceType {
+        DeviceType::Memory
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.0.borrow().offered
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.0.borrow_mut().accepted = driver_features;
+    }
+    fn max_queue_size(&mut self, _queue: u16) -> u32 {
+        128
+    }
+    fn notify(&mut self, _queue: u16) {
+        self.0.borrow_mut().process();
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.0.borrow().status
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        let mut d = self.0.borrow_mut();
+        // QEMU refuses FEATURES_OK without UNPLUGGED_INACCESSIBLE when it is offered.
+        let refuse = d.offered & 2 != 0 && d.accepted & 2 == 0;
+        d.status = if refuse {
+            status - DeviceStatus::FEATURES_OK
+        } else {
+            status
+        };
+    }
+    fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
+    fn requires_legacy_layout(&self) -> bool {
+        false
+    }
+    fn queue_set(&mut self, _q: u16, size: u32, desc: PhysAddr, avail: PhysAddr, used: PhysAddr) {
+        assert_eq!(size, 8);
+        self.0.borrow_mut().queue = Some((desc, avail, used));
+    }
+    fn queue_unset(&mut self, _queue: u16) {
+        self.0.borrow_mut().queue = None;
+    }
+    fn queue_used(&mut self, _queue: u16) -> bool {
+        self.0.borrow().queue.is_some()
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        InterruptStatus::empty()
+    }
+    fn read_config_generation(&self) -> u32 {
+        0
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, Error> {
+        let bytes = self.0.borrow().config_bytes();
+        let end = offset + size_of::<T>();
+        T::read_from_bytes(bytes.get(offset..end).ok_or(Error::ConfigSpaceTooSmall)?)
+            .map_err(|_| Error::ConfigSpaceTooSmall)
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        _o: usize,
+        _v: T,
+    ) -> Result<(), Error> {
+        Err(Error::Unsupported)
+    }
+}
+
+/// A 2 GiB device at 1 GiB with 2 MiB blocks, nothing requested.
+fn config() -> MemConfig {
+    MemConfig {
+        block_size: 2 * MIB,
+        node_id: 0,
+        addr: GIB,
+        region_size: 2 * GIB,
+        usable_region_size: 0,
+        plugged_size: 0,
+        requested_size: 0,
+    }
+}
+
+fn probe(fake: &Fake) -> VirtioMem<Fake> {
+    VirtioMem::probe(0, "virtio-mem-fake.0".into(), fake.clone(), SECTION).expect("probe")
+}
+
+fn poll(dev: &mut VirtioMem<Fake>) -> Vec<Event> {
+    let mut out = Vec::new();
+    dev.poll(&mut out);
+    out
+}
+
+fn complete_all(dev: &mut VirtioMem<Fake>, events: &[Event], result: Result<(), HotplugError>) {
+    for e in events {
+        dev.complete(e, &result);
+    }
+}
+
+fn ranges(events: &[Event]) -> Vec<(bool, Range<u64>)> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Add { range, .. } => (true, range.clone()),
+            Event::Remove { range, .. } => (false, range.clone()),
+            Event::AddDevice { range, .. } => panic!("unexpected {range:x?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn grows_in_memory_blocks_and_shrinks_newest_first() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(config());
+    let mut dev = probe(&fake);
+    assert_eq!(
+        dev.features(),
+        Features::VERSION_1 | Features::UNPLUGGED_INACCESSIBLE
+    );
+    assert!(poll(&mut dev).is_empty(), "nothing requested");
+
+    fake.set_requested(GIB);
+    let adds = poll(&mut dev);
+    let want: Vec<_> = (0..4)
+        .map(|i| (true, GIB + i * SECTION..GIB + (i + 1) * SECTION))
+        .collect();
+    assert_eq!(ranges(&adds), want);
+    assert_eq!(fake.plugged(), GIB, "plugged before the Adds went out");
+    complete_all(&mut dev, &adds, Ok(()));
+    assert!(poll(&mut dev).is_empty(), "settled");
+
+    fake.set_requested(SECTION);
+    let removes = poll(&mut dev);
+    assert_eq!(
+        ranges(&removes),
+        [3, 2, 1].map(|i| (false, GIB + i * SECTION..GIB + (i + 1) * SECTION))
+    );
+    assert_eq!(fake.plugged(), GIB, "UNPLUG only after the engine removed");
+    complete_all(&mut dev, &removes, Ok(()));
+    assert_eq!(fake.plugged(), SECTION);
+
+    fake.set_requested(0);
+    let last = poll(&mut dev);
+    complete_all(&mut dev, &last, Ok(()));
+    assert_eq!(fake.plugged(), 0);
+    let d = fake.0.borrow();
+    assert_eq!(
+        d.requests.last(),
+        Some(&Request::UnplugAll),
+        "usable shrunk at the end"
+    );
+    assert_eq!(d.config.usable_region_size, 0);
+}
+
+#[test]
+fn a_busy_remove_keeps_the_unit_until_the_request_changes() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(config());
+    let mut dev = probe(&fake);
+    fake.set_requested(SECTION);
+    let adds = poll(&mut dev);
+    complete_all(&mut dev, &adds, Ok(()));
+
+    fake.set_requested(0);
+    let removes = poll(&mut dev);
+    assert_eq!(removes.len(), 1);
+    complete_all(&mut dev, &removes, Err(HotplugError::Busy { pfn: 0x40100 }));
+    assert_eq!(fake.plugged(), SECTION, "still plugged");
+    for _ in 0..3 {
+        assert!(poll(&mut dev).is_empty(), "no retry loop");
+    }
+    fake.set_requested(2 * MIB); // a new request, but no unit fits under it
+    assert!(poll(&mut dev).is_empty());
+    fake.set_requested(0); // and another: retried
+    let again = poll(&mut dev);
+    assert_eq!(ranges(&again), ranges(&removes));
+    complete_all(&mut dev, &again, Ok(()));
+    assert_eq!(fake.plugged(), 0);
+}
+
+#[test]
+fn a_failed_add_is_unplugged_and_growth_waits() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(config());
+    let mut dev = probe(&fake);
+    fake.set_requested(300 * MIB);
+    let adds = poll(&mut dev);
+    assert_eq!(
+        ranges(&adds),
+        [
+            (true, GIB..GIB + SECTION),
+            (true, GIB + SECTION..GIB + 300 * MIB)
+        ]
+    );
+    dev.complete(&adds[0], &Ok(()));
+    dev.complete(&adds[1], &Err(HotplugError::Overlap { at: GIB + SECTION }));
+    assert_eq!(fake.plugged(), SECTION, "the failed unit went back");
+    assert!(poll(&mut dev).is_empty(), "no plug/fail loop");
+    assert_eq!(dev.units().count(), 1);
+}
+
+#[test]
+fn probe_unplugs_what_an_earlier_life_left() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(MemConfig {
+        plugged_size: 64 * MIB,
+        usable_region_size: 512 * MIB,
+        ..config()
+    });
+    let _dev = probe(&fake);
+    assert_eq!(fake.0.borrow().requests, [Request::UnplugAll]);
+    assert_eq!(fake.plugged(), 0);
+}
+
+#[test]
+fn hostile_or_old_devices_are_refused() {
+    let _pool = crate::dma::test_pool();
+    let bad = Fake::new(MemConfig {
+        block_size: 3 * MIB,
+        ..config()
+    });
+    let e = VirtioMem::probe(0, "bad".into(), bad.clone(), SECTION).err();
+    assert_eq!(e, Some(ProbeError::Config(ConfigError::BlockSize(3 * MIB))));
+    assert!(bad.0.borrow().status.contains(DeviceStatus::FAILED));
+
+    let legacy = Fake::new(config());
+    legacy.0.borrow_mut().offered = 0x3000_0002;
+    let e = VirtioMem::probe(0, "legacy".into(), legacy, SECTION).err();
+    assert_eq!(e, Some(ProbeError::NoVersion1));
+}
+
+#[test]
+fn describe_reports_device_and_kernel_views() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(config());
+    let mut dev = probe(&fake);
+    fake.set_requested(SECTION);
+    let adds = poll(&mut dev);
+    complete_all(&mut dev, &adds, Ok(()));
+    let mut text = alloc::string::String::new();
+    dev.describe(&mut text).unwrap();
+    assert!(
+        text.starts_with(
+            "virtio-mem dev=0 name=virtio-mem-fake.0 addr=0x40000000 region=0x80000000 usable=0x20000000 block=0x200000 plugged=0x10000000 requested=0x10000000 kernel=0x10000000 units=1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("virtio-mem.unit dev=0 range=0x40000000-0x50000000 state=Live"));
+}
