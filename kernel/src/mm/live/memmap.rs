@@ -4,6 +4,7 @@
 //! so no pointer is formed for a frame whose memmap is not mapped.
 
 use alloc::collections::BTreeMap;
+use core::cell::Cell;
 
 use crate::mm::addr::Pfn;
 use crate::mm::arch::MmArch;
@@ -16,6 +17,9 @@ use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
 pub struct LiveMemmap {
     arch: &'static MmArch,
     present: BTreeMap<u64, u128>,
+    /// The last section looked up and its present mask: walks over a range ask about the
+    /// same section thousands of times in a row.
+    last: Cell<Option<(u64, u128)>>,
 }
 
 impl LiveMemmap {
@@ -24,12 +28,14 @@ impl LiveMemmap {
         LiveMemmap {
             arch,
             present: BTreeMap::new(),
+            last: Cell::new(None),
         }
     }
 
     /// Copies the present subsections after `sparse` changed (add or remove).
     pub fn sync<F: PageTableFormat>(&mut self, sparse: &Sparse<F>) {
         self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
+        self.last.set(None);
     }
 
     /// Stops treating `range`'s subsections as present, before their memmap is freed, so
@@ -39,6 +45,7 @@ impl LiveMemmap {
             if let Some(mask) = self.present.get_mut(&chunk.section) {
                 *mask &= !subsection_mask(self.arch, &chunk);
             }
+            self.last.set(None);
         }
     }
 
@@ -58,14 +65,20 @@ impl LiveMemmap {
 impl MemmapAccess for LiveMemmap {
     fn has_page(&self, pfn: Pfn) -> bool {
         let section = self.arch.section_nr(pfn);
+        let mask = match self.last.get() {
+            Some((cached, mask)) if cached == section => mask,
+            _ => {
+                let mask = self.present.get(&section).copied().unwrap_or(0);
+                self.last.set(Some((section, mask)));
+                mask
+            }
+        };
         let chunk = Chunk {
             section,
             first: pfn,
             nr_pages: 1,
         };
-        self.present
-            .get(&section)
-            .is_some_and(|p| p & subsection_mask(self.arch, &chunk) != 0)
+        mask & subsection_mask(self.arch, &chunk) != 0
     }
 
     fn page(&self, pfn: Pfn) -> &Page {
