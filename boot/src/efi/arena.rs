@@ -56,10 +56,7 @@ impl Arena {
     /// Places a NUL-terminated copy of `s`; returns its physical address.
     pub fn cstr(&mut self, s: &str) -> u64 {
         let at = self.base + self.used;
-        assert!(
-            at + (s.len() as u64) < self.end(),
-            "loader arena exhausted"
-        );
+        assert!(at + (s.len() as u64) < self.end(), "loader arena exhausted");
         // SAFETY: the bytes are inside this arena and not handed out before; the
         // arena was zeroed, so the terminator is already there.
         unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), at as *mut u8, s.len()) };
