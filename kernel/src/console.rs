@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use spin::Once;
 
 use crate::Arch;
@@ -19,6 +21,9 @@ struct Hooks {
 
 static HOOKS: Once<Hooks> = Once::new();
 
+/// Whether the last byte written was a newline (so records start on a line of their own).
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
+
 /// Routes the console, exit and clock through `A`. Later calls are ignored.
 pub fn install<A: Arch>() {
     HOOKS.call_once(|| Hooks {
@@ -31,6 +36,19 @@ pub fn install<A: Arch>() {
 /// Nanoseconds from the arch clock, or 0 before [`install`].
 pub fn now_ns() -> u64 {
     HOOKS.get().map_or(0, |h| (h.now_ns)())
+}
+
+/// Ends the current line first if something (a prompt, typed input) is pending on it.
+pub fn start_line() {
+    if !AT_LINE_START.load(Ordering::Relaxed) {
+        write_raw(b"\r\n");
+    }
+}
+
+fn note_written(bytes: &[u8]) {
+    if let Some(&last) = bytes.last() {
+        AT_LINE_START.store(last == b'\n', Ordering::Relaxed);
+    }
 }
 
 /// A `fmt::Write` sink on the console that turns `\n` into `\r\n`.
@@ -58,6 +76,7 @@ impl fmt::Write for Console {
 pub fn write_raw(bytes: &[u8]) {
     if let Some(hooks) = HOOKS.get() {
         (hooks.write)(bytes);
+        note_written(bytes);
     }
 }
 

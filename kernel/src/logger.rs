@@ -48,6 +48,7 @@ impl Log for ConsoleLogger {
             Level::Trace => "TRACE",
         };
         let target = record.target().trim_start_matches("kernel::");
+        console::start_line();
         console::print_fmt(format_args!(
             "[{secs:5}.{micros:06}] {level} {target}: {}\n",
             record.args()

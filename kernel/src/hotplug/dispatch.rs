@@ -14,10 +14,8 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
     for index in 0..kernel.sources.len() {
         kernel.sources[index].poll(&mut events);
         for event in events.drain(..) {
-            if handled == 0 {
-                // Records start on a line of their own, even mid-prompt.
-                kprintln!();
-            }
+            // Records start on a line of their own, even mid-prompt.
+            crate::console::start_line();
             let result = handle(kernel, &event);
             kernel.sources[index].complete(&event, &result);
             handled += 1;
