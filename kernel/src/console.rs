@@ -59,6 +59,7 @@ impl fmt::Write for Console {
         let Some(hooks) = HOOKS.get() else {
             return Ok(());
         };
+        note_written(s.as_bytes());
         let mut rest = s.as_bytes();
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             (hooks.write)(&rest[..nl]);
