@@ -14,6 +14,7 @@ pub mod boot_info;
 pub mod console;
 pub mod devices;
 pub mod dma;
+pub mod faultsweep;
 pub mod firmware;
 #[cfg(target_os = "none")]
 mod heap;
@@ -72,6 +73,10 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         log::info!("hotplug: source {}", source.name());
     }
     hotplug::dispatch::poll(&mut kernel);
+    if cmdline::value(kernel.boot.cmdline, "selftest") == Some("faultsweep") {
+        let ok = faultsweep::run(&mut kernel);
+        console::exit(if ok { 0 } else { 1 });
+    }
     if let Some(mode) = cmdline::value(kernel.boot.cmdline, "bench") {
         let ok = bench::run(&mut kernel, mode != "full");
         console::exit(if ok { 0 } else { 1 });
@@ -181,6 +186,7 @@ fn run_selftest<A: Arch>(cmdline: &str) {
     match cmdline::value(cmdline, "selftest") {
         None => {}
         Some("panic") => panic!("selftest=panic requested on the command line"),
+        Some("faultsweep") => {}
         Some("fault") => {
             log::warn!("selftest=fault: provoking a CPU exception");
             A::provoke_fault();

@@ -143,3 +143,28 @@ mod tests {
         assert_eq!(align_up(1 << 30, 1 << 30), 1 << 30);
     }
 }
+
+/// Boots with `append` (which must include `selftest=faultsweep` and a `mem=` limit) and
+/// checks the in-kernel fault sweep: every kind swept with zero drift, `result=pass`, and at
+/// least one injected failure of `must_fail` (the leaf kind this arch's add takes).
+pub fn check_fault_sweep(profile: &Profile, append: &str, must_fail: &str) -> Result<()> {
+    let mut m = boot(profile, append, Duration::from_secs(600))?;
+    let outcome = m.wait_exit(Duration::from_secs(590));
+    let console = m.console();
+    anyhow::ensure!(
+        outcome == qemu::Outcome::Pass,
+        "sweep ended {outcome:?}:\n{console}"
+    );
+    let done = fields(line(&console, "faultsweep: done ")?);
+    anyhow::ensure!(done.get("result") == Some(&"pass"), "{console}");
+    for kind in ["altmap-leaf", "ram-leaf", "page-table", "buddy"] {
+        let rec = fields(line(&console, &format!("faultsweep: kind={kind} "))?);
+        anyhow::ensure!(number(&rec, "drift")? == 0, "{kind} drifted:\n{console}");
+    }
+    let rec = fields(line(&console, &format!("faultsweep: kind={must_fail} "))?);
+    anyhow::ensure!(
+        number(&rec, "failures")? > 0,
+        "no {must_fail} failure was injected:\n{console}"
+    );
+    Ok(())
+}

@@ -283,3 +283,17 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// Fault injection on aarch64: each L2 block from the altmap, page-table page and buddy
+/// frame of a two-section add fails in turn, and every failure rolls back exactly.
+#[test]
+fn fault_sweep_rolls_back_every_failure() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    tests::check_fault_sweep(
+        &Profile::new(ARCH),
+        "mem=1536M selftest=faultsweep",
+        "altmap-leaf",
+    )
+}

@@ -336,3 +336,14 @@ fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Resul
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// Fault injection: each altmap leaf (4 KiB PTE path), page-table page and buddy frame of
+/// a two-section add fails in turn, and every failure rolls back exactly.
+#[test]
+fn fault_sweep_rolls_back_every_failure() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
+    tests::check_fault_sweep(&profile, "mem=512M selftest=faultsweep", "altmap-leaf")
+}

@@ -139,3 +139,15 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// Fault injection on x86_64: each PMD leaf from the altmap, page-table page and buddy
+/// frame of a two-section add fails in turn, and every failure rolls back exactly.
+#[test]
+fn fault_sweep_rolls_back_every_failure() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile =
+        Profile::new(ARCH).with_memory(Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB));
+    tests::check_fault_sweep(&profile, "mem=512M selftest=faultsweep", "altmap-leaf")
+}

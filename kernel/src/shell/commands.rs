@@ -89,6 +89,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "time add/populate/init/verify per region size vs memset (quick|full; needs mem=)",
     },
     CommandInfo {
+        name: "faultsweep",
+        args: "",
+        help: "fail each allocation of a 2-section add in turn; check exact rollback (needs mem=)",
+    },
+    CommandInfo {
         name: "vmemmap",
         args: "",
         help: "populated memmap ranges, leaf sizes and table pages",
@@ -147,6 +152,9 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "free" => super::memory::free(kernel),
         "bench" => {
             let _ = crate::bench::run(kernel, arg != Some("full"));
+        }
+        "faultsweep" => {
+            let _ = crate::faultsweep::run(kernel);
         }
         "vmemmap" => super::inspect::vmemmap(kernel),
         "walk" => super::inspect::walk(kernel, arg),

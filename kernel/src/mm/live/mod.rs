@@ -20,6 +20,7 @@ use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
 use crate::mm::buddy::Buddy;
 use crate::mm::error::MmError;
+use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::{Features, PageTableFormat};
@@ -180,6 +181,12 @@ impl<F: PageTableFormat> LiveMm<F> {
         } else {
             (&mut self.buddy, &mut self.memmap)
         }
+    }
+
+    /// The fault injectors: the vmemmap walker's (altmap leaves, RAM leaves, page tables)
+    /// and the boot-RAM buddy allocator's (every RAM frame the walker takes).
+    pub fn injectors(&mut self) -> (&mut FaultInjector, &mut FaultInjector) {
+        (self.sparse.vmemmap_mut().faults(), self.buddy.faults())
     }
 
     /// Free pages of both allocators.
