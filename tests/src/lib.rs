@@ -122,28 +122,6 @@ pub const fn align_up(value: u64, align: u64) -> u64 {
     (value + align - 1) & !(align - 1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_records() {
-        let out = "mem\nmem.region start=0x0 end=0x1fffffff kind=usable\n\
-                   mem.total usable=536870912 reserved=0 max_phys=0x9fffffff\n";
-        let f = fields(line(out, "mem.total ").unwrap());
-        assert_eq!(number(&f, "usable").unwrap(), 512 << 20);
-        assert_eq!(number(&f, "max_phys").unwrap(), 0x9fff_ffff);
-        assert!(number(&f, "hotplug.start").is_err());
-        assert!(line(out, "cpu ").is_err());
-    }
-
-    #[test]
-    fn aligns_up() {
-        assert_eq!(align_up(512 << 20, 1 << 30), 1 << 30);
-        assert_eq!(align_up(1 << 30, 1 << 30), 1 << 30);
-    }
-}
-
 /// Boots with `append` (which must include `selftest=faultsweep` and a `mem=` limit) and
 /// checks the in-kernel fault sweep: every kind swept with zero drift, `result=pass`, and at
 /// least one injected failure of `must_fail` (the leaf kind this arch's add takes).
@@ -167,4 +145,26 @@ pub fn check_fault_sweep(profile: &Profile, append: &str, must_fail: &str) -> Re
         "no {must_fail} failure was injected:\n{console}"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_records() {
+        let out = "mem\nmem.region start=0x0 end=0x1fffffff kind=usable\n\
+                   mem.total usable=536870912 reserved=0 max_phys=0x9fffffff\n";
+        let f = fields(line(out, "mem.total ").unwrap());
+        assert_eq!(number(&f, "usable").unwrap(), 512 << 20);
+        assert_eq!(number(&f, "max_phys").unwrap(), 0x9fff_ffff);
+        assert!(number(&f, "hotplug.start").is_err());
+        assert!(line(out, "cpu ").is_err());
+    }
+
+    #[test]
+    fn aligns_up() {
+        assert_eq!(align_up(512 << 20, 1 << 30), 1 << 30);
+        assert_eq!(align_up(1 << 30, 1 << 30), 1 << 30);
+    }
 }
