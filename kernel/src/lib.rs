@@ -53,6 +53,9 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     let hidden = hidden_by_mem_limit(&boot.memory, boot.cmdline);
     boot.memory = region::carve_ram(&boot.memory, &hidden);
     let mut mm = bring_up_memory::<A>(&boot);
+    if let Some(mm) = mm.as_mut() {
+        shell::inject::from_cmdline(mm, boot.cmdline);
+    }
     let devices = mm
         .as_mut()
         .map(|mm| devices::populate::<A>(mm, &regions))

@@ -347,3 +347,34 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
     let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
     tests::check_fault_sweep(&profile, "mem=512M selftest=faultsweep", "altmap-leaf")
 }
+
+/// `inject` (and `inject=` on the command line) makes the Nth allocation of a kind fail:
+/// the hot-add is refused with ENOMEM, nothing changes, and the next attempt succeeds.
+#[test]
+fn injected_allocation_failure_refuses_the_add_and_changes_nothing() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
+    let mut m = boot_to_prompt(&profile, "mem=512M inject=altmap-leaf:3", MACHINE_TIMEOUT)?;
+    let before = shell(&mut m, "mem")?;
+    let before = line(&before, "mem.mm ")?.to_string();
+    let refused = shell(&mut m, "probe 0x20000000 0x10000000")?;
+    let r = fields(line(&refused, "hotplug: refuse ")?);
+    ensure!(
+        r.get("errno") == Some(&"-12") && r.get("reason") == Some(&"mm"),
+        "{refused}"
+    );
+    let after = shell(&mut m, "mem")?;
+    ensure!(
+        line(&after, "mem.mm ")? == before,
+        "a refused add changed mem:\n{before}\n{after}"
+    );
+    let added = shell(&mut m, "probe 0x20000000 0x10000000")?;
+    line(&added, "hotplug: online ")?;
+    let bad = shell(&mut m, "inject bogus 1")?;
+    line(&bad, "error: inject: ")?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}

@@ -89,6 +89,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "time add/populate/init/verify per region size vs memset (quick|full; needs mem=)",
     },
     CommandInfo {
+        name: "inject",
+        args: "KIND N MODE",
+        help: "fail the Nth altmap-leaf|ram-leaf|page-table|buddy allocation (once|always); 'inject clear'",
+    },
+    CommandInfo {
         name: "faultsweep",
         args: "",
         help: "fail each allocation of a 2-section add in turn; check exact rollback (needs mem=)",
@@ -153,6 +158,7 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "bench" => {
             let _ = crate::bench::run(kernel, arg != Some("full"));
         }
+        "inject" => super::inject::inject(kernel, &args),
         "faultsweep" => {
             let _ = crate::faultsweep::run(kernel);
         }

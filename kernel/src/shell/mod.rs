@@ -5,6 +5,7 @@
 //! the shell goes on.
 
 mod commands;
+pub mod inject;
 mod inspect;
 pub mod line;
 mod memory;
