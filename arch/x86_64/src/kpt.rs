@@ -11,7 +11,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kernel::kprintln;
 use kernel::mm::PhysAddr;
-use kernel::mm::pgtable::{Entry, EntryAttrs, Features, PageTableFormat};
+use kernel::mm::map::{self, MapError};
+use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
+use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
+use kernel::mm::walk;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
@@ -111,7 +114,7 @@ pub fn map_device(pa: u64, len: u64) -> Option<u64> {
     for page in (first..end).step_by(0x1000) {
         let va = hhdm + page;
         if !b.mapped(va) {
-            b.map_one(va, page, F::last_level(), attrs);
+            b.map(va, page, 0x1000, attrs);
             x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
         }
     }
@@ -197,58 +200,47 @@ impl Builder {
     }
 
     /// Maps `[va, va+len)` to `pa` with the largest leaves the format, CPU and
-    /// alignment allow.
+    /// alignment allow (the kernel's generic range mapper over this builder's frames).
     fn map(&mut self, va: u64, pa: u64, len: u64, attrs: EntryAttrs) {
-        let last = F::last_level();
-        let (mut v, mut p, end) = (va, pa, va.wrapping_add(len));
-        while v != end {
-            let left = end.wrapping_sub(v);
-            let level = (1..=last)
-                .find(|&l| {
-                    let span = F::LEVELS[l].entry_span();
-                    F::leaf_allowed(l, self.features)
-                        && v % span == 0
-                        && p % span == 0
-                        && left >= span
-                })
-                .unwrap_or(last);
-            self.map_one(v, p, level, attrs);
-            let span = F::LEVELS[level].entry_span();
-            v = v.wrapping_add(span);
-            p += span;
-        }
-    }
-
-    /// Whether a leaf at any level maps `va`.
-    fn mapped(&self, va: u64) -> bool {
-        let mut table = self.root;
-        for l in 0..=F::last_level() {
-            match F::decode(l, self.table(table)[F::index(l, va)]) {
-                Entry::Table(t) => table = t.0,
-                Entry::Leaf { .. } | Entry::Malformed => return true,
-                Entry::Empty => return false,
+        let (root, features) = (PhysAddr(self.root), self.features);
+        match map::map_range::<F, _>(self, root, va, pa, len, attrs, features) {
+            Ok(_) => {}
+            Err(MapError::AlreadyMapped(at)) => {
+                kprintln!(
+                    "paging: warning: {at:#x} already mapped, rest of {va:#x}+{len:#x} skipped"
+                );
+            }
+            Err(e) => {
+                kprintln!("paging: fatal: mapping {va:#x}+{len:#x}: {e:?}");
+                kernel::console::exit(1);
             }
         }
-        true
     }
 
-    fn map_one(&mut self, va: u64, pa: u64, level: usize, attrs: EntryAttrs) {
-        let mut table = self.root;
-        for l in 0..level {
-            let idx = F::index(l, va);
-            table = match F::decode(l, self.table(table)[idx]) {
-                Entry::Table(t) => t.0,
-                Entry::Empty => {
-                    let t = self.alloc();
-                    self.table(table)[idx] = F::table_entry(l, PhysAddr(t));
-                    t
-                }
-                Entry::Leaf { .. } | Entry::Malformed => {
-                    kprintln!("paging: warning: {va:#x} already mapped by a large page, skipped");
-                    return;
-                }
-            };
-        }
-        self.table(table)[F::index(level, va)] = F::leaf_entry(level, PhysAddr(pa), attrs);
+    /// Whether anything (a leaf at any level, or a malformed entry) maps `va`.
+    fn mapped(&self, va: u64) -> bool {
+        let fault = walk::translate::<F, _>(self, PhysAddr(self.root), self.features, va);
+        !matches!(fault, Err(walk::WalkFault::NotMapped { .. }))
+    }
+}
+
+impl PhysMem for Builder {
+    fn read_u64(&self, addr: PhysAddr) -> u64 {
+        self.table(addr.0 & !0xfff)[(addr.0 & 0xfff) as usize / 8]
+    }
+
+    fn write_u64(&mut self, addr: PhysAddr, value: u64) {
+        self.table(addr.0 & !0xfff)[(addr.0 & 0xfff) as usize / 8] = value;
+    }
+}
+
+impl FrameSource for Builder {
+    fn alloc_frames(&mut self, size: u64, align: u64, _purpose: FramePurpose) -> Option<PhysAddr> {
+        // x86 tables are one page; the arena hands out page-aligned pages only.
+        (size <= 4096 && align <= 4096).then(|| PhysAddr(self.alloc()))
+    }
+
+    fn free_frames(&mut self, _addr: PhysAddr, _size: u64, _purpose: FramePurpose) {
+        // Boot tables live for the whole run; the mapper frees nothing on success.
     }
 }
