@@ -4,7 +4,6 @@
 //! the kernel prints is compared with QEMU's own (`query-memory-devices`, QMP events) or
 //! with the kernel's figures before the change.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -12,7 +11,8 @@ use qemu::hotplug::{add_pc_dimm, add_ram_backend, query_memory_devices};
 use qemu::profile::{GIB, MIB};
 use qemu::qmp::Qmp;
 use qemu::{Arch, Machine, Outcome, Profile};
-use serde_json::{Value, json};
+use serde_json::json;
+use tests::hotplug::{ost_matches, qemu_range, range, record, settle};
 use tests::{boot_to_prompt, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::X86_64;
@@ -39,46 +39,11 @@ fn machine(append: &str) -> Result<(Machine, Qmp)> {
     Ok((m, qmp))
 }
 
-/// Waits for the next console record starting with `prefix` and returns the whole line.
-fn record(m: &mut Machine, prefix: &str) -> Result<String> {
-    m.expect(prefix, RECORD_TIMEOUT)?;
-    let rest = m.expect("\n", RECORD_TIMEOUT)?;
-    Ok(format!("{prefix}{}", rest.trim_end()))
-}
-
-/// Consumes the prompt the shell prints again after a group of records.
-fn settle(m: &mut Machine) -> Result<()> {
-    m.expect(tests::PROMPT, RECORD_TIMEOUT)?;
-    Ok(())
-}
-
 /// `(free pages, vmemmap table pages)` from `mem`.
 fn mm_figures(m: &mut Machine) -> Result<(u64, u64)> {
     let out = run(m, "mem", "mem.mm ")?;
     let f = fields(line(&out, "mem.mm ")?);
     Ok((number(&f, "free")?, number(&f, "vmemmap.tables")?))
-}
-
-/// A `lo-hi` range field.
-fn range(f: &HashMap<&str, &str>, key: &str) -> Result<(u64, u64)> {
-    let text = f.get(key).with_context(|| format!("no {key} in {f:?}"))?;
-    let (lo, hi) = text.split_once('-').context("range without '-'")?;
-    let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
-    Ok((parse(lo)?, parse(hi)?))
-}
-
-/// QEMU's `[addr, addr + size)` of memory device `id`.
-fn qemu_range(qmp: &mut Qmp, id: &str) -> Result<Option<(u64, u64)>> {
-    Ok(query_memory_devices(qmp)?
-        .into_iter()
-        .find(|d| d.id.as_deref() == Some(id))
-        .map(|d| (d.addr, d.addr + d.size)))
-}
-
-fn ost_matches(data: &Value, device: Option<&str>, source: u64, status: u64) -> bool {
-    let info = &data["info"];
-    let device_ok = device.is_none_or(|d| info["device"] == d);
-    device_ok && info["source"] == source && info["status"] == status
 }
 
 /// What one add told us.
