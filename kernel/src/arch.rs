@@ -14,6 +14,7 @@ use crate::BootInfo;
 use crate::hotplug::event::EventSource;
 use crate::mm::live::LiveConfig;
 use crate::mm::pgtable::PageTableFormat;
+use crate::probe::{Access, ProbeFault};
 
 /// One architecture port.
 pub trait Arch: 'static {
@@ -64,6 +65,12 @@ pub trait Arch: 'static {
     /// Makes the CPU take an exception on purpose (`selftest=fault`), to prove the
     /// exception path reports and fails the run.
     fn provoke_fault();
+
+    /// Performs `access` at virtual address `va` with the CPU's fault caught: the value
+    /// read (or written), or the exception taken, after which the kernel carries on
+    /// (`peek`, `poke`, `jump`, `protect`). An `Execute` that does not fault runs
+    /// whatever is at `va`: use it only where a fault is expected.
+    fn probe(va: u64, access: Access) -> Result<u64, ProbeFault>;
 
     /// Writes the `cpu` report (one or more `key=value` lines) for the shell.
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result;

@@ -23,6 +23,7 @@ pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
 mod panic;
+pub mod probe;
 pub mod region;
 pub mod shell;
 pub mod virtio;

@@ -1,4 +1,5 @@
-//! The common exception handler: every exception is fatal. It prints one record,
+//! The common exception handler: every exception but a guarded probe's
+//! ([`crate::probe`]) is fatal. It prints one record,
 //! `exception: vector=.. kind=.. class=.. esr=.. elr=.. far=.. spsr=..`, and ends the run
 //! with status 2 through the kernel's exit protocol.
 
@@ -27,6 +28,9 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
     }
     let esr = sysreg!("esr_el1");
     let v = (vector & 15) as usize;
+    if v % 4 == 0 {
+        crate::probe::recover(frame, esr, sysreg!("far_el1"));
+    }
     kernel::kprintln!(
         "exception: vector={v} kind={} from={} class={} ec={:#x} esr={esr:#x} elr={:#x} far={:#x} spsr={:#x} lr={:#x}",
         KINDS[v % 4],
@@ -42,7 +46,7 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
 }
 
 /// A short name for the exception class (ESR_EL1.EC).
-fn class_name(ec: u64) -> &'static str {
+pub fn class_name(ec: u64) -> &'static str {
     match ec {
         0x00 => "unknown",
         0x01 => "wfi-wfe",

@@ -43,6 +43,8 @@ mod platform;
 #[cfg(target_os = "none")]
 mod port;
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod requests;
 #[cfg(target_os = "none")]
 mod timer;

@@ -11,6 +11,7 @@ use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::pgtable::Features;
+use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 
 use crate::{cpu, pl011, power, timer};
@@ -120,6 +121,10 @@ impl Arch for Aarch64 {
         // SAFETY: deliberately reads an unmapped address to take a data abort; the
         // vectors report it and end the run, so the read never completes.
         unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    }
+
+    fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
+        crate::probe::probe(va, access)
     }
 
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {

@@ -68,12 +68,12 @@ extern "C" fn s390x_rust_start() -> ! {
     kernel::main::<S390x>(boot)
 }
 
-/// The DAT features this CPU offers: EDAT-1 lets the identity map use 1 MiB segments.
-fn dat_features(facilities: &Facilities) -> Features {
+/// The DAT features this CPU offers: EDAT-1 lets the identity map use 1 MiB segments,
+/// IEP makes data non-executable.
+pub(crate) fn dat_features(facilities: &Facilities) -> Features {
     let mut features = Features::empty();
-    if facilities.has(facility::EDAT1) {
-        features |= Features::EDAT1;
-    }
+    features.set(Features::EDAT1, facilities.has(facility::EDAT1));
+    features.set(Features::NO_EXECUTE, facilities.has(facility::IEP));
     features
 }
 

@@ -1,6 +1,11 @@
 //! Turning DAT on: an identity map of all RAM, built with the generic range mapper over
 //! this port's DAT format, with tables taken from the RAM just after the kernel image.
 //!
+//! The map is W^X: kernel text is read-only and executable, read-only data is neither
+//! writable nor executable, and everything else (lowcore, data, stacks, free RAM) is
+//! writable and — when the CPU has instruction-execution protection (facility 130,
+//! enabled by CR0 bit 43) — not executable.
+//!
 //! Under TCG there is no EDAT-1, so RAM is mapped with 4 KiB pages (512 MiB take 1.1 MiB
 //! of tables); with EDAT-1 the mapper uses 1 MiB segment frames instead.
 
@@ -15,6 +20,14 @@ use crate::paging::S390xPaging;
 
 /// CR0 bit 40 (value 0x80_0000): enhanced-DAT-1 control.
 const CR0_EDAT: u64 = 0x0080_0000;
+/// CR0 bit 43 (value 0x10_0000): instruction-execution-protection control.
+const CR0_IEP: u64 = 0x0010_0000;
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+}
 
 /// What [`enable_identity_map`] built.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +42,7 @@ pub struct DatInfo {
     pub tables_end: u64,
 }
 
-/// Identity-maps `[0, ram)` and switches DAT on. Tables are bump-allocated from
+/// Identity-maps `[0, ram)` W^X and switches DAT on. Tables are bump-allocated from
 /// `free_start` upwards (the caller keeps that memory out of the allocator).
 pub fn enable_identity_map(
     ram: u64,
@@ -41,14 +54,50 @@ pub fn enable_identity_map(
         limit: ram,
     };
     let root = map::new_table::<S390xPaging, _>(&mut frames, 0).ok_or(MapError::NoMemory)?;
-    let attrs = EntryAttrs::WRITABLE | EntryAttrs::GLOBAL;
-    let stats = map::map_range::<S390xPaging, _>(&mut frames, root, 0, 0, ram, attrs, features)?;
+    let data = EntryAttrs::kernel_data(features);
+    let text = EntryAttrs::GLOBAL;
+    let rodata = EntryAttrs::GLOBAL | (data & EntryAttrs::NO_EXECUTE);
+    let (image, text_end, rodata_end) = (
+        &raw const __kernel_start as u64,
+        &raw const __text_end as u64,
+        &raw const __rodata_end as u64,
+    );
+    let spans = [
+        (0, image, data),
+        (image, text_end, text),
+        (text_end, rodata_end, rodata),
+        (rodata_end, ram, data),
+    ];
+    let mut stats = MapStats::default();
+    for (start, end, attrs) in spans {
+        let s = map::map_range::<S390xPaging, _>(
+            &mut frames,
+            root,
+            start,
+            start,
+            end - start,
+            attrs,
+            features,
+        )?;
+        stats.tables += s.tables;
+        for (total, n) in stats.leaves.iter_mut().zip(s.leaves) {
+            *total += n;
+        }
+    }
     let asce = S390xPaging::root_register(root);
-    let edat = features.contains(Features::EDAT1);
+    let mut cr0 = 0;
+    if features.contains(Features::EDAT1) {
+        cr0 |= CR0_EDAT;
+    }
+    if features.contains(Features::NO_EXECUTE) {
+        cr0 |= CR0_IEP;
+    }
     // SAFETY: the ASCE designates a complete identity map of all RAM, which holds every
     // byte the kernel touches (image, stack, lowcore, SCCBs), so translation changes
-    // nothing the running code sees. CR0.EDAT is set only when facility 8 is present.
-    unsafe { load_asce_and_enable(asce, edat) };
+    // nothing the running code sees: text stays executable, and nothing writes to text
+    // or read-only data. CR0.EDAT and CR0.IEP are set only when facilities 8 and 130
+    // are present.
+    unsafe { load_asce_and_enable(asce, cr0) };
     Ok(DatInfo {
         asce,
         stats,
@@ -57,30 +106,27 @@ pub fn enable_identity_map(
     })
 }
 
-/// Loads CR1 (primary ASCE), optionally CR0.EDAT, then sets the PSW's DAT bit.
+/// Loads CR1 (primary ASCE), ORs `cr0_bits` into CR0, then sets the PSW's DAT bit.
 ///
 /// # Safety
 /// `asce` must designate tables that map everything the kernel uses at its current
-/// addresses.
-unsafe fn load_asce_and_enable(asce: u64, edat: bool) {
+/// addresses, with text executable; `cr0_bits` may hold only controls of installed
+/// facilities.
+unsafe fn load_asce_and_enable(asce: u64, cr0_bits: u64) {
     let mut cr = [asce, 0u64];
-    // SAFETY: the caller guarantees the tables; CR0/CR1 are stored and loaded through
-    // `cr`, and STOSM only sets the DAT bit (0x04) of the PSW mask.
+    // SAFETY: the caller guarantees the tables and the CR0 bits; CR0/CR1 are stored and
+    // loaded through `cr`, and STOSM only sets the DAT bit (0x04) of the PSW mask.
     unsafe {
         asm!(
             "lctlg %c1, %c1, 0({cr})",
             "stctg %c0, %c0, 8({cr})",
-            "ltgr {edat}, {edat}",
-            "jz 2f",
             "lg {tmp}, 8({cr})",
-            "ogr {tmp}, {bit}",
+            "ogr {tmp}, {bits}",
             "stg {tmp}, 8({cr})",
             "lctlg %c0, %c0, 8({cr})",
-            "2:",
             "stosm 0({cr}), 0x04",
             cr = in(reg_addr) cr.as_mut_ptr(),
-            edat = in(reg) u64::from(edat),
-            bit = in(reg) CR0_EDAT,
+            bits = in(reg) cr0_bits,
             tmp = out(reg) _,
             options(nostack),
         );

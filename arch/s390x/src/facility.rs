@@ -9,6 +9,9 @@ pub const EDAT2: u32 = 78;
 pub const STCKF: u32 = 25;
 /// Facility 3: IDTE.
 pub const IDTE: u32 = 3;
+/// Facility 130: instruction-execution protection (the IEP bit, 0x100, in page- and
+/// segment-table entries, enabled by CR0 bit 43).
+pub const IEP: u32 = 130;
 
 /// The first 256 facility bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +65,6 @@ mod tests {
         for nr in 0..256 {
             assert_eq!(TCG.has(nr), set.contains(&nr), "facility {nr}");
         }
-        assert!(TCG.has(STCKF) && TCG.has(IDTE));
+        assert!(TCG.has(STCKF) && TCG.has(IDTE) && TCG.has(IEP));
     }
 }

@@ -35,6 +35,29 @@ pub fn recovery_slot() -> *const AtomicU64 {
     &raw const s390x_pgm_recovery
 }
 
+/// The code and translation-exception identification of the last program check
+/// (what a recovered probe reports).
+pub fn last_program_check() -> (u16, u64) {
+    (read(PGM_CODE), read(TEID))
+}
+
+/// A short name for a program-interruption code (the low 8 bits; PER adds 0x80).
+pub fn program_check_name(code: u16) -> &'static str {
+    match code & 0x7f {
+        0x04 => "protection",
+        0x05 => "addressing",
+        0x06 => "specification",
+        0x10 => "segment-translation",
+        0x11 => "page-translation",
+        0x12 => "translation-specification",
+        0x38 => "asce-type",
+        0x39 => "region-first-translation",
+        0x3a => "region-second-translation",
+        0x3b => "region-third-translation",
+        _ => "program-check",
+    }
+}
+
 /// Reads a big-endian field of the lowcore at absolute address `offset`.
 fn read<T: Copy>(offset: usize) -> T {
     // SAFETY: the prefix register is 0, so the lowcore is at absolute 0..0x2000, which

@@ -11,7 +11,7 @@ use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
-use kernel::mm::pgtable::Features;
+use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use spin::Once;
 
@@ -86,9 +86,7 @@ impl Arch for S390x {
     }
 
     fn mm_config() -> LiveConfig {
-        let f = facilities();
-        let mut features = Features::empty();
-        features.set(Features::EDAT1, f.has(facility::EDAT1));
+        let features = crate::boot::dat_features(&facilities());
         let root = DAT.get().map_or(0, |d| d.asce & !0xfff);
         LiveConfig {
             arch: &MmArch::S390X,
@@ -111,17 +109,22 @@ impl Arch for S390x {
         cpu::provoke_fault();
     }
 
+    fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
+        cpu::probe(va, access)
+    }
+
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
         let f = facilities();
         let w = f.words();
         writeln!(out, "cpu.id {:#018x}", cpu::cpu_id())?;
         writeln!(
             out,
-            "facility edat1={} edat2={} stckf={} idte={}",
+            "facility edat1={} edat2={} stckf={} idte={} iep={}",
             u8::from(f.has(facility::EDAT1)),
             u8::from(f.has(facility::EDAT2)),
             u8::from(f.has(facility::STCKF)),
             u8::from(f.has(facility::IDTE)),
+            u8::from(f.has(facility::IEP)),
         )?;
         writeln!(
             out,

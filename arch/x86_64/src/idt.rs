@@ -1,5 +1,6 @@
 //! The IDT: every CPU exception prints one record line (vector, name, error code, RIP,
-//! CR2, RSP) and ends the run with status 2 through the kernel's exit protocol. The
+//! CR2, RSP) and ends the run with status 2 through the kernel's exit protocol — except
+//! a #PF or #GP taken by a guarded probe ([`crate::probe`]), which resumes. The
 //! only device interrupts are the SCI ([`crate::sci`]) and the APIC's spurious vector.
 
 use spin::Once;
@@ -102,7 +103,15 @@ plain! {
 }
 
 with_code! {
-    ts 10 "#TS"; np 11 "#NP"; ss 12 "#SS"; gp 13 "#GP"; ac 17 "#AC";
+    ts 10 "#TS"; np 11 "#NP"; ss 12 "#SS"; ac 17 "#AC";
+}
+
+/// #GP: a guarded probe of a non-canonical address resumes; anything else is fatal.
+extern "x86-interrupt" fn gp(mut frame: InterruptStackFrame, code: u64) {
+    if crate::probe::recover(&mut frame, 13, code, 0) {
+        return;
+    }
+    report(13, "#GP", Some(code), &frame)
 }
 
 extern "x86-interrupt" fn df(frame: InterruptStackFrame, code: u64) -> ! {
@@ -113,6 +122,10 @@ extern "x86-interrupt" fn mc(frame: InterruptStackFrame) -> ! {
     report(18, "#MC", None, &frame)
 }
 
-extern "x86-interrupt" fn pf(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+/// #PF: a guarded probe resumes at its recovery label; anything else is fatal.
+extern "x86-interrupt" fn pf(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    if crate::probe::recover(&mut frame, 14, code.bits(), Cr2::read_raw()) {
+        return;
+    }
     report(14, "#PF", Some(code.bits()), &frame)
 }

@@ -15,7 +15,7 @@ use kernel::mm::map::{self, MapError};
 use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
 use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
 use kernel::mm::walk;
-use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
@@ -87,6 +87,10 @@ pub fn switch(h: &Handover, features: crate::cpu::Features) {
     // included: the stack is BOOTLOADER_RECLAIMABLE), the IST stacks and descriptor
     // tables (in .bss), and every RAM range the loader's HHDM covered.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    // SAFETY: CR0.WP makes read-only pages read-only for the kernel too. Nothing writes
+    // to text or rodata, and the page tables and every other write target are mapped
+    // writable.
+    unsafe { Cr0::update(|f| *f |= Cr0Flags::WRITE_PROTECT) };
     kprintln!(
         "paging: cr3={:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={}",
         b.root,

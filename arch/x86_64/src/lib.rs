@@ -36,6 +36,8 @@ mod pci;
 #[cfg(target_os = "none")]
 mod port;
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod requests;
 #[cfg(target_os = "none")]
 mod sci;

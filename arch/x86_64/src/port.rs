@@ -12,6 +12,7 @@ use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
+use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::Cr3;
@@ -110,6 +111,10 @@ impl Arch for X86_64 {
         // SAFETY: deliberately reads an unmapped address to take a #PF; the handler
         // reports it and ends the run, so the read never completes.
         unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    }
+
+    fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
+        crate::probe::probe(va, access)
     }
 
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {

@@ -113,6 +113,26 @@ const COMMANDS: &[CommandInfo] = &[
         args: "PFN",
         help: "the struct page of PFN, decoded",
     },
+    CommandInfo {
+        name: "peek",
+        args: "VADDR",
+        help: "read a doubleword at VADDR; a fault is caught and reported",
+    },
+    CommandInfo {
+        name: "poke",
+        args: "VADDR VALUE",
+        help: "write VALUE at VADDR; a fault is caught and reported",
+    },
+    CommandInfo {
+        name: "jump",
+        args: "VADDR",
+        help: "branch to VADDR expecting a fault (shows VADDR is not executable)",
+    },
+    CommandInfo {
+        name: "protect",
+        args: "",
+        help: "check W^X of text, rodata, data, heap, stack, memmap and a vmemmap hole",
+    },
 ];
 
 /// Parses and runs one submitted line.
@@ -165,13 +185,17 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "vmemmap" => super::inspect::vmemmap(kernel),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),
+        "peek" => super::protect::peek::<A>(&args),
+        "poke" => super::protect::poke::<A>(&args),
+        "jump" => super::protect::jump(kernel, &args),
+        "protect" => super::protect::protect(kernel),
         _ => unreachable!("every table entry has a match arm"),
     }
 }
 
 fn help() {
     for c in COMMANDS {
-        kprintln!("  {:<10} {:<4} {}", c.name, c.args, c.help);
+        kprintln!("  {:<10} {:<11} {}", c.name, c.args, c.help);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod inject;
 mod inspect;
 pub mod line;
 mod memory;
+mod protect;
 mod regions;
 
 use crate::console;

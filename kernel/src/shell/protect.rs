@@ -1,0 +1,228 @@
+//! Guarded memory access and the protection audit: `peek VADDR`, `poke VADDR VALUE`,
+//! `jump VADDR` and `protect`.
+//!
+//! `protect` checks the policy the mappings promise — kernel text read-only and
+//! executable, read-only data neither writable nor executable, data, heap, stack and
+//! the memmap writable but never executable, and the vmemmap unmapped outside populated
+//! sections — twice: in the tables (software walk of the live root) and on the CPU (a
+//! guarded read, write-back of the same value, and jump, whose faults the port catches).
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::mm::addr::Pfn;
+use crate::mm::pgtable::{EntryAttrs, Features};
+use crate::mm::walk;
+use crate::probe::{self, Access, ProbeFault};
+use crate::shell::inspect::parse_number;
+use crate::{Arch, Kernel, kprintln};
+
+/// A read-only object: the linker places it with the rest of `.rodata`.
+static READ_ONLY_WORD: u64 = 0x5052_4f54_4543_5421;
+
+/// A writable object in `.data` / `.bss`.
+static DATA_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// `peek VADDR`: one guarded doubleword read.
+pub fn peek<A: Arch>(args: &[&str]) {
+    let Some(va) = number("peek", args.first().copied(), "VADDR", true) else {
+        return;
+    };
+    match A::probe(va, Access::Read) {
+        Ok(value) => kprintln!("peek va={va:#x} value={value:#018x}"),
+        Err(fault) => kprintln!("peek va={va:#x} {fault}"),
+    }
+}
+
+/// `poke VADDR VALUE`: one guarded doubleword write.
+pub fn poke<A: Arch>(args: &[&str]) {
+    let Some(va) = number("poke", args.first().copied(), "VADDR VALUE", true) else {
+        return;
+    };
+    let Some(value) = number("poke", args.get(1).copied(), "VADDR VALUE", false) else {
+        return;
+    };
+    match A::probe(va, Access::Write(value)) {
+        Ok(_) => kprintln!("poke va={va:#x} value={value:#018x} result=ok"),
+        Err(fault) => kprintln!("poke va={va:#x} {fault}"),
+    }
+}
+
+/// `jump VADDR`: a guarded branch, to show that an address is not executable. A target
+/// the tables map executable is refused: branching there would run it.
+pub fn jump<A: Arch>(kernel: &Kernel<A>, args: &[&str]) {
+    let Some(va) = number("jump", args.first().copied(), "VADDR", false) else {
+        return;
+    };
+    if let Some(mm) = kernel.mm.as_ref() {
+        let mem = mm.direct_map();
+        let walked = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
+        let nx = mm.features().contains(Features::NO_EXECUTE);
+        if let Ok(t) = walked
+            && (!nx || !t.attrs.contains(EntryAttrs::NO_EXECUTE))
+        {
+            kprintln!("error: jump: {va:#x} is mapped executable; refusing to run it");
+            return;
+        }
+    }
+    match A::probe(va, Access::Execute) {
+        Ok(_) => kprintln!("jump va={va:#x} result=returned"),
+        Err(fault) => kprintln!("jump va={va:#x} {fault}"),
+    }
+}
+
+/// A number argument of `command` (an 8-byte-aligned address when `aligned`), or one
+/// error line.
+fn number(command: &str, text: Option<&str>, usage: &str, aligned: bool) -> Option<u64> {
+    let Some(text) = text else {
+        kprintln!("error: {command}: missing argument (usage: {command} {usage})");
+        return None;
+    };
+    let Some(value) = parse_number(text) else {
+        kprintln!("error: {command}: bad number '{text}' (hex with 0x, or decimal)");
+        return None;
+    };
+    if aligned && value % 8 != 0 {
+        kprintln!("error: {command}: address {value:#x} is not 8-byte aligned");
+        return None;
+    }
+    Some(value)
+}
+
+/// What a target must look like.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Mapped, read-only, executable.
+    Text,
+    /// Mapped, read-only, not executable.
+    ReadOnly,
+    /// Mapped, writable, not executable.
+    Data,
+    /// Not mapped at all.
+    Unmapped,
+}
+
+impl Want {
+    fn name(self) -> &'static str {
+        match self {
+            Want::Text => "r-x",
+            Want::ReadOnly => "r--",
+            Want::Data => "rw-",
+            Want::Unmapped => "---",
+        }
+    }
+}
+
+/// `protect`: every target, its mapping and its live behaviour; one summary line.
+pub fn protect<A: Arch>(kernel: &Kernel<A>) {
+    let Some(mm) = kernel.mm.as_ref() else {
+        kprintln!("error: protect: memory manager is down (see the boot log)");
+        return;
+    };
+    let heap = Box::new(0u64);
+    let stack = 0u64;
+    let arch = mm.arch();
+    let first_present = mm.sparse().sections().next().map(|(nr, _)| nr);
+    let last_present = mm.sparse().sections().last().map(|(nr, _)| nr);
+    let nx = mm.features().contains(Features::NO_EXECUTE);
+    let mut targets = alloc::vec![
+        ("text", protect::<A> as *const () as u64, Want::Text),
+        ("rodata", &raw const READ_ONLY_WORD as u64, Want::ReadOnly),
+        ("data", DATA_WORD.as_ptr() as u64, Want::Data),
+        ("heap", &raw const *heap as u64, Want::Data),
+        ("stack", &raw const stack as u64, Want::Data),
+    ];
+    if let Some(nr) = first_present {
+        let va = arch.pfn_to_page(arch.section_start(nr)).0;
+        targets.push(("memmap", va, Want::Data));
+    }
+    if let Some(nr) = last_present.filter(|&nr| Some(nr) != first_present) {
+        let va = arch.pfn_to_page(arch.section_start(nr)).0;
+        targets.push(("memmap.last", va, Want::Data));
+    }
+    if let Some(nr) = last_present {
+        let va = arch.pfn_to_page(Pfn(arch.section_start(nr + 1).0)).0;
+        targets.push(("vmemmap-hole", va, Want::Unmapped));
+    }
+    let mut failed = 0;
+    for (what, va, want) in targets.iter().copied() {
+        if !check::<A>(kernel, what, va, want, nx) {
+            failed += 1;
+        }
+    }
+    DATA_WORD.fetch_add(1, Ordering::Relaxed);
+    kprintln!(
+        "protect.summary checks={} failed={failed} nx={} result={}",
+        targets.len(),
+        u8::from(nx),
+        if failed == 0 { "pass" } else { "FAIL" }
+    );
+}
+
+/// One target: the tables' view, then the CPU's; prints one record, returns pass.
+fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool) -> bool {
+    let Some(mm) = kernel.mm.as_ref() else {
+        return false;
+    };
+    let mem = mm.direct_map();
+    let walked = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
+    let (mapping, table_ok) = match walked {
+        Ok(t) => {
+            let w = t.attrs.contains(EntryAttrs::WRITABLE);
+            let x = nx && !t.attrs.contains(EntryAttrs::NO_EXECUTE);
+            let ok = match want {
+                Want::Text => !w && (x || !nx),
+                Want::ReadOnly => !w && !x,
+                Want::Data => w && !x,
+                Want::Unmapped => false,
+            };
+            (
+                alloc::format!(
+                    "pa={:#x} leaf={} writable={} exec={}",
+                    t.phys.0,
+                    t.leaf_bytes,
+                    u8::from(w),
+                    u8::from(x)
+                ),
+                ok,
+            )
+        }
+        Err(fault) => (alloc::format!("walk={fault:?}"), want == Want::Unmapped),
+    };
+    let aligned = va & !7;
+    let read = A::probe(aligned, Access::Read);
+    let (write, exec) = match (want, read) {
+        // Write back what was read: a store that is (wrongly) allowed changes nothing.
+        (Want::Text | Want::ReadOnly | Want::Data, Ok(value)) => {
+            let write = A::probe(aligned, Access::Write(value));
+            // Branching to text would run it; only non-text targets are jumped to.
+            let exec = (want != Want::Text && nx).then(|| A::probe(aligned, Access::Execute));
+            (Some(write), exec)
+        }
+        _ => (None, None),
+    };
+    let cpu_ok = match want {
+        Want::Text | Want::ReadOnly => read.is_ok() && write.is_some_and(|w| w.is_err()),
+        Want::Data => read.is_ok() && write.is_some_and(|w| w.is_ok()),
+        Want::Unmapped => read.is_err(),
+    } && exec.is_none_or(|e| e.is_err());
+    let pass = table_ok && cpu_ok;
+    kprintln!(
+        "protect: what={what} va={va:#x} want={} {mapping} read={}{} write={} exec={} result={}",
+        want.name(),
+        probe::outcome(&read),
+        fault_suffix(&read),
+        write.map_or("-", |w| probe::outcome(&w)),
+        exec.map_or(if nx { "-" } else { "no-nx" }, |e| probe::outcome(&e)),
+        if pass { "pass" } else { "FAIL" }
+    );
+    pass
+}
+
+/// `(page-translation)` after a faulting read, so the line names the exception.
+fn fault_suffix(result: &Result<u64, ProbeFault>) -> alloc::string::String {
+    match result {
+        Ok(_) => alloc::string::String::new(),
+        Err(f) => alloc::format!("({})", f.name),
+    }
+}
