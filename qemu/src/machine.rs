@@ -182,6 +182,18 @@ impl Machine {
             .with_context(|| format!("typing {line:?}: QEMU console input closed"))
     }
 
+    /// Types raw bytes on the console (no newline added).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("console input already closed")?;
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .context("typing raw bytes: QEMU console input closed")
+    }
+
     /// Types `line`, waits for `prompt`, and returns what was printed in between (the prompt
     /// itself removed).
     pub fn run_command(&mut self, line: &str, prompt: &str, timeout: Duration) -> Result<String> {

@@ -5,6 +5,7 @@
 //! `HOTMEM_ARCHES`; run alone (`cargo test -p tests`), the kernels are built here with the
 //! same function xtask uses.
 
+pub mod hostile;
 pub mod hotplug;
 pub mod regions;
 

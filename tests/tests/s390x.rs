@@ -378,3 +378,47 @@ fn injected_allocation_failure_refuses_the_add_and_changes_nothing() -> Result<(
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// Hostile input: malformed `memmap=` items are ignored one line each and the rest of
+/// the boot comes up; malformed commands and 4 KiB of console garbage are each answered
+/// without losing anything. Protection: W^X of the identity map (IEP on), the memmap of
+/// boot and hot-added RAM writable and not executable, the vmemmap hole unmapped.
+#[test]
+fn hostile_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let bad = [
+        "abc",
+        "512M!",
+        "99999999999999999999G!0",
+        "16M!0x1000",
+        "0!1G",
+    ];
+    let append: String = bad.iter().map(|b| format!(" memmap={b}")).collect();
+    let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
+    let mut m = boot_to_prompt(&profile, &format!("mem=512M{append}"), MACHINE_TIMEOUT)?;
+    let console = m.console();
+    for b in bad {
+        let lines: Vec<&str> = console
+            .lines()
+            .filter(|l| {
+                l.starts_with("region: ignore source=memmap") || l.starts_with("region: reject")
+            })
+            .filter(|l| l.contains(&format!("text={b} ")) || l.ends_with(&format!("text={b}")))
+            .collect();
+        ensure!(
+            lines.len() == 1,
+            "memmap={b}: want one line, got {lines:?}:\n{console}"
+        );
+    }
+    let cpu = shell(&mut m, "cpu")?;
+    ensure!(line(&cpu, "facility ")?.contains(" iep=1"), "{cpu}");
+    let added = shell(&mut m, "probe 0x20000000 0x10000000")?;
+    line(&added, "hotplug: online ")?;
+    tests::hostile::check_protection(&mut m, true)?;
+    tests::hostile::check_hostile_shell(&mut m)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}

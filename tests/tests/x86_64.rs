@@ -151,3 +151,20 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
         Profile::new(ARCH).with_memory(Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB));
     tests::check_fault_sweep(&profile, "mem=512M selftest=faultsweep", "altmap-leaf")
 }
+
+/// Hostile input at the shell (malformed commands, 4 KiB of console garbage) is answered
+/// without losing anything, and the kernel's mappings are W^X: text read-only, data,
+/// heap, stack and memmap never executable, the vmemmap hole unmapped and caught.
+#[test]
+fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
+    let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
+    tests::hostile::check_protection(&mut m, false)?;
+    tests::hostile::check_hostile_shell(&mut m)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}

@@ -3,9 +3,11 @@
 //! bootargs, gathered into one [`FdtInfo`] without allocating.
 //!
 //! Limine strips `memory@` nodes from the DTB it hands over, so the memory map stays
-//! the kernel's source of RAM; the nodes are reported when present. The blob comes
-//! from firmware and is trusted: `fdt` 0.1.5 checks the header but may panic on a
-//! corrupted structure block.
+//! the kernel's source of RAM; the nodes are reported when present. Their `reg` is
+//! decoded here against the root's cell sizes, so a bad memory node (no `reg`, a length
+//! that is not whole entries, a zero size, a range that wraps) is refused with its
+//! reason and the rest of the tree is still read. The blob comes from firmware: `fdt`
+//! 0.1.5 checks the header but may panic on a corrupted structure block.
 
 use core::fmt;
 
@@ -51,6 +53,70 @@ pub struct FdtInfo<'a> {
     pub psci: Option<&'a str>,
     /// `/chosen` `bootargs`.
     pub bootargs: Option<&'a str>,
+    /// Memory nodes whose `reg` could not be used, with why.
+    pub bad_memory: List<BadMemoryNode<'a>>,
+}
+
+/// A memory node that was refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BadMemoryNode<'a> {
+    /// The node's name, e.g. `memory@40000000`.
+    pub node: &'a str,
+    /// Why.
+    pub problem: MemoryNodeProblem,
+}
+
+/// What is wrong with a memory node's `reg`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryNodeProblem {
+    /// No `reg` property.
+    #[default]
+    NoReg,
+    /// `#address-cells` / `#size-cells` outside 1..=2.
+    CellSizes {
+        /// Address cells.
+        address: usize,
+        /// Size cells.
+        size: usize,
+    },
+    /// The property is empty or not a whole number of entries.
+    Length {
+        /// Bytes in `reg`.
+        len: usize,
+        /// Bytes per entry.
+        entry: usize,
+    },
+    /// An entry of size zero.
+    ZeroSize {
+        /// Its base.
+        base: u64,
+    },
+    /// An entry whose end is beyond 2^64.
+    Wraps {
+        /// Its base.
+        base: u64,
+        /// Its size.
+        size: u64,
+    },
+}
+
+impl fmt::Display for BadMemoryNode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "firmware.memory.refused node={} ", self.node)?;
+        match self.problem {
+            MemoryNodeProblem::NoReg => write!(f, "reason=no-reg"),
+            MemoryNodeProblem::CellSizes { address, size } => {
+                write!(f, "reason=cell-sizes address={address} size={size}")
+            }
+            MemoryNodeProblem::Length { len, entry } => {
+                write!(f, "reason=reg-length len={len} entry={entry}")
+            }
+            MemoryNodeProblem::ZeroSize { base } => write!(f, "reason=zero-size base={base:#x}"),
+            MemoryNodeProblem::Wraps { base, size } => {
+                write!(f, "reason=wraps base={base:#x} size={size:#x}")
+            }
+        }
+    }
 }
 
 /// Why the blob is not a usable device tree.
@@ -103,14 +169,22 @@ pub fn parse(dtb: &[u8]) -> Result<FdtInfo<'_>, FdtError> {
         .or_else(|| fdt.find_compatible(&["arm,pl011"]))
         .and_then(first_reg)
         .map(|(base, _)| base);
+    let cells = fdt.root().cell_sizes();
     for node in fdt.all_nodes() {
         let is_memory = node.name.starts_with("memory@")
             || node.property("device_type").and_then(|p| p.as_str()) == Some("memory");
-        if is_memory && let Some(reg) = node.reg() {
-            for r in reg {
-                info.memory
-                    .push((r.starting_address as u64, r.size.unwrap_or(0) as u64));
-            }
+        if !is_memory {
+            continue;
+        }
+        let reg = node.property("reg").map(|p| p.value);
+        let checked = reg.ok_or(MemoryNodeProblem::NoReg).and_then(|reg| {
+            memory_reg(reg, cells.address_cells, cells.size_cells, &mut info.memory)
+        });
+        if let Err(problem) = checked {
+            info.bad_memory.push(BadMemoryNode {
+                node: node.name,
+                problem,
+            });
         }
     }
     info.ecam = fdt
@@ -145,11 +219,49 @@ impl FdtInfo<'_> {
                 base + size
             )?;
         }
+        for bad in self.bad_memory.items() {
+            writeln!(out, "{bad}")?;
+        }
         if let Some(args) = self.bootargs {
             writeln!(out, "firmware.bootargs {args}")?;
         }
         Ok(())
     }
+}
+
+/// Decodes a memory node's `reg` (entries of `address` + `size` big-endian cells) into
+/// `out`, all or nothing.
+fn memory_reg(
+    reg: &[u8],
+    address: usize,
+    size: usize,
+    out: &mut List<(u64, u64)>,
+) -> Result<(), MemoryNodeProblem> {
+    if !(1..=2).contains(&address) || !(1..=2).contains(&size) {
+        return Err(MemoryNodeProblem::CellSizes { address, size });
+    }
+    let entry = (address + size) * 4;
+    if reg.is_empty() || reg.len() % entry != 0 {
+        return Err(MemoryNodeProblem::Length {
+            len: reg.len(),
+            entry,
+        });
+    }
+    let cells = |b: &[u8]| b.chunks(4).fold(0u64, |v, c| v << 32 | u64::from(be32(c)));
+    let ranges = reg.chunks(entry).map(|e| {
+        let (base, len) = e.split_at(address * 4);
+        (cells(base), cells(len))
+    });
+    for (base, len) in ranges.clone() {
+        if len == 0 {
+            return Err(MemoryNodeProblem::ZeroSize { base });
+        }
+        if base.checked_add(len).is_none() {
+            return Err(MemoryNodeProblem::Wraps { base, size: len });
+        }
+    }
+    ranges.for_each(|r| out.push(r));
+    Ok(())
 }
 
 fn compatible(node: &FdtNode<'_, '_>, what: &str) -> bool {
@@ -191,6 +303,9 @@ impl fmt::Display for FdtInfo<'_> {
         }
         let bytes: u64 = self.memory.items().iter().map(|&(_, s)| s).sum();
         write!(f, " mem.nodes={} mem.bytes={bytes}", self.memory.total)?;
+        if self.bad_memory.total > 0 {
+            write!(f, " mem.refused={}", self.bad_memory.total)?;
+        }
         write!(f, " bootargs={}", u8::from(self.bootargs.is_some()))
     }
 }
@@ -234,6 +349,99 @@ mod tests {
         assert!(text.contains(" pci.ecam=0x4010000000 "), "{text}");
         assert!(text.contains(" mem.nodes=1 mem.bytes=1073741824"), "{text}");
         assert!(text.split(' ').all(|w| w.contains('=')), "{text}");
+    }
+
+    /// The fixture with its one memory node's 16-byte `reg` (base 1 GiB, size 1 GiB)
+    /// replaced by `value` (a multiple of 4 bytes): the structure block is spliced and
+    /// the header's sizes and offsets follow.
+    fn with_memory_reg(value: &[u8]) -> alloc::vec::Vec<u8> {
+        let old = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0];
+        let mut dtb = QEMU_VIRT.to_vec();
+        let at: alloc::vec::Vec<usize> = (8..dtb.len() - 16)
+            .filter(|&i| dtb[i..i + 16] == old && be32(&dtb[i - 8..i - 4]) == 16)
+            .collect();
+        assert_eq!(at.len(), 1, "the memory node's reg is unique");
+        let at = at[0];
+        assert_eq!(value.len() % 4, 0);
+        dtb[at - 8..at - 4].copy_from_slice(&(value.len() as u32).to_be_bytes());
+        dtb.splice(at..at + 16, value.iter().copied());
+        let delta = value.len() as i64 - 16;
+        let strings_follow = be32(&dtb[12..16]) as usize > at;
+        // totalsize, size_dt_struct; off_dt_strings when the strings follow the struct.
+        for (offset, moves) in [(4, true), (36, true), (12, strings_follow)] {
+            if moves {
+                let field = i64::from(be32(&dtb[offset..offset + 4])) + delta;
+                dtb[offset..offset + 4].copy_from_slice(&(field as u32).to_be_bytes());
+            }
+        }
+        dtb
+    }
+
+    #[test]
+    fn a_bad_memory_node_is_refused_with_its_reason_and_the_rest_is_read() {
+        let twelve = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0];
+        let zero = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut wraps = [0u8; 16];
+        wraps[..8].copy_from_slice(&0xffff_ffff_ffff_f000u64.to_be_bytes());
+        wraps[12] = 0x40;
+        let cases = [
+            (
+                "reason=reg-length len=12 entry=16",
+                with_memory_reg(&twelve),
+            ),
+            ("reason=reg-length len=0 entry=16", with_memory_reg(&[])),
+            ("reason=zero-size base=0x40000000", with_memory_reg(&zero)),
+            (
+                "reason=wraps base=0xfffffffffffff000 size=0x40000000",
+                with_memory_reg(&wraps),
+            ),
+        ];
+        for (reason, dtb) in cases {
+            let info = parse(&dtb).expect("the rest of the tree parses");
+            assert_eq!(info.memory.total, 0, "{reason}");
+            assert_eq!(info.bad_memory.total, 1, "{reason}");
+            let mut details = alloc::string::String::new();
+            info.details(&mut details).unwrap();
+            let refused: alloc::vec::Vec<&str> = details
+                .lines()
+                .filter(|l| l.starts_with("firmware.memory.refused "))
+                .collect();
+            assert_eq!(
+                refused,
+                [alloc::format!(
+                    "firmware.memory.refused node=memory@40000000 {reason}"
+                )],
+            );
+            // Everything else is still found.
+            assert_eq!(info.pl011, Some(0x0900_0000), "{reason}");
+            assert_eq!(info.gicd, Some(0x0800_0000), "{reason}");
+            assert!(info.ecam.is_some(), "{reason}");
+            let text = alloc::format!("{info}");
+            assert!(
+                text.contains(" mem.nodes=0 mem.bytes=0 mem.refused=1 "),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_reg_decodes_one_and_two_cell_entries() {
+        let mut out = List::default();
+        let reg = [0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 0, 0x40, 0, 0, 0, 0x01, 0];
+        assert_eq!(memory_reg(&reg, 1, 1, &mut out), Ok(()));
+        assert_eq!(out.items(), &[(0x1000, 0x2000), (0x4000, 0x100)]);
+        assert_eq!(
+            memory_reg(&reg, 3, 1, &mut out),
+            Err(MemoryNodeProblem::CellSizes {
+                address: 3,
+                size: 1
+            })
+        );
+        assert_eq!(
+            memory_reg(&[], 2, 2, &mut out),
+            Err(MemoryNodeProblem::Length { len: 0, entry: 16 })
+        );
+        assert_eq!(out.total, 2, "refused entries add nothing");
     }
 
     #[test]

@@ -65,8 +65,9 @@ impl fmt::Display for HotplugError {
                 r.start, r.end
             ),
             HotplugError::Overlap { at } => write!(f, "reason=overlap at={at:#x}"),
-            HotplugError::NotAdded(r) => {
-                write!(f, "reason=not-added range={:#x}-{:#x}", r.start, r.end)
+            // The refusal record names the range already.
+            HotplugError::NotAdded(_) => {
+                write!(f, "reason=not-added")
             }
             HotplugError::Busy { pfn } => write!(f, "reason=busy pfn={pfn:#x}"),
             HotplugError::Mm(e) => write!(f, "reason=mm errno={} detail={e:?}", e.errno()),

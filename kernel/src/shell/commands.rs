@@ -175,9 +175,15 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "probe" => super::memory::probe(kernel, &args, true),
         "unprobe" => super::memory::probe(kernel, &args, false),
         "free" => super::memory::free(kernel),
-        "bench" => {
-            let _ = crate::bench::run(kernel, arg != Some("full"));
-        }
+        "bench" => match arg {
+            None | Some("quick") => {
+                let _ = crate::bench::run(kernel, true);
+            }
+            Some("full") => {
+                let _ = crate::bench::run(kernel, false);
+            }
+            Some(other) => kprintln!("error: bench: unknown mode '{other}' (quick or full)"),
+        },
         "inject" => super::inject::inject(kernel, &args),
         "faultsweep" => {
             let _ = crate::faultsweep::run(kernel);
