@@ -168,3 +168,102 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// One NFIT System Physical Address Range structure (type 0, 56 bytes) for pmem.
+fn nfit_spa(index: u16, base: u64, len: u64) -> Vec<u8> {
+    // The persistent-memory range type GUID 66f0d379-b4f3-4074-ac43-0d3318b78cdb, stored
+    // mixed-endian as ACPI does.
+    let guid = [
+        0x79, 0xd3, 0xf0, 0x66, 0xf3, 0xb4, 0x74, 0x40, 0xac, 0x43, 0x0d, 0x33, 0x18, 0xb7, 0x8c,
+        0xdb,
+    ];
+    let mut s = Vec::new();
+    s.extend(0u16.to_le_bytes());
+    s.extend(56u16.to_le_bytes());
+    s.extend(index.to_le_bytes());
+    s.extend(0u16.to_le_bytes()); // flags
+    s.extend(0u32.to_le_bytes()); // reserved
+    s.extend(0u32.to_le_bytes()); // proximity domain
+    s.extend(guid);
+    s.extend(base.to_le_bytes());
+    s.extend(len.to_le_bytes());
+    s.extend(0x8008u64.to_le_bytes()); // EFI_MEMORY_WB | EFI_MEMORY_NV
+    s
+}
+
+/// A whole NFIT (header, 4 reserved bytes, `body`) with a correct checksum.
+fn nfit_table(body: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend(b"NFIT");
+    t.extend((40 + body.len() as u32).to_le_bytes());
+    t.push(1); // revision
+    t.push(0); // checksum, below
+    t.extend(b"HOTMEM");
+    t.extend(b"HOSTILE ");
+    t.extend(1u32.to_le_bytes());
+    t.extend(b"HMEM");
+    t.extend(1u32.to_le_bytes());
+    t.extend(0u32.to_le_bytes()); // reserved
+    t.extend(body);
+    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    t[9] = sum.wrapping_neg();
+    t
+}
+
+/// Malformed NFITs handed to the firmware with `-acpitable`: a truncated structure, a
+/// structure of length 0, overlapping SPA ranges and a range outside the hotplug window.
+/// Each is answered by exactly one line naming the problem, and the kernel comes up
+/// with no device region and working memory management.
+#[test]
+fn malformed_nfits_are_refused_in_one_line_each() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    const WINDOW: u64 = 4 * GIB;
+    let mut truncated = nfit_spa(1, WINDOW, 256 * MIB);
+    truncated.truncate(40);
+    let mut zero = nfit_spa(1, WINDOW, 256 * MIB);
+    zero[2..4].copy_from_slice(&0u16.to_le_bytes());
+    let mut overlap = nfit_spa(1, WINDOW, 256 * MIB);
+    overlap.extend(nfit_spa(2, WINDOW + 128 * MIB, 256 * MIB));
+    let outside = nfit_spa(1, 64 * GIB, 256 * MIB);
+    let cases = [
+        ("truncated", truncated, "past the end of the table"),
+        ("zero-length", zero, "has length 0"),
+        ("overlap", overlap, "overlaps"),
+        ("outside-window", outside, "outside"),
+    ];
+    for (name, body, says) in cases {
+        let path =
+            std::env::temp_dir().join(format!("hotmem-nfit-{name}-{}.bin", std::process::id()));
+        std::fs::write(&path, nfit_table(&body))?;
+        let memory = Memory::ram(GIB).with_slots(2).with_maxmem(8 * GIB);
+        let profile = Profile::new(ARCH)
+            .with_memory(memory)
+            .with_args(["-acpitable".to_string(), format!("file={}", path.display())]);
+        let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
+        let console = m.console();
+        let named: Vec<&str> = console
+            .lines()
+            .filter(|l| l.contains("NFIT") || l.contains("nfit") || l.contains("source=nfit"))
+            .collect();
+        ensure!(
+            named.len() == 1 && named[0].contains(says),
+            "{name}: want one line saying {says:?}, got {named:?}:\n{console}"
+        );
+        eprintln!("{name}: {}", named[0]);
+        let regions = shell(&mut m, "regions")?;
+        ensure!(
+            !regions.contains(" pmem "),
+            "{name}: a pmem region came up:\n{regions}"
+        );
+        let mem = shell(&mut m, "mem")?;
+        let mm = fields(line(&mem, "mem.mm ")?);
+        ensure!(number(&mm, "free")? > 0, "{name}: {mem}");
+        m.send_line("poweroff")?;
+        let outcome = m.wait_exit(EXIT_TIMEOUT);
+        qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)?;
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(())
+}
