@@ -28,7 +28,7 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
     }
     let esr = sysreg!("esr_el1");
     let v = (vector & 15) as usize;
-    if v % 4 == 0 {
+    if v.is_multiple_of(4) {
         crate::probe::recover(frame, esr, sysreg!("far_el1"));
     }
     kernel::kprintln!(

@@ -241,7 +241,7 @@ fn memory_reg(
         return Err(MemoryNodeProblem::CellSizes { address, size });
     }
     let entry = (address + size) * 4;
-    if reg.is_empty() || reg.len() % entry != 0 {
+    if reg.is_empty() || !reg.len().is_multiple_of(entry) {
         return Err(MemoryNodeProblem::Length {
             len: reg.len(),
             entry,
