@@ -19,6 +19,16 @@ pub enum Access {
 }
 
 impl Access {
+    /// The access as the ports' probe asm takes it: `(kind, value)` with kind 0 read,
+    /// 1 write (of `value`), 2 execute.
+    pub const fn encode(self) -> (u64, u64) {
+        match self {
+            Access::Read => (0, 0),
+            Access::Write(v) => (1, v),
+            Access::Execute => (2, 0),
+        }
+    }
+
     /// `read`, `write` or `exec`, as records print it.
     pub fn name(self) -> &'static str {
         match self {

@@ -51,6 +51,17 @@ pub const MALFORMED: &[&str] = &[
     "jump nowhere",
 ];
 
+/// Boots `profile` and runs [`check_protection`] then [`check_hostile_shell`], and powers
+/// off (the whole suite for an arch with nothing to hot-add first).
+pub fn boot_and_check(profile: &qemu::Profile, timeout: Duration) -> Result<()> {
+    let mut m = crate::boot_to_prompt(profile, "", timeout)?;
+    check_protection(&mut m, false)?;
+    check_hostile_shell(&mut m)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(Duration::from_secs(30));
+    qemu::machine::ensure_outcome(&m, outcome, qemu::Outcome::Pass)
+}
+
 /// The `mem.mm` record: the counters nothing in a hostile sequence may change.
 fn mm_line(m: &mut Machine) -> Result<String> {
     let mem = shell(m, "mem")?;

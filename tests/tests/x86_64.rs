@@ -160,13 +160,10 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
-    let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
-    tests::hostile::check_protection(&mut m, false)?;
-    tests::hostile::check_hostile_shell(&mut m)?;
-    m.send_line("poweroff")?;
-    let outcome = m.wait_exit(EXIT_TIMEOUT);
-    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+    tests::hostile::boot_and_check(
+        &Profile::new(ARCH).with_memory(Memory::ram(GIB)),
+        MACHINE_TIMEOUT,
+    )
 }
 
 /// One NFIT System Physical Address Range structure (type 0, 56 bytes) for pmem.

@@ -59,11 +59,7 @@ pub fn recover(frame: &Frame, esr: u64, far: u64) {
 /// One guarded access; `Execute` branches with link, so a target that does not fault
 /// and returns comes back with the probe reporting success.
 pub fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
-    let (kind, value) = match access {
-        Access::Read => (0u64, 0u64),
-        Access::Write(v) => (1, v),
-        Access::Execute => (2, 0),
-    };
+    let (kind, value) = access.encode();
     let ok: u64;
     let out: u64;
     // SAFETY: the slot is armed before the one access and cleared on both paths; an

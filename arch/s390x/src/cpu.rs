@@ -128,11 +128,7 @@ pub fn storage_limit() -> Option<u64> {
 /// 2, so `ok` tells whether the access completed. A non-faulting `Execute` branches to
 /// `va` with the return address in r14.
 pub fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
-    let (kind, value) = match access {
-        Access::Read => (0u64, 0u64),
-        Access::Write(v) => (1, v),
-        Access::Execute => (2, 0),
-    };
+    let (kind, value) = access.encode();
     let ok: u64;
     let out: u64;
     // SAFETY: the slot is armed before the one access and cleared on both paths; a

@@ -38,11 +38,7 @@ pub fn recover(frame: &mut InterruptStackFrame, vector: u64, code: u64, addr: u6
 /// One guarded access; `Execute` is a plain `jmp`, so a target that does not fault is
 /// never returned from.
 pub fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
-    let (kind, value) = match access {
-        Access::Read => (0u64, 0u64),
-        Access::Write(v) => (1, v),
-        Access::Execute => (2, 0),
-    };
+    let (kind, value) = access.encode();
     let ok: u64;
     let out: u64;
     // SAFETY: the slot is armed before the one access and cleared on both paths; a
