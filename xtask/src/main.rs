@@ -11,6 +11,7 @@ mod pipeline;
 mod qmp_cmd;
 mod run;
 mod setup;
+mod soak;
 mod toolchain;
 
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ enum Cmd {
         #[command(subcommand)]
         action: qmp_cmd::Action,
     },
+    /// Hot-add and hot-remove random sizes through QMP for N cycles; any drift of the
+    /// kernel's counters or of its view against QEMU's stops it (non-zero exit).
+    Soak(soak::Args),
     /// rustfmt --check and clippy -D warnings, on the host and on every kernel target.
     Lint,
     /// Like run, but stopped at the first instruction with a gdb stub on :1234 (TCG).
@@ -171,6 +175,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Doctor => doctor::run(),
         Cmd::Bench { arch, quick } => bench::run(arch, quick),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
+        Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
