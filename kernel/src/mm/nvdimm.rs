@@ -50,7 +50,7 @@ pub enum NvdimmError {
     TooSmall {
         /// Where data would start.
         dataoff: u64,
-        /// Size minus `end_trunc`.
+        /// Size minus `end_trunc` (0 when `end_trunc` exceeds the size).
         usable: u64,
     },
 }
@@ -92,7 +92,9 @@ pub fn nd_pfn_init(
         start + INFO_BLOCK_RESERVE + STRUCT_PAGE_SIZE * described,
         align,
     ) - start;
-    let usable = size - end_trunc;
+    // With `align` above the subsection size the aligned end may fall before the start
+    // (a small range near an alignment boundary): nothing is usable then.
+    let usable = size.saturating_sub(end_trunc);
     if dataoff >= usable {
         return Err(NvdimmError::TooSmall { dataoff, usable });
     }

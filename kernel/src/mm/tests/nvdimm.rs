@@ -60,3 +60,18 @@ fn unaligned_end_is_truncated_and_large_align_respected() {
         Err(NvdimmError::BadAlign(3000))
     );
 }
+
+/// Found by the `region_carve` fuzz target: with a 1 GiB alignment, a 2 MiB range that
+/// ends 2 MiB below a 1 GiB boundary has an `end_trunc` (1 GiB - 4 MiB) larger than its
+/// size; `size - end_trunc` overflowed instead of refusing the range.
+#[test]
+fn end_trunc_past_the_start_is_too_small_not_an_overflow() {
+    let start = (1 << 30) - 4 * MIB;
+    assert_eq!(
+        nd_pfn_init(start, 2 * MIB, 1 << 30),
+        Err(NvdimmError::TooSmall {
+            dataoff: 4 * MIB,
+            usable: 0
+        })
+    );
+}
