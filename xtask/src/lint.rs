@@ -29,6 +29,28 @@ pub fn run() -> Result<()> {
             "warnings",
         ],
     );
+    // The fuzz crate has a workspace of its own (the root manifest `exclude`s it), so
+    // `--all` and `--workspace` miss it; libFuzzer's build script needs a C++ compiler.
+    let fuzz = "fuzz/Cargo.toml";
+    check(
+        "rustfmt (fuzz)".into(),
+        vec!["fmt", "--manifest-path", fuzz, "--check"],
+    );
+    if let Err(e) = crate::fuzz::ensure_cxx() {
+        eprintln!("xtask: {e:#}");
+    }
+    check(
+        "clippy (fuzz)".into(),
+        vec![
+            "clippy",
+            "--manifest-path",
+            fuzz,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
     for arch in Arch::ALL.into_iter().filter(|a| a.is_ported(&root)) {
         let mut args = vec!["clippy"];
         args.extend(arch.kernel_build_args());

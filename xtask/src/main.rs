@@ -6,6 +6,7 @@
 mod apt;
 mod bench;
 mod doctor;
+mod fuzz;
 mod lint;
 mod pipeline;
 mod qmp_cmd;
@@ -83,6 +84,16 @@ enum Cmd {
         arch: Option<Arch>,
         #[arg(long)]
         release: bool,
+    },
+    /// Run each cargo-fuzz target (NFIT, memmap=/cmdline, limine.conf, region carving, mm
+    /// sequences) for N seconds; a crash fails, naming its artifact.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Only this target (repeatable); all when omitted.
+        #[arg(long)]
+        target: Vec<String>,
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
@@ -172,6 +183,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             })
         }
         Cmd::Test { arch, release } => pipeline::run(arch, release),
+        Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
         Cmd::Bench { arch, quick } => bench::run(arch, quick),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
