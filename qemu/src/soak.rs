@@ -681,15 +681,15 @@ pub struct Options {
     /// 10.0.4) resolves a TCG TLB entry's MMIO section index against the new memory map
     /// as soon as the main thread commits it, while the vCPU flushes its TLB only later:
     /// an MMIO read in that window is answered by the wrong region (a virtio-mem-pci
-    /// config read by the ISR next to it, value 3), and the kernel's virtio-mem driver
-    /// then gives up on a config it cannot trust. With the vCPU stopped the flush
-    /// happens before it runs again. A remove is not affected: the guest's own eject
+    /// config read by the ISR next to it, value 3); the kernel's virtio-mem driver reads
+    /// a changed config until two reads agree. With the vCPU stopped the flush happens
+    /// before it runs again. A remove is not affected: the guest's own eject
     /// write unmaps the DIMM on the vCPU thread, which flushes at once.
     pub pause_for_dimms: bool,
 }
 
 impl Options {
-    /// `cycles` cycles from `seed`, DIMMs added with the vCPUs stopped, nothing else.
+    /// `cycles` cycles from `seed`, DIMMs added with the vCPUs running, nothing else.
     pub fn new(cycles: u32, seed: u64) -> Options {
         Options {
             cycles,
@@ -698,7 +698,7 @@ impl Options {
             qemu_args: Vec::new(),
             console_log: None,
             echo: false,
-            pause_for_dimms: true,
+            pause_for_dimms: false,
         }
     }
 }

@@ -32,9 +32,10 @@ pub struct Args {
     /// Kernel command line (e.g. `hotplug.notify=poll`).
     #[arg(long)]
     pub append: Option<String>,
-    /// Hot-add DIMMs with the vCPUs running (shows a QEMU TCG race; see docs/tooling.md).
+    /// Hot-add DIMMs with the vCPUs stopped (keeps the guest out of a QEMU TCG race that
+    /// the kernel otherwise rides out with config re-reads; see docs/tooling.md).
     #[arg(long)]
-    pub no_pause: bool,
+    pub pause: bool,
     /// Extra QEMU arguments, after `--`.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
@@ -60,7 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.append = args.append;
     opts.qemu_args = args.qemu_args;
     opts.console_log = Some(log.clone());
-    opts.pause_for_dimms = !args.no_pause;
+    opts.pause_for_dimms = args.pause;
     let started = Instant::now();
     let mut progress = |line: &str| {
         println!("{line}");

@@ -38,6 +38,9 @@ use crate::hotplug::event::{Event, EventSource, Via};
 
 /// Most events one poll emits, so the shell stays responsive during a large resize.
 const BATCH: usize = 16;
+/// Config reads [`VirtioMem::refresh`] makes for a change to settle before it gives
+/// the device up.
+const CONFIG_READS: u32 = 4;
 
 bitflags::bitflags! {
     /// The feature bits this driver knows.
@@ -241,19 +244,49 @@ impl<T: Transport> VirtioMem<T> {
     }
 
     /// Re-reads the config; a failure or a changed geometry ends the device.
+    /// Reads the config. An unchanged config is taken at once; a changed one only once
+    /// two reads in a row agree, validate and keep the geometry — a single read can
+    /// return another register's value (seen under TCG while the memory map changes) —
+    /// and the device is given up after [`CONFIG_READS`] reads without that.
     fn refresh(&mut self) -> bool {
-        let config = match MemConfig::read(&self.transport) {
-            Ok(c) => c,
-            Err(e) => return self.fail(format_args!("reason=config-read detail={e:?}")),
-        };
-        if let Err(e) = config.validate() {
-            return self.fail(format_args!("{e}"));
+        let mut previous = None;
+        let mut problem = alloc::string::String::new();
+        for attempt in 1..=CONFIG_READS {
+            let config = match MemConfig::read(&self.transport) {
+                Ok(c) => c,
+                Err(e) => return self.fail(format_args!("reason=config-read detail={e:?}")),
+            };
+            if config == self.config {
+                return true;
+            }
+            let checked = config
+                .validate()
+                .map_err(|e| alloc::format!("{e}"))
+                .and_then(|()| {
+                    (Geometry::new(&config, self.geo.memory_block) == self.geo)
+                        .then_some(())
+                        .ok_or_else(|| "reason=geometry-changed".into())
+                });
+            match checked {
+                Ok(()) if previous == Some(config) => {
+                    self.config = config;
+                    return true;
+                }
+                Ok(()) => previous = Some(config),
+                Err(e) => {
+                    log::warn!(
+                        "virtio-mem: config re-read dev={} attempt={attempt} {e}",
+                        self.index
+                    );
+                    problem = e;
+                    previous = None;
+                }
+            }
         }
-        if Geometry::new(&config, self.geo.memory_block) != self.geo {
-            return self.fail(format_args!("reason=geometry-changed"));
+        if problem.is_empty() {
+            problem = "reason=unsettled".into();
         }
-        self.config = config;
-        true
+        self.fail(format_args!("{problem} reads={CONFIG_READS}"))
     }
 
     fn fail(&mut self, why: fmt::Arguments<'_>) -> bool {

@@ -30,6 +30,10 @@ struct Device {
     last_avail: u16,
     used_idx: u16,
     requests: Vec<Request>,
+    /// Whole config reads still to come back with a bogus `requested_size` (as a read
+    /// that lands on another register would).
+    garbled_reads: u32,
+    garbling: bool,
 }
 
 #[derive(Clone)]
@@ -47,6 +51,8 @@ impl Fake {
             last_avail: 0,
             used_idx: 0,
             requests: Vec::new(),
+            garbled_reads: 0,
+            garbling: false,
         })))
     }
 
@@ -227,7 +233,16 @@ impl Transport for Fake {
         0
     }
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, Error> {
-        let bytes = self.0.borrow().config_bytes();
+        let mut d = self.0.borrow_mut();
+        if offset == 0 {
+            d.garbling = d.garbled_reads > 0;
+            d.garbled_reads = d.garbled_reads.saturating_sub(1);
+        }
+        let mut bytes = d.config_bytes();
+        if d.garbling {
+            // The high word of requested_size (offset 48) reads as 3: 12 GiB and more.
+            bytes[52..56].copy_from_slice(&3u32.to_le_bytes());
+        }
         let end = offset + size_of::<T>();
         T::read_from_bytes(bytes.get(offset..end).ok_or(Error::ConfigSpaceTooSmall)?)
             .map_err(|_| Error::ConfigSpaceTooSmall)
@@ -383,6 +398,27 @@ fn probe_unplugs_what_an_earlier_life_left() {
     let _dev = probe(&fake);
     assert_eq!(fake.0.borrow().requests, [Request::UnplugAll]);
     assert_eq!(fake.plugged(), 0);
+}
+
+#[test]
+fn a_garbled_config_read_is_read_again_before_the_device_is_given_up() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(config());
+    let mut dev = probe(&fake);
+    // Bad reads, then two good ones that agree: the resize goes ahead.
+    fake.0.borrow_mut().garbled_reads = CONFIG_READS - 2;
+    fake.set_requested(GIB);
+    let adds = poll(&mut dev);
+    assert_eq!(adds.len(), 4);
+    complete_all(&mut dev, &adds, Ok(()));
+    assert_eq!(fake.plugged(), GIB);
+    // One more and no two good reads agree in time: the device is given up, nothing
+    // more is plugged or unplugged.
+    fake.0.borrow_mut().garbled_reads = CONFIG_READS - 1;
+    fake.set_requested(0);
+    assert!(poll(&mut dev).is_empty());
+    assert!(poll(&mut dev).is_empty(), "stays given up");
+    assert_eq!(fake.plugged(), GIB);
 }
 
 #[test]
