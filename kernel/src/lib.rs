@@ -77,6 +77,9 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         log::info!("hotplug: source {}", source.name());
     }
     hotplug::dispatch::poll(&mut kernel);
+    if cmdline::value(kernel.boot.cmdline, "selftest") == Some("vmemmap") {
+        touch_vmemmap_hole(&kernel);
+    }
     if cmdline::value(kernel.boot.cmdline, "selftest") == Some("faultsweep") {
         let ok = faultsweep::run(&mut kernel);
         console::exit(if ok { 0 } else { 1 });
@@ -94,6 +97,29 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         boot.memory.ram_bytes()
     );
     shell::run::<A>(&mut kernel)
+}
+
+/// `selftest=vmemmap`: an unguarded read of the struct page of the first frame past the
+/// last present section, as a kernel bug would do it. The exception handler reports the
+/// fault and names the vmemmap; the run ends with status 2.
+fn touch_vmemmap_hole<A: Arch>(kernel: &Kernel<A>) {
+    let Some(mm) = kernel.mm.as_ref() else {
+        log::error!("selftest=vmemmap: memory manager is down");
+        return;
+    };
+    let arch = mm.arch();
+    let next = mm.sparse().sections().last().map_or(0, |(nr, _)| nr + 1);
+    let pfn = arch.section_start(next);
+    let va = arch.pfn_to_page(pfn).0;
+    log::warn!(
+        "selftest=vmemmap: reading the struct page of pfn {:#x} at {va:#x} (section {next} not present)",
+        pfn.0
+    );
+    // SAFETY: deliberately reads an unmapped address: the CPU raises a translation fault
+    // before any value is produced, and the port's exception handler reports it and ends
+    // the run, so execution never continues past the load.
+    let value = unsafe { core::ptr::read_volatile(va as *const u64) };
+    log::error!("selftest=vmemmap: the read returned {value:#x}: the vmemmap hole is mapped");
 }
 
 /// Everything the shell and the event handlers work on.
@@ -184,13 +210,14 @@ fn bring_up_memory<A: Arch>(boot: &BootInfo) -> Option<mm::live::LiveMm<A::PageT
     }
 }
 
-/// `selftest=panic` and `selftest=hang` let the host prove that a kernel which panics,
-/// or never prints the exit sentinel, fails its run.
+/// `selftest=panic`, `fault` and `hang` let the host prove that a kernel which panics,
+/// faults, or never prints the exit sentinel, fails its run.
 fn run_selftest<A: Arch>(cmdline: &str) {
     match cmdline::value(cmdline, "selftest") {
         None => {}
         Some("panic") => panic!("selftest=panic requested on the command line"),
-        Some("faultsweep") => {}
+        // Run once the memory manager is up.
+        Some("faultsweep" | "vmemmap") => {}
         Some("fault") => {
             log::warn!("selftest=fault: provoking a CPU exception");
             A::provoke_fault();
@@ -200,6 +227,8 @@ fn run_selftest<A: Arch>(cmdline: &str) {
             log::warn!("selftest=hang: halting without @@EXIT");
             A::halt()
         }
-        Some(other) => log::error!("selftest={other}: unknown (expected panic, fault or hang)"),
+        Some(other) => log::error!(
+            "selftest={other}: unknown (expected panic, fault, hang, vmemmap or faultsweep)"
+        ),
     }
 }

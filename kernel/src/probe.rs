@@ -7,6 +7,9 @@
 
 use core::fmt;
 
+use crate::mm::addr::VirtAddr;
+use crate::mm::arch::MmArch;
+
 /// The one access a probe performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -63,4 +66,51 @@ impl fmt::Display for ProbeFault {
 /// Whether an access of this kind came back without a fault; for tables and records.
 pub fn outcome(result: &Result<u64, ProbeFault>) -> &'static str {
     if result.is_ok() { "ok" } else { "fault" }
+}
+
+/// What a faulting address means to the memory model, when it is in the vmemmap: the
+/// struct page of `pfn`, in `section`. Printed after a probe's fault and by the ports'
+/// fatal exception reports, so a touch of an unpopulated memmap names itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmemmapNote {
+    /// The frame whose struct page the address holds.
+    pub pfn: u64,
+    /// Its memory section.
+    pub section: u64,
+}
+
+impl fmt::Display for VmemmapNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in=vmemmap pfn={:#x} section={}", self.pfn, self.section)
+    }
+}
+
+/// The [`VmemmapNote`] for `va` under `arch`'s layout, or `None` outside the vmemmap.
+pub fn vmemmap_note(arch: &MmArch, va: u64) -> Option<VmemmapNote> {
+    if !(arch.vmemmap_base..arch.vmemmap_end()).contains(&va) {
+        return None;
+    }
+    let pfn = arch.page_to_pfn(VirtAddr(va));
+    Some(VmemmapNote {
+        pfn: pfn.0,
+        section: arch.section_nr(pfn),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::addr::Pfn;
+
+    #[test]
+    fn vmemmap_addresses_name_their_frame_and_section() {
+        for arch in [&MmArch::X86_64, &MmArch::AARCH64, &MmArch::S390X] {
+            let pfn = Pfn(arch.pages_per_section() * 5 + 7);
+            let va = arch.pfn_to_page(pfn).0 + 8;
+            let note = vmemmap_note(arch, va).expect("inside");
+            assert_eq!((note.pfn, note.section), (pfn.0, 5));
+            assert_eq!(vmemmap_note(arch, arch.vmemmap_base - 1), None);
+            assert_eq!(vmemmap_note(arch, arch.vmemmap_end()), None);
+        }
+    }
 }

@@ -233,3 +233,37 @@ pub fn check_protection(m: &mut Machine, memmap_last: bool) -> Result<()> {
     ensure!(line(&jump, "jump va=")?.contains(" fault="), "{jump}");
     Ok(())
 }
+
+/// Boots with `selftest=vmemmap` (an unguarded read of the struct page of the first frame
+/// past the last present section): the run must fail with status 2 and the exception
+/// report must name the vmemmap and that frame.
+pub fn check_vmemmap_touch(profile: &qemu::Profile, timeout: Duration) -> Result<()> {
+    let mut m = crate::boot(profile, "selftest=vmemmap", timeout)?;
+    let outcome = m.wait_exit(timeout);
+    qemu::machine::ensure_outcome(&m, outcome, qemu::Outcome::Fail(2))?;
+    let console = m.console();
+    // A log line: after its timestamp and level.
+    let start = console
+        .lines()
+        .find(|l| l.contains("selftest=vmemmap: reading"))
+        .context("no selftest line")?;
+    let pfn = start
+        .split_whitespace()
+        .skip_while(|w| *w != "pfn")
+        .nth(1)
+        .context("no pfn in the selftest line")?;
+    let named = console
+        .lines()
+        .filter(|l| l.starts_with("exception: ") && l.contains(" in=vmemmap "))
+        .collect::<Vec<_>>();
+    ensure!(
+        named.len() == 1,
+        "want one vmemmap exception line:\n{console}"
+    );
+    let rec = fields(named[0]);
+    ensure!(
+        rec.get("pfn") == Some(&pfn),
+        "pfn {pfn} not named:\n{console}"
+    );
+    Ok(())
+}

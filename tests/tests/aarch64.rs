@@ -308,3 +308,13 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
     }
     tests::hostile::boot_and_check(&Profile::new(ARCH), MACHINE_TIMEOUT)
 }
+
+/// An unguarded touch of the vmemmap outside populated sections is caught by the
+/// exception handler, which names the vmemmap and the frame, and fails the run.
+#[test]
+fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), MACHINE_TIMEOUT)
+}

@@ -422,3 +422,13 @@ fn hostile_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
 }
+
+/// An unguarded touch of the vmemmap outside populated sections is caught by the
+/// exception handler, which names the vmemmap and the frame, and fails the run.
+#[test]
+fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), EXIT_TIMEOUT + tests::BOOT_TIMEOUT)
+}

@@ -264,3 +264,13 @@ fn malformed_nfits_are_refused_in_one_line_each() -> Result<()> {
     }
     Ok(())
 }
+
+/// An unguarded touch of the vmemmap outside populated sections is caught by the
+/// exception handler, which names the vmemmap and the frame, and fails the run.
+#[test]
+fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), MACHINE_TIMEOUT)
+}

@@ -4,6 +4,7 @@
 
 use core::sync::atomic::AtomicU64;
 
+use kernel::mm::arch::MmArch;
 use kernel::{console, kprintln};
 
 /// Program interruption: instruction-length code (halfword).
@@ -79,6 +80,17 @@ extern "C" fn s390x_fatal_interrupt(class: u64) -> ! {
             "\nexception: program-check code={code:#06x} ilc={} psw={mask:#018x}:{addr:#018x} teid={teid:#x}",
             (ilc >> 1) & 0x3
         );
+        let translation = matches!(code & 0x7f, 0x04 | 0x10 | 0x11 | 0x38..=0x3b);
+        if let Some(note) = translation
+            .then(|| kernel::probe::vmemmap_note(&MmArch::S390X, teid & !0xfff))
+            .flatten()
+        {
+            kprintln!(
+                "exception: {} at {:#x} {note} (no struct page mapped there)",
+                program_check_name(code),
+                teid & !0xfff
+            );
+        }
     } else {
         kprintln!(
             "\nexception: unexpected {} interrupt psw={mask:#018x}:{addr:#018x}",

@@ -66,6 +66,12 @@ fn report(vector: u8, name: &str, error: Option<u64>, frame: &InterruptStackFram
         frame.stack_pointer.as_u64(),
         frame.code_segment.0,
     );
+    if let Some(note) = (vector == 14)
+        .then(|| kernel::probe::vmemmap_note(&kernel::mm::arch::MmArch::X86_64, cr2))
+        .flatten()
+    {
+        kernel::kprintln!("exception: #PF at {cr2:#x} {note} (no struct page mapped there)");
+    }
     kernel::console::exit(FAULT_STATUS)
 }
 

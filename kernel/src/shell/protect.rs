@@ -30,7 +30,7 @@ pub fn peek<A: Arch>(args: &[&str]) {
     };
     match A::probe(va, Access::Read) {
         Ok(value) => kprintln!("peek va={va:#x} value={value:#018x}"),
-        Err(fault) => kprintln!("peek va={va:#x} {fault}"),
+        Err(fault) => kprintln!("peek va={va:#x} {fault}{}", note::<A>(va)),
     }
 }
 
@@ -44,7 +44,7 @@ pub fn poke<A: Arch>(args: &[&str]) {
     };
     match A::probe(va, Access::Write(value)) {
         Ok(_) => kprintln!("poke va={va:#x} value={value:#018x} result=ok"),
-        Err(fault) => kprintln!("poke va={va:#x} {fault}"),
+        Err(fault) => kprintln!("poke va={va:#x} {fault}{}", note::<A>(va)),
     }
 }
 
@@ -67,8 +67,15 @@ pub fn jump<A: Arch>(kernel: &Kernel<A>, args: &[&str]) {
     }
     match A::probe(va, Access::Execute) {
         Ok(_) => kprintln!("jump va={va:#x} result=returned"),
-        Err(fault) => kprintln!("jump va={va:#x} {fault}"),
+        Err(fault) => kprintln!("jump va={va:#x} {fault}{}", note::<A>(va)),
     }
+}
+
+/// ` in=vmemmap pfn=.. section=..` when `va` is in the vmemmap, else nothing.
+fn note<A: Arch>(va: u64) -> alloc::string::String {
+    probe::vmemmap_note(A::mm_config().arch, va)
+        .map(|n| alloc::format!(" {n}"))
+        .unwrap_or_default()
 }
 
 /// A number argument of `command` (an 8-byte-aligned address when `aligned`), or one
