@@ -9,24 +9,20 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use qemu::hotplug::{
-    add_pc_dimm, add_ram_backend, query_memory_devices, set_requested_size, wait_plugged_size,
-};
+use qemu::hotplug::{query_memory_devices, set_requested_size, wait_plugged_size};
 use qemu::profile::{GIB, MIB};
 use qemu::qmp::Qmp;
 use qemu::{Arch, Machine, Outcome, Profile};
 use serde_json::json;
-use tests::hotplug::{ost_matches, qemu_range, range, record, settle};
+use tests::hotplug::{
+    Added, BLOCK, BLOCK_MEMMAP_PAGES, EVENT_TIMEOUT, PAGE, add_dimm, command_output, mm_figures,
+    ost_matches, qemu_range, range, record, settle,
+};
 use tests::{boot_to_prompt, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::Aarch64;
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(400);
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
-const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
-const PAGE: u64 = 4096;
-/// A 128 MiB memory block's memmap: 32768 struct pages of 64 bytes = 512 pages.
-const BLOCK_MEMMAP_PAGES: u64 = 512;
-const BLOCK: u64 = 128 * MIB;
 /// `_OST` status "device busy" (Linux's answer to a refused offline).
 const OST_BUSY: u64 = 0x82;
 const OST_EJECT_IN_PROGRESS: u64 = 0x84;
@@ -45,84 +41,6 @@ fn machine(profile: Profile, append: &str) -> Result<(Machine, Qmp)> {
     let m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
     let qmp = m.qmp()?;
     Ok((m, qmp))
-}
-
-/// Runs `command` and returns its output once it holds a line starting with `prefix`:
-/// event records printed meanwhile end with a prompt of their own, which would otherwise
-/// be taken for the end of the command.
-fn shell_line(m: &mut Machine, command: &str, prefix: &str) -> Result<String> {
-    let mut out = shell(m, command)?;
-    for _ in 0..50 {
-        if out.lines().any(|l| l.trim().starts_with(prefix)) {
-            return Ok(out);
-        }
-        out += &m.expect(tests::PROMPT, RECORD_TIMEOUT)?;
-    }
-    anyhow::bail!("{command}: no {prefix:?} line in:\n{out}")
-}
-
-/// `(free pages, vmemmap table pages)` from `mem`.
-fn mm_figures(m: &mut Machine) -> Result<(u64, u64)> {
-    let out = shell_line(m, "mem", "mem.mm ")?;
-    let f = fields(line(&out, "mem.mm ")?);
-    Ok((number(&f, "free")?, number(&f, "vmemmap.tables")?))
-}
-
-/// What one add told us.
-struct Added {
-    range: (u64, u64),
-    pages: u64,
-    tables_new: u64,
-    free_after: u64,
-    host_latency: Duration,
-    kernel_us: u64,
-}
-
-/// `object-add` + `device_add pc-dimm`, then the kernel's add and online records,
-/// `_OST(1, 0)` and QEMU's placement; checks the records against QEMU.
-fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<Added> {
-    let mem = format!("mem-{id}");
-    add_ram_backend(qmp, &mem, size)?;
-    add_pc_dimm(qmp, id, &mem)?;
-    let returned = Instant::now();
-    let add = record(m, "hotplug: add ")?;
-    let online = record(m, "hotplug: online ")?;
-    let host_latency = returned.elapsed();
-    settle(m)?;
-    qmp.wait_event_where("ACPI_DEVICE_OST", EVENT_TIMEOUT, |d| {
-        ost_matches(d, Some(id), 1, 0)
-    })?;
-    let (start, end) = qemu_range(qmp, id)?.with_context(|| format!("QEMU lost {id}"))?;
-    ensure!(
-        end - start == size,
-        "QEMU placed {id} at {start:#x}-{end:#x}"
-    );
-    let a = fields(&add);
-    ensure!(range(&a, "range")? == (start, end), "kernel vs QEMU: {add}");
-    ensure!(a.get("via") == Some(&"dimm"), "{add}");
-    let blocks = size / BLOCK;
-    ensure!(number(&a, "sections")? == blocks, "{add}");
-    ensure!(a.get("memmap") == Some(&"altmap"), "{add}");
-    ensure!(
-        number(&a, "altmap.alloc")? == blocks * BLOCK_MEMMAP_PAGES,
-        "{add}"
-    );
-    ensure!(number(&a, "altmap.align")? == 0, "{add}");
-    let o = fields(&online);
-    ensure!(range(&o, "range")? == (start, end), "{online}");
-    let pages = number(&o, "pages")?;
-    ensure!(
-        pages == size / PAGE - blocks * BLOCK_MEMMAP_PAGES,
-        "onlined pages: {online}"
-    );
-    Ok(Added {
-        range: (start, end),
-        pages,
-        tables_new: number(&a, "tables.new")?,
-        free_after: number(&o, "free")?,
-        host_latency,
-        kernel_us: number(&o, "us")?,
-    })
 }
 
 /// `device_del`, then `_OST(3, 0x84)`, the kernel's offline and remove records,
@@ -390,7 +308,7 @@ fn nvdimm_hot_add_becomes_a_region_with_linux_altmap() -> Result<()> {
 
 /// The kernel's view of virtio-mem device 0: `(plugged, kernel)` bytes.
 fn vmem_figures(m: &mut Machine) -> Result<(u64, u64)> {
-    let out = shell_line(m, "hotplug", "virtio-mem dev=0 ")?;
+    let out = command_output(m, "hotplug", "virtio-mem dev=0 ")?;
     let f = fields(line(&out, "virtio-mem dev=0 ")?);
     Ok((number(&f, "plugged")?, number(&f, "kernel")?))
 }
@@ -440,7 +358,7 @@ fn virtio_mem_grow_and_shrink(profile: Profile, append: &str, tag: &str) -> Resu
         let took = resize(&mut m, &mut qmp, target)?;
         eprintln!("aarch64 {tag} virtio-mem -> {target:#x} in {took:?}");
     }
-    let hp = shell_line(&mut m, "hotplug", "hotplug.summary ")?;
+    let hp = command_output(&mut m, "hotplug", "hotplug.summary ")?;
     ensure!(
         number(&fields(line(&hp, "hotplug.summary ")?), "ranges")? == 0,
         "{hp}"

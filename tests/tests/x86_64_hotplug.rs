@@ -7,22 +7,20 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use qemu::hotplug::{add_pc_dimm, add_ram_backend, query_memory_devices};
+use qemu::hotplug::query_memory_devices;
 use qemu::profile::{GIB, MIB};
 use qemu::qmp::Qmp;
 use qemu::{Arch, Machine, Outcome, Profile};
 use serde_json::json;
-use tests::hotplug::{ost_matches, qemu_range, range, record, settle};
+use tests::hotplug::{
+    Added, BLOCK, BLOCK_MEMMAP_PAGES, EVENT_TIMEOUT, PAGE, add_dimm, command_output, mm_figures,
+    ost_matches, qemu_range, range, record, settle,
+};
 use tests::{boot_to_prompt, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::X86_64;
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(300);
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
-const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
-const PAGE: u64 = 4096;
-/// A 128 MiB memory block's memmap: 32768 struct pages of 64 bytes = 512 pages.
-const BLOCK_MEMMAP_PAGES: u64 = 512;
-const BLOCK: u64 = 128 * MIB;
 
 fn skip() -> bool {
     if selected(ARCH) {
@@ -37,78 +35,6 @@ fn machine(append: &str) -> Result<(Machine, Qmp)> {
     let m = boot_to_prompt(&Profile::new(ARCH), append, MACHINE_TIMEOUT)?;
     let qmp = m.qmp()?;
     Ok((m, qmp))
-}
-
-/// `(free pages, vmemmap table pages)` from `mem`.
-fn mm_figures(m: &mut Machine) -> Result<(u64, u64)> {
-    let out = run(m, "mem", "mem.mm ")?;
-    let f = fields(line(&out, "mem.mm ")?);
-    Ok((number(&f, "free")?, number(&f, "vmemmap.tables")?))
-}
-
-/// What one add told us.
-struct Added {
-    range: (u64, u64),
-    pages: u64,
-    tables_new: u64,
-    ram_pages: u64,
-    free_after: u64,
-    host_latency: Duration,
-    kernel_us: u64,
-}
-
-/// `object-add` + `device_add pc-dimm`, then the kernel's add and online records,
-/// `_OST(1, 0)` and QEMU's placement. Checks the add record against QEMU.
-fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<Added> {
-    let mem = format!("mem-{id}");
-    add_ram_backend(qmp, &mem, size)?;
-    add_pc_dimm(qmp, id, &mem)?;
-    let returned = Instant::now();
-    let add = record(m, "hotplug: add ")?;
-    let online = record(m, "hotplug: online ")?;
-    let host_latency = returned.elapsed();
-    settle(m)?;
-    qmp.wait_event_where("ACPI_DEVICE_OST", EVENT_TIMEOUT, |d| {
-        ost_matches(d, Some(id), 1, 0)
-    })?;
-    let (start, end) = qemu_range(qmp, id)?.with_context(|| format!("QEMU lost {id}"))?;
-    ensure!(
-        end - start == size,
-        "QEMU placed {id} at {start:#x}-{end:#x}"
-    );
-    let a = fields(&add);
-    ensure!(range(&a, "range")? == (start, end), "kernel vs QEMU: {add}");
-    ensure!(a.get("via") == Some(&"dimm"), "{add}");
-    let blocks = size / BLOCK;
-    ensure!(number(&a, "sections")? == blocks, "{add}");
-    ensure!(a.get("memmap") == Some(&"altmap"), "{add}");
-    ensure!(
-        number(&a, "altmap.alloc")? == blocks * BLOCK_MEMMAP_PAGES,
-        "{add}"
-    );
-    ensure!(number(&a, "altmap.align")? == 0, "{add}");
-    let o = fields(&online);
-    ensure!(range(&o, "range")? == (start, end), "{online}");
-    let pages = number(&o, "pages")?;
-    ensure!(
-        pages == size / PAGE - blocks * BLOCK_MEMMAP_PAGES,
-        "onlined pages: {online}"
-    );
-    let tables_new = number(&a, "tables.new")?;
-    let ram_pages = number(&o, "ram.pages")?;
-    ensure!(
-        ram_pages == tables_new,
-        "RAM went to something other than tables: {add} / {online}"
-    );
-    Ok(Added {
-        range: (start, end),
-        pages,
-        tables_new,
-        ram_pages,
-        free_after: number(&o, "free")?,
-        host_latency,
-        kernel_us: number(&o, "us")?,
-    })
 }
 
 /// `device_del`, then `_OST(3, 0x84)`, the kernel's offline and remove records and
@@ -147,7 +73,7 @@ fn remove_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, added: &Added) -> Resul
 /// page of the block translate (software walk of the live tables) into the block's
 /// first 512 pages, the altmap.
 fn check_memmap_inside(m: &mut Machine, (start, end): (u64, u64)) -> Result<()> {
-    let text = run(m, "vmemmap", "vmemmap.stats ")?;
+    let text = command_output(m, "vmemmap", "vmemmap.stats ")?;
     for block in (start..end).step_by(BLOCK as usize) {
         let pfn = format!("pfn={:#x}-", block / PAGE);
         let r = text
@@ -156,7 +82,7 @@ fn check_memmap_inside(m: &mut Machine, (start, end): (u64, u64)) -> Result<()> 
             .with_context(|| format!("no vmemmap range for {block:#x}:\n{text}"))?;
         let (va, va_end) = range(&fields(r), "va")?;
         for at in [va, va_end - 64] {
-            let walk = run(m, &format!("walk {at:#x}"), "walk.result ")?;
+            let walk = command_output(m, &format!("walk {at:#x}"), "walk.result ")?;
             let w = fields(line(&walk, "walk.result ")?);
             let pa = number(&w, "pa")?;
             ensure!(
@@ -381,19 +307,10 @@ fn nvdimm_hot_add_becomes_a_region_with_linux_altmap() -> Result<()> {
     poweroff(m)
 }
 
-/// Types `cmd` and returns everything up to the prompt after its line `marker` (records
-/// printed between commands may come first; stale prompts are skipped).
-fn run(m: &mut Machine, cmd: &str, marker: &str) -> Result<String> {
-    m.send_line(cmd)?;
-    let head = m.expect(marker, RECORD_TIMEOUT)?;
-    let tail = m.expect(tests::PROMPT, RECORD_TIMEOUT)?;
-    Ok(head + &tail)
-}
-
 /// The kernel's view of virtio-mem device 0: `(plugged per the device config, the
 /// driver's own count, bytes of hot-added ranges via virtio-mem)`.
 fn virtio_mem_view(m: &mut Machine) -> Result<(u64, u64, u64)> {
-    let text = run(m, "hotplug", "hotplug.summary")?;
+    let text = command_output(m, "hotplug", "hotplug.summary")?;
     let dev = fields(line(&text, "virtio-mem dev=0 ")?);
     let ranges: u64 = text
         .lines()
