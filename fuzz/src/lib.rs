@@ -1,8 +1,9 @@
 //! Shared by the fuzz targets: a byte reader that turns libFuzzer's input into numbers.
 //!
 //! The structured targets (`region_carve`, `mm_sequence`) decode their input with
-//! [`Bytes`] rather than a derive, so the committed seeds are short, hand-written byte
-//! strings whose layout is documented at the top of each target. A reader that runs out
+//! [`Bytes`] rather than a derive, so the committed seeds are short field-by-field
+//! descriptions (`fuzz/seeds/*/NAME.seed`, assembled by `cargo xtask fuzz`) of the layout
+//! documented at the top of each target. A reader that runs out
 //! yields zeros, so every input decodes to something.
 
 /// A cursor over the fuzz input.

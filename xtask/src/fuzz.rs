@@ -6,7 +6,8 @@
 //! the pinned nightly (`rust-toolchain.toml`), without a sanitizer: the code under test is
 //! safe Rust, and overflow checks and debug assertions stay on. Each target fuzzes a
 //! scratch corpus, `target/fuzz-corpus/<target>/`, which the committed seeds
-//! (`fuzz/seeds/<target>/`) are copied into and which grows from run to run; crashes go to
+//! (`fuzz/seeds/<target>/`: text, or `.seed` descriptions of binary inputs assembled by
+//! [`crate::seed`]) are put into and which grows from run to run; crashes go to
 //! `target/fuzz-artifacts/<target>/`, libFuzzer's output to `target/fuzz-logs/<target>.log`.
 //! Any crash fails the command, naming the artifact.
 
@@ -176,7 +177,8 @@ pub fn ensure_cxx() -> Result<()> {
     Ok(())
 }
 
-/// Copies the committed seeds into the scratch corpus (existing files are kept).
+/// Puts the committed seeds into the scratch corpus (existing files are kept): text
+/// seeds as they are, `NAME.seed` descriptions assembled into the bytes of `NAME`.
 fn copy_seeds(seeds: &Path, corpus: &Path) -> Result<usize> {
     let mut n = 0;
     let entries = fs::read_dir(seeds).with_context(|| format!("reading {}", seeds.display()))?;
@@ -186,8 +188,18 @@ fn copy_seeds(seeds: &Path, corpus: &Path) -> Result<usize> {
             continue;
         }
         let name = path.file_name().context("seed without a name")?;
-        fs::copy(&path, corpus.join(name))
-            .with_context(|| format!("copying seed {}", path.display()))?;
+        if path.extension().is_some_and(|e| e == "seed") {
+            let text = fs::read_to_string(&path)
+                .with_context(|| format!("reading seed {}", path.display()))?;
+            let bytes = crate::seed::assemble(&text)
+                .with_context(|| format!("assembling seed {}", path.display()))?;
+            let stem = path.file_stem().context("seed without a name")?;
+            fs::write(corpus.join(stem), bytes)
+                .with_context(|| format!("writing seed {}", path.display()))?;
+        } else {
+            fs::copy(&path, corpus.join(name))
+                .with_context(|| format!("copying seed {}", path.display()))?;
+        }
         n += 1;
     }
     Ok(n)

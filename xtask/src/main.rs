@@ -11,6 +11,7 @@ mod lint;
 mod pipeline;
 mod qmp_cmd;
 mod run;
+mod seed;
 mod setup;
 mod soak;
 mod toolchain;
