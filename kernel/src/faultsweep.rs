@@ -10,7 +10,6 @@ use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::error::AllocKind;
 use crate::mm::live::LiveMm;
 use crate::mm::nvdimm::nvdimm_setup;
-use crate::mm::walk;
 use crate::{Arch, Kernel, kprintln};
 
 /// Kinds swept, with their record names.
@@ -164,5 +163,5 @@ fn injected<F: crate::mm::pgtable::PageTableFormat>(mm: &mut LiveMm<F>, kind: Al
 /// Whether the struct page of `start` is reachable in the live tables.
 fn memmap_mapped<F: crate::mm::pgtable::PageTableFormat>(mm: &LiveMm<F>, start: u64) -> bool {
     let va = mm.arch().pfn_to_page(Pfn(start / PAGE_SIZE)).0;
-    walk::translate::<F, _>(&mm.direct_map(), mm.root(), mm.features(), va).is_ok()
+    mm.translate(va).is_ok()
 }

@@ -107,13 +107,11 @@ fn touch_vmemmap_hole<A: Arch>(kernel: &Kernel<A>) {
         log::error!("selftest=vmemmap: memory manager is down");
         return;
     };
-    let arch = mm.arch();
-    let next = mm.sparse().sections().last().map_or(0, |(nr, _)| nr + 1);
-    let pfn = arch.section_start(next);
-    let va = arch.pfn_to_page(pfn).0;
+    let (pfn, va) = mm.vmemmap_hole();
     log::warn!(
-        "selftest=vmemmap: reading the struct page of pfn {:#x} at {va:#x} (section {next} not present)",
-        pfn.0
+        "selftest=vmemmap: reading the struct page of pfn {:#x} at {va:#x} (section {} not present)",
+        pfn.0,
+        mm.arch().section_nr(pfn)
     );
     // SAFETY: deliberately reads an unmapped address: the CPU raises a translation fault
     // before any value is produced, and the port's exception handler reports it and ends

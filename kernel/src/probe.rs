@@ -97,6 +97,16 @@ pub fn vmemmap_note(arch: &MmArch, va: u64) -> Option<VmemmapNote> {
     })
 }
 
+/// For the ports' fatal exception reports: when `addr` is in `arch`'s vmemmap, prints
+/// one more line naming the frame whose struct page is not mapped there.
+pub fn report_vmemmap_fault(arch: &MmArch, exception: &str, addr: u64) {
+    if let Some(note) = vmemmap_note(arch, addr) {
+        crate::kprintln!(
+            "exception: {exception} at {addr:#x} {note} (no struct page mapped there)"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,16 +42,9 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
         sysreg!("spsr_el1"),
         frame.x[30],
     );
-    let far = sysreg!("far_el1");
-    let abort = matches!(esr >> 26, 0x20 | 0x21 | 0x24 | 0x25);
-    if let Some(note) = abort
-        .then(|| kernel::probe::vmemmap_note(&kernel::mm::arch::MmArch::AARCH64, far))
-        .flatten()
-    {
-        kernel::kprintln!(
-            "exception: {} at {far:#x} {note} (no struct page mapped there)",
-            class_name(esr >> 26)
-        );
+    if matches!(esr >> 26, 0x20 | 0x21 | 0x24 | 0x25) {
+        let (arch, name) = (&kernel::mm::arch::MmArch::AARCH64, class_name(esr >> 26));
+        kernel::probe::report_vmemmap_fault(arch, name, sysreg!("far_el1"));
     }
     kernel::console::exit(FAULT_STATUS)
 }

@@ -80,16 +80,9 @@ extern "C" fn s390x_fatal_interrupt(class: u64) -> ! {
             "\nexception: program-check code={code:#06x} ilc={} psw={mask:#018x}:{addr:#018x} teid={teid:#x}",
             (ilc >> 1) & 0x3
         );
-        let translation = matches!(code & 0x7f, 0x04 | 0x10 | 0x11 | 0x38..=0x3b);
-        if let Some(note) = translation
-            .then(|| kernel::probe::vmemmap_note(&MmArch::S390X, teid & !0xfff))
-            .flatten()
-        {
-            kprintln!(
-                "exception: {} at {:#x} {note} (no struct page mapped there)",
-                program_check_name(code),
-                teid & !0xfff
-            );
+        if matches!(code & 0x7f, 0x04 | 0x10 | 0x11 | 0x38..=0x3b) {
+            let name = program_check_name(code);
+            kernel::probe::report_vmemmap_fault(&MmArch::S390X, name, teid & !0xfff);
         }
     } else {
         kprintln!(

@@ -66,11 +66,8 @@ fn report(vector: u8, name: &str, error: Option<u64>, frame: &InterruptStackFram
         frame.stack_pointer.as_u64(),
         frame.code_segment.0,
     );
-    if let Some(note) = (vector == 14)
-        .then(|| kernel::probe::vmemmap_note(&kernel::mm::arch::MmArch::X86_64, cr2))
-        .flatten()
-    {
-        kernel::kprintln!("exception: #PF at {cr2:#x} {note} (no struct page mapped there)");
+    if vector == 14 {
+        kernel::probe::report_vmemmap_fault(&kernel::mm::arch::MmArch::X86_64, "#PF", cr2);
     }
     kernel::console::exit(FAULT_STATUS)
 }

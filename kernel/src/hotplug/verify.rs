@@ -10,7 +10,6 @@ use crate::mm::live::LiveMm;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::PageFlags;
 use crate::mm::pgtable::PageTableFormat;
-use crate::mm::walk;
 
 use super::device::DeviceMemory;
 
@@ -95,11 +94,10 @@ fn check_leaves<F: PageTableFormat>(
     let arch = mm.arch();
     let storage: Range<u64> = (device.altmap.base_pfn + device.altmap.reserve) * PAGE_SIZE
         ..device.first_data_pfn().0 * PAGE_SIZE;
-    let mem = mm.direct_map();
     let mut va = arch.pfn_to_page(device.range.start).0;
     let end = arch.pfn_to_page(device.range.end).0;
     while va < end {
-        match walk::translate::<F, _>(&mem, mm.root(), mm.features(), va) {
+        match mm.translate(va) {
             Ok(t) => {
                 report.leaves += 1;
                 let frame = t.frame.0;

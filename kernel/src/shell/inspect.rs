@@ -102,7 +102,7 @@ pub fn walk<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
             step.raw
         );
     }
-    let software = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
+    let software = mm.translate(va);
     let hardware = A::hw_translate(va);
     let sw = software.map(|t| t.phys.0);
     let hw_text = hardware.map_or_else(|| "none".into(), |pa| alloc::format!("{pa:#x}"));

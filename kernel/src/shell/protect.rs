@@ -10,9 +10,8 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::mm::addr::Pfn;
 use crate::mm::pgtable::{EntryAttrs, Features};
-use crate::mm::walk;
+use crate::mm::walk::Translation;
 use crate::probe::{self, Access, ProbeFault};
 use crate::shell::inspect::parse_number;
 use crate::{Arch, Kernel, kprintln};
@@ -54,21 +53,27 @@ pub fn jump<A: Arch>(kernel: &Kernel<A>, args: &[&str]) {
     let Some(va) = number("jump", args.first().copied(), "VADDR", false) else {
         return;
     };
-    if let Some(mm) = kernel.mm.as_ref() {
-        let mem = mm.direct_map();
-        let walked = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
-        let nx = mm.features().contains(Features::NO_EXECUTE);
-        if let Ok(t) = walked
-            && (!nx || !t.attrs.contains(EntryAttrs::NO_EXECUTE))
-        {
-            kprintln!("error: jump: {va:#x} is mapped executable; refusing to run it");
-            return;
-        }
+    if let Some(mm) = kernel.mm.as_ref()
+        && let Ok(t) = mm.translate(va)
+        && executable(&t, nx(mm.features()))
+    {
+        kprintln!("error: jump: {va:#x} is mapped executable; refusing to run it");
+        return;
     }
     match A::probe(va, Access::Execute) {
         Ok(_) => kprintln!("jump va={va:#x} result=returned"),
         Err(fault) => kprintln!("jump va={va:#x} {fault}{}", note::<A>(va)),
     }
+}
+
+/// Whether the CPU executes from a translation (everything does without NX support).
+fn executable(t: &Translation, nx: bool) -> bool {
+    !nx || !t.attrs.contains(EntryAttrs::NO_EXECUTE)
+}
+
+/// Whether the live tables carry a no-execute bit at all.
+fn nx(features: Features) -> bool {
+    features.contains(Features::NO_EXECUTE)
 }
 
 /// ` in=vmemmap pfn=.. section=..` when `va` is in the vmemmap, else nothing.
@@ -131,7 +136,7 @@ pub fn protect<A: Arch>(kernel: &Kernel<A>) {
     let arch = mm.arch();
     let first_present = mm.sparse().sections().next().map(|(nr, _)| nr);
     let last_present = mm.sparse().sections().last().map(|(nr, _)| nr);
-    let nx = mm.features().contains(Features::NO_EXECUTE);
+    let nx = nx(mm.features());
     let mut targets = alloc::vec![
         ("text", protect::<A> as *const () as u64, Want::Text),
         ("rodata", &raw const READ_ONLY_WORD as u64, Want::ReadOnly),
@@ -147,10 +152,7 @@ pub fn protect<A: Arch>(kernel: &Kernel<A>) {
         let va = arch.pfn_to_page(arch.section_start(nr)).0;
         targets.push(("memmap.last", va, Want::Data));
     }
-    if let Some(nr) = last_present {
-        let va = arch.pfn_to_page(Pfn(arch.section_start(nr + 1).0)).0;
-        targets.push(("vmemmap-hole", va, Want::Unmapped));
-    }
+    targets.push(("vmemmap-hole", mm.vmemmap_hole().1, Want::Unmapped));
     let mut failed = 0;
     for (what, va, want) in targets.iter().copied() {
         if !check::<A>(kernel, what, va, want, nx) {
@@ -171,12 +173,10 @@ fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool)
     let Some(mm) = kernel.mm.as_ref() else {
         return false;
     };
-    let mem = mm.direct_map();
-    let walked = walk::translate::<A::PageTable, _>(&mem, mm.root(), mm.features(), va);
-    let (mapping, table_ok) = match walked {
+    let (mapping, table_ok) = match mm.translate(va) {
         Ok(t) => {
             let w = t.attrs.contains(EntryAttrs::WRITABLE);
-            let x = nx && !t.attrs.contains(EntryAttrs::NO_EXECUTE);
+            let x = nx && executable(&t, nx);
             let ok = match want {
                 Want::Text => !w && (x || !nx),
                 Want::ReadOnly => !w && !x,
@@ -185,7 +185,7 @@ fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool)
             };
             (
                 alloc::format!(
-                    "pa={:#x} leaf={} writable={} exec={}",
+                    "pa={:#x} leaf={} writable={} executable={}",
                     t.phys.0,
                     t.leaf_bytes,
                     u8::from(w),
@@ -215,7 +215,7 @@ fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool)
     } && exec.is_none_or(|e| e.is_err());
     let pass = table_ok && cpu_ok;
     kprintln!(
-        "protect: what={what} va={va:#x} want={} {mapping} read={}{} write={} exec={} result={}",
+        "protect: what={what} va={va:#x} want={} {mapping} read={}{} write={} jump={} result={}",
         want.name(),
         probe::outcome(&read),
         fault_suffix(&read),

@@ -26,6 +26,7 @@ use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::{Features, PageTableFormat};
 use crate::mm::sparse::{Sparse, chunks};
 use crate::mm::vmemmap::Vmemmap;
+use crate::mm::walk::{self, Translation, WalkFault};
 
 /// What the arch tells the live memory manager.
 #[derive(Clone, Copy)]
@@ -237,6 +238,19 @@ impl<F: PageTableFormat> LiveMm<F> {
     /// The CPU features the walker uses.
     pub fn features(&self) -> Features {
         self.config.features
+    }
+
+    /// Translates `va` through the live tables in software.
+    pub fn translate(&self, va: u64) -> Result<Translation, WalkFault> {
+        walk::translate::<F, _>(&self.direct_map(), self.root(), self.features(), va)
+    }
+
+    /// The first frame past the last present section and the address of its struct page:
+    /// a vmemmap address nothing maps (the memmap exists only for present sections).
+    pub fn vmemmap_hole(&self) -> (Pfn, u64) {
+        let next = self.sparse().sections().last().map_or(0, |(nr, _)| nr + 1);
+        let pfn = self.arch().section_start(next);
+        (pfn, self.arch().pfn_to_page(pfn).0)
     }
 }
 
