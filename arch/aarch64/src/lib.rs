@@ -11,6 +11,7 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+pub mod memory_block;
 pub mod paging;
 pub mod power;
 

@@ -16,6 +16,7 @@ use kernel::hotplug::event::EventSource;
 use kernel::mm::arch::MmArch;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
+use kernel::virtio::mem::plan::Granularity;
 use kernel::virtio::virtio_drivers::transport::pci::PciTransport;
 use kernel::virtio::virtio_drivers::transport::pci::bus::{
     BarInfo, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, PciRoot,
@@ -225,8 +226,8 @@ pub fn virtio_mem_sources(
             }
         };
         let name = format!("virtio-mem-pci.{index}");
-        let block = MmArch::AARCH64.section_bytes();
-        if let Ok(dev) = VirtioMem::probe(index, name, transport, block) {
+        let granularity = Granularity::new(crate::memory_block::size(), &MmArch::AARCH64);
+        if let Ok(dev) = VirtioMem::probe(index, name, transport, granularity) {
             out.push(Box::new(dev));
             index += 1;
         }

@@ -10,6 +10,7 @@ use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
+use kernel::mm::memory_block::MemoryBlock;
 use kernel::mm::pgtable::Features;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
@@ -93,6 +94,10 @@ impl Arch for Aarch64 {
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: flush_tlb_all,
         }
+    }
+
+    fn memory_block(_boot: &BootInfo) -> MemoryBlock {
+        crate::memory_block::size()
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {

@@ -7,6 +7,7 @@
 
 pub mod ccw;
 pub mod facility;
+pub mod memory_block;
 pub mod paging;
 pub mod sccb;
 
@@ -27,7 +28,7 @@ mod sclp;
 pub use port::S390x;
 
 #[cfg(target_os = "none")]
-use port::{init_facilities, record_dat};
+use port::{init_facilities, record_dat, record_increment};
 
 #[cfg(target_os = "none")]
 mod port;

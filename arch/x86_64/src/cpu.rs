@@ -1,5 +1,5 @@
 //! CPU identification through CPUID: the features the memory code cares about (PSE,
-//! 1 GiB pages, NX, LA57, invariant TSC) and the `cpu` shell report.
+//! 1 GiB pages, NX, LA57, invariant TSC, hypervisor) and the `cpu` shell report.
 
 use core::arch::x86_64::__cpuid;
 use core::fmt;
@@ -23,6 +23,8 @@ pub struct Features {
     pub phys_bits: u8,
     /// Linear address bits (CPUID 0x80000008 EAX[15:8]).
     pub virt_bits: u8,
+    /// Running under a hypervisor (CPUID 1 ECX.31, Linux's X86_FEATURE_HYPERVISOR).
+    pub hypervisor: bool,
 }
 
 /// Reads the features.
@@ -43,6 +45,7 @@ pub fn features() -> Features {
         invariant_tsc: e7.is_some_and(|r| r.edx & (1 << 8) != 0),
         phys_bits: e8.map_or(36, |r| r.eax as u8),
         virt_bits: e8.map_or(48, |r| (r.eax >> 8) as u8),
+        hypervisor: l1.ecx & (1 << 31) != 0,
     }
 }
 
@@ -91,6 +94,7 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
         ("nx", "NX", f.nx),
         ("la57", "LA57", f.la57),
         ("invariant_tsc", "INVARIANT_TSC", f.invariant_tsc),
+        ("hypervisor", "HYPERVISOR", f.hypervisor),
     ];
     write!(out, "cpu.features")?;
     for (name, _, on) in flags {

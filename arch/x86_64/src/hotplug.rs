@@ -11,6 +11,8 @@ use alloc::vec::Vec;
 use kernel::boot_info::Firmware;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
+use kernel::mm::arch::MmArch;
+use kernel::virtio::mem::plan::Granularity;
 use kernel::{Arch, BootInfo};
 
 use crate::X86_64;
@@ -40,16 +42,17 @@ fn table_at(pa: u64) -> Option<&'static [u8]> {
 
 /// Every source this machine has.
 pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+    let granularity = Granularity::new(X86_64::memory_block(boot), &MmArch::X86_64);
     let mut out: Vec<Box<dyn EventSource>> = Vec::new();
     let Firmware::Acpi { rsdp } = boot.firmware else {
-        return crate::virtio_pci::sources();
+        return crate::virtio_pci::sources(granularity);
     };
     let Some(fadt) = acpi_find::find(rsdp, b"FACP", &read)
         .ok()
         .and_then(|t| fadt::parse(t).ok())
     else {
         log::warn!("hotplug: no usable FADT: no ACPI hotplug sources");
-        return crate::virtio_pci::sources();
+        return crate::virtio_pci::sources(granularity);
     };
     let dsdt = table_at(fadt.dsdt).unwrap_or(&[]);
     let slots = dsdt_scan::mdnr(dsdt).unwrap_or(0);
@@ -91,6 +94,6 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     {
         out.push(Box::new(src));
     }
-    out.extend(crate::virtio_pci::sources());
+    out.extend(crate::virtio_pci::sources(granularity));
     out
 }

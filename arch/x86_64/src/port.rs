@@ -12,6 +12,7 @@ use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
+use kernel::mm::memory_block::MemoryBlock;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use x86_64::instructions::port::Port;
@@ -97,6 +98,11 @@ impl Arch for X86_64 {
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: x86_64::instructions::tlb::flush_all,
         }
+    }
+
+    fn memory_block(boot: &BootInfo) -> MemoryBlock {
+        let end = crate::memory_block::boot_mem_end(&boot.memory);
+        crate::memory_block::size(end, cpu::features().hypervisor)
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {

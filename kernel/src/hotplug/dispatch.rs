@@ -2,9 +2,12 @@
 //! with one stable record line per step (see the README's record table).
 
 use alloc::vec::Vec;
+use core::ops::Range;
 
-use super::engine::{HotplugError, MemmapFrom};
-use super::event::Event;
+use super::engine::{HotRange, HotplugError, MemmapFrom};
+use super::event::{Event, Via};
+use crate::mm::live::LiveMm;
+use crate::mm::pgtable::PageTableFormat;
 use crate::{Arch, Kernel, kprintln};
 
 /// Polls every source once and handles what they report. Returns how many events ran.
@@ -26,89 +29,138 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
 
 /// Runs one event through the engine and prints its records.
 pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), HotplugError> {
+    if let Event::AddDevice { range, via } = event {
+        return add_device(kernel, range, via);
+    }
     let Some(mm) = kernel.mm.as_mut() else {
         kprintln!("hotplug: refuse op=event {}", HotplugError::NoMm);
         return Err(HotplugError::NoMm);
     };
+    let hotplug = &mut kernel.hotplug;
     let t0 = A::timestamp_ns();
+    let (range, via) = (event.range().clone(), event.via());
+    let free_before = mm.free_pages();
+    let tables = mm.sparse().vmemmap().stats().table_pages();
     match event {
-        Event::Add { range, via } => {
-            let tables = mm.sparse().vmemmap().stats().table_pages();
-            let free_before = mm.free_pages();
-            match kernel.hotplug.add_memory(mm, range.clone(), *via) {
+        Event::Add { .. } | Event::AddPartial { .. } => {
+            let online = match event {
+                Event::AddPartial { online, .. } => Some(online.clone()),
+                _ => None,
+            };
+            match hotplug.add_memory(mm, range.clone(), via, online.clone()) {
                 Ok(hot) => {
+                    let (pages, memmap) = (hot.online_pages(), hot.memmap);
                     let (alloc, align) = hot.altmap_totals();
-                    let memmap = if hot.memmap == MemmapFrom::Altmap {
+                    let memmap = if memmap == MemmapFrom::Altmap {
                         "altmap"
                     } else {
                         "ram"
                     };
-                    let sections = (range.end - range.start).div_ceil(mm.arch().section_bytes());
-                    let new_tables = mm
-                        .sparse()
-                        .vmemmap()
-                        .stats()
-                        .table_pages()
-                        .saturating_sub(tables);
+                    let sections = (range.end - range.start) / mm.arch().section_bytes();
+                    let new_tables = table_pages(mm).saturating_sub(tables);
                     kprintln!(
                         "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} tables.new={new_tables} {via}",
                         range.start,
                         range.end
                     );
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-                    // Pages the add took from RAM (table pages, RAM leaves): free grows by
-                    // exactly the onlined count minus these.
-                    let free = mm.free_pages();
-                    let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
-                    kprintln!(
-                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
-                        range.start,
-                        range.end,
-                        hot.online_pages(),
+                    online_record::<A, _>(
+                        mm,
+                        &online.unwrap_or(range),
+                        pages,
+                        free_before,
+                        t0,
+                        via,
                     );
                     Ok(())
                 }
-                Err(e) => refuse("add", range, via, e),
+                Err(e) => refuse("add", &range, &via, e),
             }
         }
-        Event::Remove { range, via } => {
-            let tables = mm.sparse().vmemmap().stats().table_pages();
-            match kernel.hotplug.remove_memory(mm, range.clone()) {
-                Ok(gone) => {
-                    let (alloc, align) = gone.altmap_totals();
-                    let freed = tables.saturating_sub(mm.sparse().vmemmap().stats().table_pages());
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-                    kprintln!(
-                        "hotplug: offline range={:#x}-{:#x} pages={} {via}",
-                        range.start,
-                        range.end,
-                        gone.online_pages()
-                    );
-                    kprintln!(
-                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
-                        range.start,
-                        range.end,
-                        mm.free_pages()
-                    );
-                    Ok(())
-                }
-                Err(e) => refuse("remove", range, via, e),
+        Event::OnlinePart { .. } => match hotplug.online_part(mm, range.clone()) {
+            Ok(_) => {
+                let pages = (range.end - range.start) / crate::mm::addr::PAGE_SIZE;
+                online_record::<A, _>(mm, &range, pages, free_before, t0, via);
+                Ok(())
             }
-        }
-        Event::AddDevice { range, via } => add_device(kernel, range, via),
+            Err(e) => refuse("online", &range, &via, e),
+        },
+        Event::OfflinePart { .. } => match hotplug.offline_part(mm, range.clone()) {
+            Ok(_) => {
+                let pages = (range.end - range.start) / crate::mm::addr::PAGE_SIZE;
+                offline_record(&range, pages, via);
+                Ok(())
+            }
+            Err(e) => refuse("offline", &range, &via, e),
+        },
+        Event::Remove { .. } => match hotplug.remove_memory(mm, range.clone()) {
+            Ok(gone) => {
+                removed::<A, _>(mm, &gone, tables, t0);
+                Ok(())
+            }
+            Err(e) => refuse("remove", &range, &via, e),
+        },
+        Event::AddDevice { .. } => unreachable!("handled above"),
     }
+}
+
+fn table_pages<F: PageTableFormat>(mm: &LiveMm<F>) -> u64 {
+    mm.sparse().vmemmap().stats().table_pages()
+}
+
+/// `hotplug: online`: free pages grow by exactly the onlined count less what the step
+/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap).
+fn online_record<A: Arch, F: PageTableFormat>(
+    mm: &LiveMm<F>,
+    range: &Range<u64>,
+    pages: u64,
+    free_before: u64,
+    t0: u64,
+    via: Via,
+) {
+    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let free = mm.free_pages();
+    let ram_pages = (free_before + pages).saturating_sub(free);
+    kprintln!(
+        "hotplug: online range={:#x}-{:#x} pages={pages} ram.pages={ram_pages} free={free} us={us} {via}",
+        range.start,
+        range.end,
+    );
+}
+
+fn offline_record(range: &Range<u64>, pages: u64, via: Via) {
+    kprintln!(
+        "hotplug: offline range={:#x}-{:#x} pages={pages} {via}",
+        range.start,
+        range.end
+    );
+}
+
+/// The records of a completed remove.
+fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &HotRange, tables: u64, t0: u64) {
+    let (alloc, align) = gone.altmap_totals();
+    let freed = tables.saturating_sub(table_pages(mm));
+    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let range = &gone.range;
+    offline_record(range, gone.online_pages(), gone.via);
+    kprintln!(
+        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {}",
+        range.start,
+        range.end,
+        mm.free_pages(),
+        gone.via
+    );
 }
 
 /// NVDIMM hot-add: the new SPA range goes through the regions code (the same checks as
 /// at boot), then gets its own altmap, population and verification.
 fn add_device<A: Arch>(
     kernel: &mut Kernel<A>,
-    range: &core::ops::Range<u64>,
-    via: &super::event::Via,
+    range: &Range<u64>,
+    via: &Via,
 ) -> Result<(), HotplugError> {
     use crate::region::{RegionKind, RegionRequest, Source};
     let range_index = match via {
-        super::event::Via::Nvdimm { range_index } => *range_index,
+        Via::Nvdimm { range_index } => *range_index,
         _ => 0,
     };
     let request = RegionRequest {
@@ -143,12 +195,7 @@ fn add_device<A: Arch>(
     }
 }
 
-fn refuse(
-    op: &str,
-    range: &core::ops::Range<u64>,
-    via: &super::event::Via,
-    e: HotplugError,
-) -> Result<(), HotplugError> {
+fn refuse(op: &str, range: &Range<u64>, via: &Via, e: HotplugError) -> Result<(), HotplugError> {
     kprintln!(
         "hotplug: refuse op={op} range={:#x}-{:#x} {e} {via}",
         range.start,

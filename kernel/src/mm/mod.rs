@@ -5,7 +5,7 @@
 //! Layout, top-down: `addr`, `arch` (per-arch constants), `page` → `pgtable` (format
 //! trait), `phys` (memory traits), `altmap`, `inject` → `vmemmap` (walker) → `sparse`
 //! (sections, add/remove) → `memmap` (struct-page access) → `buddy`; pure arithmetic in
-//! `nvdimm`, `memmap_on_memory`, `cost`; host-only `sim`.
+//! `nvdimm`, `memmap_on_memory`, `memory_block`, `cost`; host-only `sim`.
 
 pub mod addr;
 pub mod altmap;
@@ -18,6 +18,7 @@ pub mod live;
 pub mod map;
 pub mod memmap;
 pub mod memmap_on_memory;
+pub mod memory_block;
 pub mod nvdimm;
 pub mod page;
 pub mod pgtable;

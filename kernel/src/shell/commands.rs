@@ -159,6 +159,13 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "mem" => {
             mem(boot);
             mm_report(kernel);
+            let block = kernel.hotplug.block();
+            kprintln!(
+                "mem.block bytes={:#x} rule={} sections={}",
+                block.bytes,
+                block.rule,
+                block.sections(A::mm_config().arch)
+            );
         }
         "cpu" => {
             kprintln!("cpu arch={} clock={}", A::NAME, A::clock_name());

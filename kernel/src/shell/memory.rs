@@ -22,8 +22,13 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
         } else {
             "ram"
         };
+        let offline: u64 = hot
+            .blocks
+            .iter()
+            .map(|b| crate::hotplug::parts::pages(&b.offline))
+            .sum();
         kprintln!(
-            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} state=online {}",
+            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} offline.pages={offline} state=online {}",
             hot.range.start,
             hot.range.end,
             hot.blocks.len(),
@@ -32,10 +37,11 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
         );
     }
     kprintln!(
-        "hotplug.summary ranges={} sources={} memmap_on_memory={:?}",
+        "hotplug.summary ranges={} sources={} memmap_on_memory={:?} block={:#x}",
         kernel.hotplug.ranges().len(),
         kernel.sources.len(),
-        kernel.hotplug.mode()
+        kernel.hotplug.mode(),
+        kernel.hotplug.block().bytes
     );
     for source in &kernel.sources {
         let _ = source.describe(&mut Console);
