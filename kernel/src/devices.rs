@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use crate::boot_info::{BootInfo, Firmware};
+use crate::firmware::acpi::PhysWindow;
 use crate::firmware::acpi_find;
 use crate::firmware::nfit::{self, Nfit};
 use crate::firmware::srat::{self, Srat};
@@ -45,11 +46,10 @@ fn acpi_tables<A: Arch>(boot: &BootInfo) -> (Option<Nfit>, Option<Srat>) {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return (None, None);
     };
-    let read = |pa: u64, len: usize| -> Option<&'static [u8]> {
-        // SAFETY: ACPI tables are firmware memory the loader maps in the direct map
-        // (Limine base revision >= 4 maps ACPI ranges) and nothing writes them.
-        Some(unsafe { core::slice::from_raw_parts(A::phys_to_virt(pa), len) })
-    };
+    // Every read is bounded by what the direct map covers, whatever length a table
+    // header claims.
+    let window = PhysWindow::direct_map(A::phys_to_virt(0) as usize, &boot.memory);
+    let read = |pa: u64, len: usize| window.slice(pa, len);
     let nfit = match acpi_find::find(rsdp, b"NFIT", &read) {
         Ok(bytes) => nfit::parse_table(bytes)
             .map_err(|e| kprintln!("error: NFIT ignored: {e}"))

@@ -23,11 +23,11 @@ use crate::{kpt, nvdimm, port};
 /// Every source this boot has.
 pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let mut sources: Vec<Box<dyn EventSource>> = Vec::new();
-    let window = PhysWindow::direct_map(port::hhdm() as usize);
+    let window = PhysWindow::direct_map(port::hhdm() as usize, &boot.memory);
     let reassign = cmdline::value(boot.cmdline, "pci.reassign") == Some("1");
     match boot.firmware {
         Firmware::Acpi { rsdp } => {
-            acpi_sources(rsdp, boot.cmdline, &mut sources);
+            acpi_sources(rsdp, &window, boot.cmdline, &mut sources);
             let ecam = acpi::parse(rsdp, window)
                 .ok()
                 .and_then(|i| i.ecam.items().iter().find(|e| e.segment == 0).copied());
@@ -67,20 +67,13 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     sources
 }
 
-/// Reads `len` bytes of firmware memory through the HHDM.
-fn read_phys(pa: u64, len: usize) -> Option<&'static [u8]> {
-    // SAFETY: ACPI tables are firmware memory the HHDM maps (the loader keeps ACPI
-    // ranges mapped) and nothing writes them.
-    Some(unsafe { core::slice::from_raw_parts(port::phys_to_virt(pa), len) })
-}
-
-/// A whole table at `pa` (its header's length).
-fn table_at(pa: u64) -> Option<&'static [u8]> {
-    let head = read_phys(pa, 36)?;
+/// A whole table at `pa` (its header's length), read through `window`.
+fn table_at(window: &PhysWindow, pa: u64) -> Option<&'static [u8]> {
+    let head = window.slice(pa, 36)?;
     let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
     (36..16 << 20)
         .contains(&len)
-        .then(|| read_phys(pa, len))
+        .then(|| window.slice(pa, len))
         .flatten()
 }
 
@@ -96,11 +89,12 @@ struct AcpiHotplug {
     nvdimm: bool,
 }
 
-fn acpi_hotplug(rsdp: u64) -> AcpiHotplug {
+fn acpi_hotplug(rsdp: u64, window: &PhysWindow) -> AcpiHotplug {
+    let read_phys = |pa: u64, len: usize| window.slice(pa, len);
     let dsdt = acpi_find::find(rsdp, b"FACP", &read_phys)
         .ok()
         .and_then(|t| fadt::parse(t).ok())
-        .and_then(|f| table_at(f.dsdt))
+        .and_then(|f| table_at(window, f.dsdt))
         .unwrap_or(&[]);
     let mhpd = dsdt_scan::op_region(dsdt, b"HPMR").filter(|r| r.space == 0 && r.len >= 0x18);
     let ged = dsdt_scan::op_region(dsdt, b"EREG").filter(|r| r.space == 0 && r.len >= 4);
@@ -120,8 +114,13 @@ fn acpi_hotplug(rsdp: u64) -> AcpiHotplug {
 /// The GED-signalled sources: QEMU creates the GED exactly when firmware is loaded and
 /// ACPI is on (this boot); the DSDT tells whether it has the MHPD and how many slots.
 /// `hotplug.notify=poll` on the command line keeps the GED line off (polling fallback).
-fn acpi_sources(rsdp: u64, cmd: &str, sources: &mut Vec<Box<dyn EventSource>>) {
-    let found = acpi_hotplug(rsdp);
+fn acpi_sources(
+    rsdp: u64,
+    window: &PhysWindow,
+    cmd: &str,
+    sources: &mut Vec<Box<dyn EventSource>>,
+) {
+    let found = acpi_hotplug(rsdp, window);
     if found.ged != Some(ged::GED_BASE) || found.mhpd != ged::MHPD_BASE {
         log::info!(
             "hotplug: no GED at {:#x} (DSDT EREG {:x?}, HPMR {:#x}): no ACPI hotplug sources",
@@ -135,7 +134,7 @@ fn acpi_sources(rsdp: u64, cmd: &str, sources: &mut Vec<Box<dyn EventSource>>) {
     if found.nvdimm {
         devices.push((nvdimm::DSM_MAILBOX, 4));
     }
-    let info = acpi::parse(rsdp, PhysWindow::direct_map(port::hhdm() as usize)).ok();
+    let info = acpi::parse(rsdp, *window).ok();
     let gicv2 = info
         .as_ref()
         .and_then(|i| i.gic)

@@ -29,7 +29,7 @@ pub struct Platform {
 
 /// Reads the ACPI tables or the DTB through the loader's HHDM.
 pub fn discover(h: &Handover) -> Platform {
-    let window = PhysWindow::direct_map(h.hhdm as usize);
+    let window = PhysWindow::direct_map(h.hhdm as usize, &h.memory);
     let mut p = Platform {
         firmware: Firmware::None,
         uart: DEFAULT_PL011,

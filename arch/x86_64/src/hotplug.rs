@@ -9,6 +9,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use kernel::boot_info::Firmware;
+use kernel::firmware::acpi::PhysWindow;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
 use kernel::mm::arch::MmArch;
@@ -23,20 +24,13 @@ use crate::sci::{self, Notify};
 /// QEMU's fixed MHPD base, used when the DSDT has no `HPMR` region.
 const MHPD_DEFAULT_BASE: u16 = 0x0a00;
 
-/// Reads physical memory through the HHDM (ACPI tables are mapped there).
-fn read(pa: u64, len: usize) -> Option<&'static [u8]> {
-    // SAFETY: ACPI tables are firmware memory the loader maps in the HHDM and the
-    // kernel's own tables keep mapped (ACPI kinds are HHDM ranges); nothing writes them.
-    Some(unsafe { core::slice::from_raw_parts(<X86_64 as Arch>::phys_to_virt(pa), len) })
-}
-
-/// A whole table at `pa` (its header's length).
-fn table_at(pa: u64) -> Option<&'static [u8]> {
-    let head = read(pa, 36)?;
+/// A whole table at `pa` (its header's length), read through `window`.
+fn table_at(window: &PhysWindow, pa: u64) -> Option<&'static [u8]> {
+    let head = window.slice(pa, 36)?;
     let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
     (36..16 << 20)
         .contains(&len)
-        .then(|| read(pa, len))
+        .then(|| window.slice(pa, len))
         .flatten()
 }
 
@@ -47,6 +41,9 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return crate::virtio_pci::sources(granularity);
     };
+    // ACPI tables through the HHDM, every read bounded by what it maps.
+    let window = PhysWindow::direct_map(<X86_64 as Arch>::phys_to_virt(0) as usize, &boot.memory);
+    let read = |pa: u64, len: usize| window.slice(pa, len);
     let Some(fadt) = acpi_find::find(rsdp, b"FACP", &read)
         .ok()
         .and_then(|t| fadt::parse(t).ok())
@@ -54,7 +51,7 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
         log::warn!("hotplug: no usable FADT: no ACPI hotplug sources");
         return crate::virtio_pci::sources(granularity);
     };
-    let dsdt = table_at(fadt.dsdt).unwrap_or(&[]);
+    let dsdt = table_at(&window, fadt.dsdt).unwrap_or(&[]);
     let slots = dsdt_scan::mdnr(dsdt).unwrap_or(0);
     let nvdimm_aml = dsdt.windows(4).any(|w| w == b"_E04");
     let madt = acpi_find::find(rsdp, b"APIC", &read)

@@ -16,8 +16,11 @@ use acpi::sdt::{SdtHeader, Signature};
 use acpi::spcr::{Spcr, SpcrInterfaceType};
 use acpi::{AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping};
 
+use crate::boot_info::{MappedSpans, MemoryMap};
+
 /// A linear view of physical memory: `pa` is at `base_va + (pa - base_pa)` for
-/// `len` bytes from `base_pa` (a direct map on the target, a buffer in host tests).
+/// `len` bytes from `base_pa` (a direct map on the target, a buffer in host tests),
+/// bounded on the target by the spans the direct map really covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhysWindow {
     /// First physical address covered.
@@ -26,22 +29,40 @@ pub struct PhysWindow {
     pub base_va: usize,
     /// Bytes covered.
     pub len: u64,
+    /// The spans that are mapped (`None`: all of the window, e.g. a test buffer).
+    pub mapped: Option<MappedSpans>,
 }
 
 impl PhysWindow {
-    /// All of physical memory at `offset` (an HHDM; 0 for identity).
-    pub const fn direct_map(offset: usize) -> Self {
+    /// The direct map at `offset` (an HHDM; 0 for identity), over the spans of `map` it
+    /// covers: every firmware read is checked against them, whatever a table claims.
+    pub fn direct_map(offset: usize, map: &MemoryMap) -> Self {
         Self {
             base_pa: 0,
             base_va: offset,
             len: u64::MAX,
+            mapped: Some(MappedSpans::of(map)),
         }
     }
 
-    /// The address of `[pa, pa + size)`, if the window covers all of it.
+    /// The address of `[pa, pa + size)`, if the window covers and maps all of it.
     pub fn ptr(&self, pa: u64, size: u64) -> Option<*const u8> {
         let off = pa.checked_sub(self.base_pa)?;
-        (off.checked_add(size)? <= self.len).then(|| self.base_va.wrapping_add(off as usize) as _)
+        let inside = off.checked_add(size)? <= self.len;
+        let mapped = self.mapped.is_none_or(|m| m.covers(pa, size));
+        (inside && mapped).then(|| self.base_va.wrapping_add(off as usize) as _)
+    }
+
+    /// The `len` bytes at `pa`, if the window covers and maps all of them: the one safe
+    /// way to read firmware memory (tables, the DTB) from a physical address and a
+    /// firmware-supplied length.
+    pub fn slice(&self, pa: u64, len: usize) -> Option<&'static [u8]> {
+        let p = self.ptr(pa, len as u64)?;
+        // SAFETY: `ptr` checked that every byte of the range is inside the window and,
+        // on the target, inside a span the direct map covers; firmware memory stays
+        // mapped for the kernel's lifetime (a test buffer outlives its test) and nothing
+        // writes it while it is read.
+        Some(unsafe { core::slice::from_raw_parts(p, len) })
     }
 }
 
@@ -310,15 +331,29 @@ unsafe impl AcpiTable for Srat {
 #[derive(Clone, Copy, Debug)]
 struct Handler(PhysWindow);
 
+/// What the crate reads for a header outside mapped memory.
+static UNMAPPED_STAND_IN: [u8; 4096] = [0; 4096];
+
 impl AcpiHandler for Handler {
     unsafe fn map_physical_region<T>(&self, pa: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let va = self
-            .0
-            .ptr(pa as u64, size as u64)
-            .unwrap_or_else(|| panic!("ACPI: table at {pa:#x}+{size:#x} outside physical memory"));
+        let va = match self.0.ptr(pa as u64, size as u64) {
+            Some(va) => va,
+            // A table pointer into memory the direct map does not cover: the crate reads
+            // zeros instead (no signature, length 0) and reports the table as invalid,
+            // one error and no fault. Larger regions are only ever asked for after a
+            // header that was read from mapped memory.
+            None if size <= UNMAPPED_STAND_IN.len() => {
+                log::warn!(
+                    "ACPI: table at {pa:#x}+{size:#x} is not in mapped memory; read as zeros"
+                );
+                UNMAPPED_STAND_IN.as_ptr()
+            }
+            None => panic!("ACPI: table at {pa:#x}+{size:#x} outside mapped memory"),
+        };
         let va = NonNull::new(va.cast_mut().cast()).expect("window maps no null pointer");
-        // SAFETY: `va` points at `size` bytes of the window for `pa`, which stay
-        // mapped for the kernel's lifetime (direct map) or the test's buffer.
+        // SAFETY: `va` points at `size` readable bytes: of the window for `pa`, which
+        // stay mapped for the kernel's lifetime (direct map) or the test's buffer, or of
+        // the static stand-in, which the crate only reads.
         unsafe { PhysicalMapping::new(pa, va, size, size, *self) }
     }
 

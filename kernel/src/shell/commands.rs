@@ -297,7 +297,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
 fn firmware<A: Arch>(boot: &BootInfo) {
     use crate::boot_info::Firmware;
     use crate::firmware::{acpi, fdt};
-    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize);
+    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize, &boot.memory);
     match boot.firmware {
         Firmware::Acpi { rsdp } => match acpi::parse(rsdp, window) {
             Ok(info) => {

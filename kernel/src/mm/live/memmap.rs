@@ -1,7 +1,8 @@
 //! The live memmap: struct pages reached through their vmemmap virtual address
 //! (`pfn_to_page(pfn) = vmemmap_base + 64·pfn`), the only place generic code dereferences
 //! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
-//! so no pointer is formed for a frame whose memmap is not mapped.
+//! so no pointer is formed for a frame whose memmap is not mapped, and no slice over a
+//! range with an unmapped subsection anywhere inside it.
 
 use alloc::collections::BTreeMap;
 use core::cell::Cell;
@@ -98,16 +99,59 @@ impl MemmapAccess for LiveMemmap {
         if count == 0 {
             return &mut [];
         }
-        self.check(first);
-        self.check(first.add(count as u64 - 1));
+        let last = first.add(count as u64 - 1);
         assert_eq!(
             self.arch.section_nr(first),
-            self.arch.section_nr(first.add(count as u64 - 1)),
+            self.arch.section_nr(last),
             "pages_mut spans sections"
         );
-        // SAFETY: both ends lie in present subsections of one section. Callers pass ranges
-        // inside present subsections (one `init_range` chunk), whose struct pages are
-        // mapped contiguously; `&mut self` makes the slice the only reference.
+        let chunk = Chunk {
+            section: self.arch.section_nr(first),
+            first,
+            nr_pages: count as u64,
+        };
+        let wanted = subsection_mask(self.arch, &chunk);
+        let present = self.present.get(&chunk.section).copied().unwrap_or(0);
+        assert!(
+            present & wanted == wanted,
+            "struct pages of pfns {:#x}-{:#x} are not all mapped (subsections {:#x} missing)",
+            first.0,
+            last.0 + 1,
+            wanted & !present
+        );
+        // SAFETY: every subsection holding a frame of the range is present (checked just
+        // above, not only the two ends), so the whole slice of struct pages is mapped in
+        // the live tables, contiguous in the vmemmap, and 64-byte aligned; `&mut self`
+        // makes the slice the only reference.
         unsafe { core::slice::from_raw_parts_mut(self.address(first), count) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section 0 with subsections 0 and 2 present and a hole at 1.
+    fn holed() -> LiveMemmap {
+        let mut m = LiveMemmap::new(&MmArch::X86_64);
+        m.present.insert(0, 0b101);
+        m
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_over_a_hole_is_refused_though_both_ends_are_mapped() {
+        let mut m = holed();
+        assert!(m.has_page(Pfn(0)) && m.has_page(Pfn(1535)) && !m.has_page(Pfn(600)));
+        // Before the check looked at the two ends only, this formed a slice over the
+        // unmapped struct pages of subsection 1.
+        let _ = m.pages_mut(Pfn(0), 1536);
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_crossing_into_a_hole_by_one_page_is_refused() {
+        let mut m = holed();
+        let _ = m.pages_mut(Pfn(511), 2);
     }
 }
