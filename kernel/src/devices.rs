@@ -6,7 +6,6 @@
 use alloc::vec::Vec;
 
 use crate::boot_info::{BootInfo, Firmware};
-use crate::firmware::acpi::PhysWindow;
 use crate::firmware::acpi_find;
 use crate::firmware::nfit::{self, Nfit};
 use crate::firmware::srat::{self, Srat};
@@ -46,25 +45,26 @@ fn acpi_tables<A: Arch>(boot: &BootInfo) -> (Option<Nfit>, Option<Srat>) {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return (None, None);
     };
-    // Every read is bounded by what the direct map covers, whatever length a table
-    // header claims.
-    let window = PhysWindow::direct_map(A::phys_to_virt(0) as usize, &boot.memory);
-    let read = |pa: u64, len: usize| window.slice(pa, len);
-    let nfit = match acpi_find::find(rsdp, b"NFIT", &read) {
+    let read = acpi_find::read_direct_map::<A>;
+    let nfit = match acpi_find::find::<acpi_find::Nfit>(rsdp, &read) {
         Ok(bytes) => nfit::parse_table(bytes)
             .map_err(|e| kprintln!("error: NFIT ignored: {e}"))
             .ok(),
         Err(acpi_find::FindError::NotFound) => None,
         Err(e) => {
-            kprintln!("error: NFIT lookup failed: {e:?}");
+            kprintln!("error: NFIT lookup failed: {e}");
             None
         }
     };
-    let srat = match acpi_find::find(rsdp, b"SRAT", &read) {
+    let srat = match acpi_find::find::<acpi_find::Srat>(rsdp, &read) {
         Ok(bytes) => srat::parse_table(bytes)
             .map_err(|e| kprintln!("error: SRAT ignored: {e}"))
             .ok(),
-        Err(_) => None,
+        Err(acpi_find::FindError::NotFound) => None,
+        Err(e) => {
+            kprintln!("error: SRAT lookup failed: {e}");
+            None
+        }
     };
     (nfit, srat)
 }

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use kernel::BootInfo;
 use kernel::boot_info::Firmware;
 use kernel::firmware::acpi::{self, PhysWindow};
-use kernel::firmware::{acpi_find, cmdline, dsdt_scan, fadt, fdt, mhpd};
+use kernel::firmware::{acpi_find, cmdline, dsdt_scan, fdt, mhpd};
 use kernel::hotplug::event::EventSource;
 
 use crate::ged::{self, GedMhpdRegs};
@@ -27,8 +27,8 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let reassign = cmdline::value(boot.cmdline, "pci.reassign") == Some("1");
     match boot.firmware {
         Firmware::Acpi { rsdp } => {
-            acpi_sources(rsdp, &window, boot.cmdline, &mut sources);
-            let ecam = acpi::parse(rsdp, window)
+            acpi_sources(rsdp, boot.cmdline, &mut sources);
+            let ecam = acpi::parse(rsdp, &read_phys)
                 .ok()
                 .and_then(|i| i.ecam.items().iter().find(|e| e.segment == 0).copied());
             match ecam {
@@ -67,14 +67,9 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     sources
 }
 
-/// A whole table at `pa` (its header's length), read through `window`.
-fn table_at(window: &PhysWindow, pa: u64) -> Option<&'static [u8]> {
-    let head = window.slice(pa, 36)?;
-    let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-    (36..16 << 20)
-        .contains(&len)
-        .then(|| window.slice(pa, len))
-        .flatten()
+/// Reads firmware memory through the HHDM, every page checked mapped by our tables.
+fn read_phys(pa: u64, len: usize) -> Option<&'static [u8]> {
+    acpi_find::read_direct_map::<port::Aarch64>(pa, len)
 }
 
 /// What the DSDT and SSDT say about the GED's devices.
@@ -89,13 +84,8 @@ struct AcpiHotplug {
     nvdimm: bool,
 }
 
-fn acpi_hotplug(rsdp: u64, window: &PhysWindow) -> AcpiHotplug {
-    let read_phys = |pa: u64, len: usize| window.slice(pa, len);
-    let dsdt = acpi_find::find(rsdp, b"FACP", &read_phys)
-        .ok()
-        .and_then(|t| fadt::parse(t).ok())
-        .and_then(|f| table_at(window, f.dsdt))
-        .unwrap_or(&[]);
+fn acpi_hotplug(rsdp: u64) -> AcpiHotplug {
+    let dsdt = acpi_find::dsdt(rsdp, &read_phys).unwrap_or(&[]);
     let mhpd = dsdt_scan::op_region(dsdt, b"HPMR").filter(|r| r.space == 0 && r.len >= 0x18);
     let ged = dsdt_scan::op_region(dsdt, b"EREG").filter(|r| r.space == 0 && r.len >= 4);
     AcpiHotplug {
@@ -106,7 +96,7 @@ fn acpi_hotplug(rsdp: u64, window: &PhysWindow) -> AcpiHotplug {
         },
         mhpd: mhpd.map_or(ged::MHPD_BASE, |r| r.base),
         ged: ged.map(|r| r.base),
-        nvdimm: acpi_find::find(rsdp, b"SSDT", &read_phys)
+        nvdimm: acpi_find::find::<acpi_find::Ssdt>(rsdp, &read_phys)
             .is_ok_and(|t| t.len() >= 24 && t[16..22] == *b"NVDIMM"),
     }
 }
@@ -114,13 +104,8 @@ fn acpi_hotplug(rsdp: u64, window: &PhysWindow) -> AcpiHotplug {
 /// The GED-signalled sources: QEMU creates the GED exactly when firmware is loaded and
 /// ACPI is on (this boot); the DSDT tells whether it has the MHPD and how many slots.
 /// `hotplug.notify=poll` on the command line keeps the GED line off (polling fallback).
-fn acpi_sources(
-    rsdp: u64,
-    window: &PhysWindow,
-    cmd: &str,
-    sources: &mut Vec<Box<dyn EventSource>>,
-) {
-    let found = acpi_hotplug(rsdp, window);
+fn acpi_sources(rsdp: u64, cmd: &str, sources: &mut Vec<Box<dyn EventSource>>) {
+    let found = acpi_hotplug(rsdp);
     if found.ged != Some(ged::GED_BASE) || found.mhpd != ged::MHPD_BASE {
         log::info!(
             "hotplug: no GED at {:#x} (DSDT EREG {:x?}, HPMR {:#x}): no ACPI hotplug sources",
@@ -134,7 +119,7 @@ fn acpi_sources(
     if found.nvdimm {
         devices.push((nvdimm::DSM_MAILBOX, 4));
     }
-    let info = acpi::parse(rsdp, *window).ok();
+    let info = acpi::parse(rsdp, &read_phys).ok();
     let gicv2 = info
         .as_ref()
         .and_then(|i| i.gic)

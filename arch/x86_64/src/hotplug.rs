@@ -8,13 +8,13 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use kernel::Arch;
+use kernel::BootInfo;
 use kernel::boot_info::Firmware;
-use kernel::firmware::acpi::PhysWindow;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
 use kernel::mm::arch::MmArch;
 use kernel::virtio::mem::plan::Granularity;
-use kernel::{Arch, BootInfo};
 
 use crate::X86_64;
 use crate::mhpd_io::PortMhpd;
@@ -24,14 +24,9 @@ use crate::sci::{self, Notify};
 /// QEMU's fixed MHPD base, used when the DSDT has no `HPMR` region.
 const MHPD_DEFAULT_BASE: u16 = 0x0a00;
 
-/// A whole table at `pa` (its header's length), read through `window`.
-fn table_at(window: &PhysWindow, pa: u64) -> Option<&'static [u8]> {
-    let head = window.slice(pa, 36)?;
-    let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-    (36..16 << 20)
-        .contains(&len)
-        .then(|| window.slice(pa, len))
-        .flatten()
+/// Reads firmware memory through the HHDM, every page checked mapped by our tables.
+fn read(pa: u64, len: usize) -> Option<&'static [u8]> {
+    acpi_find::read_direct_map::<X86_64>(pa, len)
 }
 
 /// Every source this machine has.
@@ -41,22 +36,14 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return crate::virtio_pci::sources(granularity);
     };
-    // ACPI tables through the HHDM, every read bounded by what it maps.
-    let window = PhysWindow::direct_map(<X86_64 as Arch>::phys_to_virt(0) as usize, &boot.memory);
-    let read = |pa: u64, len: usize| window.slice(pa, len);
-    let Some(fadt) = acpi_find::find(rsdp, b"FACP", &read)
-        .ok()
-        .and_then(|t| fadt::parse(t).ok())
-    else {
+    let Ok(fadt) = fadt::find(rsdp, &read) else {
         log::warn!("hotplug: no usable FADT: no ACPI hotplug sources");
         return crate::virtio_pci::sources(granularity);
     };
-    let dsdt = table_at(&window, fadt.dsdt).unwrap_or(&[]);
+    let dsdt = acpi_find::dsdt(rsdp, &read).unwrap_or(&[]);
     let slots = dsdt_scan::mdnr(dsdt).unwrap_or(0);
     let nvdimm_aml = dsdt.windows(4).any(|w| w == b"_E04");
-    let madt = acpi_find::find(rsdp, b"APIC", &read)
-        .ok()
-        .and_then(|t| apic::parse(t).ok());
+    let madt = apic::find(rsdp, &read).ok();
     let force_poll = cmdline::value(boot.cmdline, "hotplug.notify") == Some("poll");
     let mask = sci::GPE_MEMORY | sci::GPE_NVDIMM;
     let notify = if slots > 0 || nvdimm_aml {
