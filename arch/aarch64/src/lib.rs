@@ -192,6 +192,11 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_flush_comes_after_every_table_write_and_before_every_free() {
+        scenarios::flush_precedes_every_free::<A64>(&ARCH, FEATURES);
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<A64>(&ARCH, FEATURES);
     }

@@ -475,6 +475,12 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_flush_comes_after_every_table_write_and_before_every_free() {
+        scenarios::flush_precedes_every_free::<S390>(&ARCH, EDAT1);
+        scenarios::flush_precedes_every_free::<S390>(&ARCH, NO_EDAT);
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<S390>(&ARCH, EDAT1);
     }

@@ -11,6 +11,8 @@ use kernel::mm::pgtable::Features as PtFeatures;
 pub struct Features {
     /// 2 MiB/4 MiB pages (CPUID 1 EDX.3).
     pub pse: bool,
+    /// Global pages (CPUID 1 EDX.13): CR4.PGE can be set.
+    pub pge: bool,
     /// 1 GiB pages (CPUID 0x80000001 EDX.26).
     pub pdpe1gb: bool,
     /// No-execute (CPUID 0x80000001 EDX.20).
@@ -39,6 +41,7 @@ pub fn features() -> Features {
     let e8 = leaf(0x8000_0008, ext >= 0x8000_0008);
     Features {
         pse: l1.edx & (1 << 3) != 0,
+        pge: l1.edx & (1 << 13) != 0,
         pdpe1gb: e1.is_some_and(|r| r.edx & (1 << 26) != 0),
         nx: e1.is_some_and(|r| r.edx & (1 << 20) != 0),
         la57: l7.is_some_and(|r| r.ecx & (1 << 16) != 0),
@@ -90,6 +93,7 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
     )?;
     let flags = [
         ("pse", "PSE", f.pse),
+        ("pge", "PGE", f.pge),
         ("pdpe1gb", "PDPE1GB", f.pdpe1gb),
         ("nx", "NX", f.nx),
         ("la57", "LA57", f.la57),

@@ -257,6 +257,12 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_flush_comes_after_every_table_write_and_before_every_free() {
+        scenarios::flush_precedes_every_free::<X86>(&ARCH, PSE);
+        scenarios::flush_precedes_every_free::<X86>(&ARCH, Features::empty());
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<X86>(&ARCH, PSE);
     }

@@ -13,6 +13,7 @@ pub mod arch;
 pub mod buddy;
 pub mod cost;
 pub mod error;
+pub mod gather;
 pub mod inject;
 pub mod live;
 pub mod map;

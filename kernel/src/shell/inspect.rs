@@ -143,7 +143,11 @@ pub fn page<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
     // A device region's reserve pfns (the info block) have a mapped struct page that is
     // never initialised, as in Linux: reading it as a page is the 2019 kpageflags bug
     // (fs/proc/page.c now asks pfn_to_online_page / pgmap_pfn_valid first).
-    if let Some(d) = kernel.devices.iter().find(|d| d.memory.range.contains(&pfn)) {
+    if let Some(d) = kernel
+        .devices
+        .iter()
+        .find(|d| d.memory.range.contains(&pfn))
+    {
         let a = &d.memory.altmap;
         if pfn.0 < a.base_pfn + a.reserve {
             kprintln!(

@@ -20,6 +20,7 @@ use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
 use crate::mm::buddy::Buddy;
 use crate::mm::error::MmError;
+use crate::mm::gather;
 use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
@@ -122,22 +123,27 @@ impl<F: PageTableFormat> LiveMm<F> {
     }
 
     /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
-    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards.
+    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards, before
+    /// anything a failed add rolled back goes back to the buddy.
     pub fn add(
         &mut self,
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.add(&mut frames, range, altmap);
-        (self.config.flush_tlb)();
+        let frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let sparse = &mut self.sparse;
+        // A failed add rolls back: what it freed waits for the flush too.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.add(g, range, altmap)
+        });
         self.memmap.sync(&self.sparse);
         result
     }
 
     /// Removes frames `range` and frees its memmap through `altmap` (the one it was added
-    /// with): Linux's `__remove_pages`.
+    /// with): Linux's `__remove_pages`. The TLB is flushed after the entries are cleared
+    /// and before any leaf or table goes back to the buddy ([`gather`]).
     pub fn remove(
         &mut self,
         range: Range<Pfn>,
@@ -145,10 +151,13 @@ impl<F: PageTableFormat> LiveMm<F> {
     ) -> Result<(), MmError> {
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.remove(&mut frames, range, altmap);
+        let frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let sparse = &mut self.sparse;
+        // Entries cleared, then the flush, then leaves and tables back to the buddy.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.remove(g, range, altmap)
+        });
         self.memmap.sync(&self.sparse);
-        (self.config.flush_tlb)();
         result
     }
 

@@ -395,3 +395,159 @@ pub fn cost_matches_formula<F: PageTableFormat>(
     );
     assert_eq!(stats.tables[huge_level], 1, "one leaf-holding table");
 }
+
+/// One step a live-table change makes, as the recording fake sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A table word written.
+    Write,
+    /// The TLB flush.
+    Flush,
+    /// A frame back to its allocator.
+    Free(crate::mm::phys::FramePurpose),
+}
+
+/// Simulated memory that records every table write and every free, in order.
+struct Recorder<'a> {
+    mem: &'a mut super::memory::SimMemory,
+    log: std::rc::Rc<core::cell::RefCell<Vec<Step>>>,
+}
+
+impl crate::mm::phys::PhysMem for Recorder<'_> {
+    fn read_u64(&self, addr: crate::mm::addr::PhysAddr) -> u64 {
+        self.mem.read_u64(addr)
+    }
+
+    fn write_u64(&mut self, addr: crate::mm::addr::PhysAddr, value: u64) {
+        self.log.borrow_mut().push(Step::Write);
+        self.mem.write_u64(addr, value);
+    }
+}
+
+impl crate::mm::phys::FrameSource for Recorder<'_> {
+    fn alloc_frames(
+        &mut self,
+        size: u64,
+        align: u64,
+        purpose: crate::mm::phys::FramePurpose,
+    ) -> Option<crate::mm::addr::PhysAddr> {
+        self.mem.alloc_frames(size, align, purpose)
+    }
+
+    fn free_frames(
+        &mut self,
+        addr: crate::mm::addr::PhysAddr,
+        size: u64,
+        purpose: crate::mm::phys::FramePurpose,
+    ) {
+        self.log.borrow_mut().push(Step::Free(purpose));
+        self.mem.free_frames(addr, size, purpose);
+    }
+}
+
+/// Whether `log` flushed once, after every table write and before every free; `Err`
+/// names the first step out of order.
+pub fn flush_order(log: &[Step]) -> Result<(), String> {
+    let flushes: Vec<usize> = (0..log.len()).filter(|&i| log[i] == Step::Flush).collect();
+    let [flush] = flushes[..] else {
+        return Err(format!("{} flushes", flushes.len()));
+    };
+    if let Some(i) = (0..flush).find(|&i| matches!(log[i], Step::Free(_))) {
+        return Err(format!("step {i} frees before the flush at {flush}"));
+    }
+    if let Some(i) = (flush..log.len()).find(|&i| log[i] == Step::Write) {
+        return Err(format!(
+            "step {i} writes a table after the flush at {flush}"
+        ));
+    }
+    Ok(())
+}
+
+/// The flush order of a live change, on a recording fake: removing two sections with
+/// their memmap in RAM clears entries, flushes, and only then gives back RAM leaves and
+/// page-table pages; an add that fails half-way rolls back in the same order. The same
+/// remove straight through the walker (the order before the gather) frees first, which
+/// the check catches.
+pub fn flush_precedes_every_free<F: PageTableFormat>(arch: &'static MmArch, features: Features) {
+    use crate::mm::gather;
+    use crate::mm::phys::FramePurpose;
+    use std::rc::Rc;
+    let log = Rc::new(core::cell::RefCell::new(Vec::new()));
+    let mut world = World::<F>::new(arch, features);
+    let range = world.sections(0, 2);
+    world.add(range.clone(), None).expect("add");
+    let start = world.snapshot();
+    // Without the gather: the walker frees as it clears, the flush comes last.
+    {
+        let mut rec = Recorder {
+            mem: &mut world.mem,
+            log: log.clone(),
+        };
+        world
+            .sparse
+            .remove(&mut rec, range.clone(), None)
+            .expect("remove");
+        log.borrow_mut().push(Step::Flush);
+    }
+    assert!(
+        flush_order(&log.borrow()).is_err(),
+        "the check must catch it"
+    );
+    world.add(range.clone(), None).expect("add again");
+    assert_eq!(world.snapshot().stats, start.stats);
+    // Through the gather.
+    log.borrow_mut().clear();
+    let rec = Recorder {
+        mem: &mut world.mem,
+        log: log.clone(),
+    };
+    let sparse = &mut world.sparse;
+    let flush_log = log.clone();
+    let (removed, _) = gather::run(
+        rec,
+        || flush_log.borrow_mut().push(Step::Flush),
+        |g| sparse.remove(g, range.clone(), None),
+    );
+    removed.expect("remove");
+    let steps = log.borrow().clone();
+    flush_order(&steps).unwrap_or_else(|e| panic!("remove: {e}"));
+    for purpose in [FramePurpose::Leaf, FramePurpose::PageTable] {
+        assert!(
+            steps.contains(&Step::Free(purpose)),
+            "nothing of {purpose:?} freed: the check would be empty"
+        );
+    }
+    assert_eq!(world.mem.outstanding(), 1, "only the root table is left");
+    // A failed add rolls back in the same order.
+    let mut rollbacks_with_frees = 0;
+    for (kind, nth) in [
+        (AllocKind::PageTable, 2),
+        (AllocKind::PageTable, 3),
+        (AllocKind::RamLeaf, 2),
+        (AllocKind::RamLeaf, 3),
+    ] {
+        log.borrow_mut().clear();
+        world.sparse.vmemmap_mut().faults().fail_nth(kind, nth);
+        let rec = Recorder {
+            mem: &mut world.mem,
+            log: log.clone(),
+        };
+        let sparse = &mut world.sparse;
+        let flush_log = log.clone();
+        let (added, _) = gather::run(
+            rec,
+            || flush_log.borrow_mut().push(Step::Flush),
+            |g| sparse.add(g, range.clone(), None),
+        );
+        world.sparse.vmemmap_mut().faults().clear();
+        if added.is_ok() {
+            world.remove(range.clone(), None).expect("clean up");
+            continue;
+        }
+        let steps = log.borrow().clone();
+        flush_order(&steps).unwrap_or_else(|e| panic!("rollback at {kind:?} {nth}: {e}"));
+        rollbacks_with_frees += usize::from(steps.iter().any(|s| matches!(s, Step::Free(_))));
+        assert_eq!(world.mem.outstanding(), 1, "rolled back exactly");
+    }
+    assert!(rollbacks_with_frees > 0, "no rollback freed anything");
+}
