@@ -152,6 +152,11 @@ pub fn resize_checked(
             "{s:#x}-{e:#x} outside {region:x?}"
         );
     }
+    let console = m.console();
+    ensure!(
+        !console.contains("hazard:") && !console.contains("teardown=hazard"),
+        "a remove left something behind:\n{console}"
+    );
     let now = counters(m)?;
     let blocks = v.ranges.len() as u64;
     let online = target / PAGE;

@@ -62,6 +62,8 @@ fn remove_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, added: &Added) -> Resul
     let r = fields(&remove);
     ensure!(range(&r, "range")? == added.range, "{remove}");
     ensure!(number(&r, "altmap.alloc")? == 0, "{remove}");
+    // The kernel's own check: altmap back to 0, nothing of the range present or mapped.
+    ensure!(r.get("teardown") == Some(&"clean"), "{remove}");
     ensure!(number(&r, "altmap.align")? == 0, "{remove}");
     ensure!(
         number(&r, "tables.freed")? == added.tables_new,

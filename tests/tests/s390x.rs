@@ -319,7 +319,9 @@ fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Resul
     let removed = shell(&mut m, &format!("unprobe {start:#x} {block:#x}"))?;
     let remove = fields(line(&removed, "hotplug: remove ")?);
     ensure!(
-        number(&remove, "altmap.alloc")? == 0 && number(&remove, "altmap.align")? == 0,
+        number(&remove, "altmap.alloc")? == 0
+            && number(&remove, "altmap.align")? == 0
+            && remove.get("teardown") == Some(&"clean"),
         "{removed}"
     );
     ensure!(mm(&mut m)? == (free0, tables0), "after one cycle");

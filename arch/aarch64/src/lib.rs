@@ -197,6 +197,11 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_teardown_check_finds_what_a_remove_left() {
+        scenarios::teardown_check_finds_what_a_remove_left::<A64>(&ARCH, FEATURES);
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<A64>(&ARCH, FEATURES);
     }

@@ -481,6 +481,15 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_teardown_check_finds_what_a_remove_left() {
+        assert!(
+            scenarios::teardown_check_finds_what_a_remove_left::<S390>(&ARCH, EDAT1),
+            "a 1 MiB segment holds two subsections' memmap: the shared case ran"
+        );
+        scenarios::teardown_check_finds_what_a_remove_left::<S390>(&ARCH, NO_EDAT);
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<S390>(&ARCH, EDAT1);
     }

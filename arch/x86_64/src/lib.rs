@@ -263,6 +263,11 @@ mod mm_tests {
     }
 
     #[test]
+    fn the_teardown_check_finds_what_a_remove_left() {
+        scenarios::teardown_check_finds_what_a_remove_left::<X86>(&ARCH, PSE);
+    }
+
+    #[test]
     fn removing_through_the_wrong_altmap_is_refused() {
         scenarios::wrong_altmap_is_refused::<X86>(&ARCH, PSE);
     }

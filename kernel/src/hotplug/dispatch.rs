@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use super::engine::{HotRange, HotplugError, MemmapFrom};
+use super::engine::{HotplugError, MemmapFrom, Removed};
 use super::event::{Event, Via};
 use crate::mm::live::LiveMm;
 use crate::mm::pgtable::PageTableFormat;
@@ -135,19 +135,34 @@ fn offline_record(range: &Range<u64>, pages: u64, via: Via) {
     );
 }
 
-/// The records of a completed remove.
-fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &HotRange, tables: u64, t0: u64) {
-    let (alloc, align) = gone.altmap_totals();
+/// The records of a completed remove: `teardown=clean`, or `teardown=hazard` after one
+/// `hazard:` line per block something was left of.
+fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &Removed, tables: u64, t0: u64) {
+    let (alloc, align) = gone.hot.altmap_totals();
     let freed = tables.saturating_sub(table_pages(mm));
     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-    let range = &gone.range;
-    offline_record(range, gone.online_pages(), gone.via);
+    let range = &gone.hot.range;
+    offline_record(range, gone.hot.online_pages(), gone.hot.via);
+    for (pfns, left) in &gone.leftovers {
+        kprintln!(
+            "hazard: remove range={:#x}-{:#x} block={:#x}-{:#x} {left}",
+            range.start,
+            range.end,
+            pfns.start.0 * crate::mm::addr::PAGE_SIZE,
+            pfns.end.0 * crate::mm::addr::PAGE_SIZE
+        );
+    }
+    let teardown = if gone.leftovers.is_empty() {
+        "clean"
+    } else {
+        "hazard"
+    };
     kprintln!(
-        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {}",
+        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} teardown={teardown} free={} us={us} {}",
         range.start,
         range.end,
         mm.free_pages(),
-        gone.via
+        gone.hot.via
     );
 }
 

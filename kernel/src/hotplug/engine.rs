@@ -25,11 +25,13 @@ use core::fmt;
 use core::ops::Range;
 
 use crate::mm::addr::{PAGE_SIZE, Pfn};
+use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
 use crate::mm::live::LiveMm;
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::memory_block::MemoryBlock;
 use crate::mm::pgtable::PageTableFormat;
+use crate::mm::teardown::Leftover;
 
 pub use super::block::Block;
 use super::event::Via;
@@ -130,6 +132,33 @@ impl HotRange {
     }
 }
 
+/// A completed remove: the range, and what the teardown check found left of its blocks
+/// (nothing, normally).
+#[derive(Clone, Debug)]
+pub struct Removed {
+    /// The range as it was.
+    pub hot: HotRange,
+    /// Per block, what the remove left behind.
+    pub leftovers: Vec<(Range<Pfn>, Leftover)>,
+}
+
+/// Adds back blocks a failed remove had already removed, each with a fresh altmap (the
+/// old one's `align` is never returned, as in Linux), and onlines them as they were.
+fn restore<F: PageTableFormat>(mm: &mut LiveMm<F>, blocks: &mut [Block]) {
+    for b in blocks {
+        if let Some(a) = &b.altmap {
+            b.altmap = Some(VmemAltmap::new(a.base_pfn, a.end_pfn, a.reserve, a.free));
+        }
+        if let Err(e) = block::add(mm, b) {
+            log::error!(
+                "hazard: remove of pfns {:#x}-{:#x} failed half-way and the block could not be added back: {e}",
+                b.pfns.start.0,
+                b.pfns.end.0
+            );
+        }
+    }
+}
+
 /// Every hot-added range, the memory-block size and the memmap_on_memory setting.
 pub struct Hotplug {
     ranges: Vec<HotRange>,
@@ -215,12 +244,16 @@ impl Hotplug {
         Ok(self.ranges.last().expect("just pushed"))
     }
 
-    /// Offlines and removes `range`, which must equal a range added before.
+    /// Offlines and removes `range`, which must equal a range added before. Either all
+    /// of it goes or nothing changes: every block is offlined and checked removable
+    /// before the first is removed, and should a removal still fail, the blocks already
+    /// gone are added back. After each block the teardown is checked (altmap back to
+    /// `alloc == 0`, nothing of it present or mapped); what is left is returned.
     pub fn remove_memory<F: PageTableFormat>(
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
-    ) -> Result<HotRange, HotplugError> {
+    ) -> Result<Removed, HotplugError> {
         let index = self
             .ranges
             .iter()
@@ -235,10 +268,30 @@ impl Hotplug {
                 return Err(e);
             }
         }
-        for b in hot.blocks.iter_mut().rev() {
-            block::remove(mm, b)?;
+        let checked = hot
+            .blocks
+            .iter_mut()
+            .try_for_each(|b| mm.check_remove(b.pfns.clone(), b.altmap.as_mut()));
+        if let Err(e) = checked {
+            hot.blocks.iter().for_each(|b| block::reonline(mm, b));
+            return Err(e.into());
         }
-        Ok(self.ranges.remove(index))
+        let mut leftovers = Vec::new();
+        for i in (0..hot.blocks.len()).rev() {
+            let b = &mut hot.blocks[i];
+            if let Err(e) = block::remove(mm, b) {
+                restore(mm, &mut hot.blocks[i + 1..]);
+                hot.blocks.iter().for_each(|b| block::reonline(mm, b));
+                return Err(e);
+            }
+            if let Err(left) = mm.teardown_check(b.pfns.clone(), b.altmap.as_ref()) {
+                leftovers.push((b.pfns.clone(), left));
+            }
+        }
+        Ok(Removed {
+            hot: self.ranges.remove(index),
+            leftovers,
+        })
     }
 
     /// Onlines `part`, which must lie inside one memory block of an added range and be

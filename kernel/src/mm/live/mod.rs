@@ -26,6 +26,7 @@ use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::{Features, PageTableFormat};
 use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::teardown::{self, Leftover};
 use crate::mm::vmemmap::Vmemmap;
 use crate::mm::walk::{self, Translation, WalkFault};
 
@@ -159,6 +160,28 @@ impl<F: PageTableFormat> LiveMm<F> {
         });
         self.memmap.sync(&self.sparse);
         result
+    }
+
+    /// Whether [`LiveMm::remove`] of `range` through `altmap` would succeed; changes
+    /// nothing.
+    pub fn check_remove(
+        &mut self,
+        range: Range<Pfn>,
+        altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
+        let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
+        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
+        self.sparse.check_remove(&mut frames, range, altmap)
+    }
+
+    /// What a remove of `range` through `altmap` left behind, if anything
+    /// ([`crate::mm::teardown`]), read from the live tables.
+    pub fn teardown_check(
+        &self,
+        range: Range<Pfn>,
+        altmap: Option<&VmemAltmap>,
+    ) -> Result<(), Leftover> {
+        teardown::check(&self.sparse, &self.direct_map(), range, altmap)
     }
 
     /// The sparse model (sections, the vmemmap walker and its counters).

@@ -551,3 +551,65 @@ pub fn flush_precedes_every_free<F: PageTableFormat>(arch: &'static MmArch, feat
     }
     assert!(rollbacks_with_frees > 0, "no rollback freed anything");
 }
+
+/// The teardown check after a remove: clean after a real remove; it finds an altmap
+/// still counting pages, a range still present, and struct pages still mapped without
+/// their sections; a leaf shared with a present neighbour is not a leftover. Returns
+/// whether that shared leaf was there (huge leaves spanning two subsections' memmap).
+pub fn teardown_check_finds_what_a_remove_left<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+) -> bool {
+    use crate::mm::teardown::{Leftover, check};
+    let mut world = World::<F>::new(arch, features);
+    let range = world.sections(0, 2);
+    let mut altmap = exact_altmap(arch, &range);
+    world.add(range.clone(), Some(&mut altmap)).expect("add");
+    let stale = altmap.clone();
+    assert!(stale.alloc > 0);
+    assert!(matches!(
+        check(&world.sparse, &world.mem, range.clone(), None),
+        Err(Leftover::Present { .. })
+    ));
+    world
+        .remove(range.clone(), Some(&mut altmap))
+        .expect("remove");
+    assert_eq!(
+        check(&world.sparse, &world.mem, range.clone(), Some(&altmap)),
+        Ok(())
+    );
+    assert_eq!(
+        check(&world.sparse, &world.mem, range.clone(), Some(&stale)),
+        Err(Leftover::AltmapAlloc(stale.alloc))
+    );
+    // Struct pages mapped with no section behind them (as a remove that freed nothing).
+    let (start, end) = world
+        .sparse
+        .vmemmap()
+        .memmap_range(range.start, range.end.0 - range.start.0);
+    world
+        .sparse
+        .vmemmap_mut()
+        .populate(&mut world.mem, start, end, None)
+        .expect("map");
+    assert!(matches!(
+        check(&world.sparse, &world.mem, range.clone(), None),
+        Err(Leftover::Mapped { .. })
+    ));
+    world
+        .sparse
+        .vmemmap_mut()
+        .free(&mut world.mem, start, end, None)
+        .expect("unmap");
+    // Two neighbouring subsections added apart (with huge leaves, one leaf holds the
+    // memmap of both): removing one leaves the other's leaf mapped, rightly.
+    let (low, high) = (world.subsections(0, 1), world.subsections(1, 1));
+    world.add(low.clone(), None).expect("low");
+    world.add(high.clone(), None).expect("high");
+    world.remove(low.clone(), None).expect("remove low");
+    let shared = world.struct_page_phys(low.start).is_some();
+    assert_eq!(check(&world.sparse, &world.mem, low, None), Ok(()));
+    world.remove(high.clone(), None).expect("remove high");
+    assert_eq!(check(&world.sparse, &world.mem, high, None), Ok(()));
+    shared
+}
