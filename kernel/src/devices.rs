@@ -83,6 +83,7 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
     let altmap = region.altmap(arch)?;
     let range = region.map_range();
     let before = *mm.sparse().vmemmap().stats();
+    let tables_before = mm.table_pages();
     let t0 = A::timestamp_ns();
     let added = device::add(mm, region.id, range.start, range.end - range.start, altmap);
     let add_us = A::timestamp_ns().saturating_sub(t0) / 1000;
@@ -108,7 +109,7 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
         a.alloc,
         a.align,
         after.leaves() - before.leaves(),
-        after.table_pages().saturating_sub(before.table_pages()),
+        mm.table_pages().saturating_sub(tables_before),
     );
     let t0 = A::timestamp_ns();
     let report = verify::verify(mm, &memory);

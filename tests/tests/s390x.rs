@@ -291,10 +291,12 @@ fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Resul
     ensure!(number(&add, "altmap.align")? == 0, "{added}");
     let online = fields(line(&added, "hotplug: online ")?);
     ensure!(number(&online, "pages")? == pages - memmap_pages, "{added}");
-    // The 4 MiB memmap needs one page table per 1 MiB segment (2 KiB tables, one buddy
-    // page each); the region and segment tables above exist since boot.
-    let table_pages = memmap_pages * 4096 / MIB;
+    // The 4 MiB memmap needs one page table per 1 MiB segment: four 2 KiB tables, packed
+    // two to a buddy page; the region and segment tables above exist since boot. The
+    // add record counts the pages really taken, as the free count does.
+    let table_pages = memmap_pages * 4096 / MIB / 2;
     ensure!(number(&online, "ram.pages")? == table_pages, "{added}");
+    ensure!(number(&add, "tables.new")? == table_pages, "{added}");
     let (free1, _) = mm(&mut m)?;
     ensure!(
         free1 == free0 + pages - memmap_pages - table_pages,

@@ -481,6 +481,22 @@ mod mm_tests {
     }
 
     #[test]
+    fn page_tables_are_packed_two_to_a_page() {
+        // Without EDAT-1 three sections' 12 MiB memmap needs 12 page tables of 2 KiB:
+        // six pages, not twelve.
+        assert_eq!(
+            scenarios::packed_page_tables::<S390>(&ARCH, NO_EDAT, 3),
+            (12, 6)
+        );
+        // With EDAT-1 there are no page tables; the counts still add up.
+        let (half, _) = scenarios::packed_page_tables::<S390>(&ARCH, EDAT1, 3);
+        assert_eq!(half, 0);
+        // An odd count leaves one half free until the next table takes it.
+        let (half, pages) = scenarios::packed_page_tables::<S390>(&ARCH, NO_EDAT, 1);
+        assert_eq!((half, pages), (4, 2));
+    }
+
+    #[test]
     fn the_teardown_check_finds_what_a_remove_left() {
         assert!(
             scenarios::teardown_check_finds_what_a_remove_left::<S390>(&ARCH, EDAT1),

@@ -40,7 +40,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
     let t0 = A::timestamp_ns();
     let (range, via) = (event.range().clone(), event.via());
     let free_before = mm.free_pages();
-    let tables = mm.sparse().vmemmap().stats().table_pages();
+    let tables = mm.table_pages();
     match event {
         Event::Add { .. } | Event::AddPartial { .. } => {
             let online = match event {
@@ -104,7 +104,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
 }
 
 fn table_pages<F: PageTableFormat>(mm: &LiveMm<F>) -> u64 {
-    mm.sparse().vmemmap().stats().table_pages()
+    mm.table_pages()
 }
 
 /// `hotplug: online`: free pages grow by exactly the onlined count less what the step

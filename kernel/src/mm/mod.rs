@@ -25,6 +25,7 @@ pub mod page;
 pub mod pgtable;
 pub mod phys;
 pub mod sparse;
+pub mod table_frames;
 pub mod teardown;
 pub mod vmemmap;
 pub mod walk;

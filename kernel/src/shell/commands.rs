@@ -289,7 +289,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
         sparse.sections().count(),
         sparse.present_pages(),
         vm.leaves(),
-        vm.table_pages(),
+        mm.table_pages(),
     );
 }
 

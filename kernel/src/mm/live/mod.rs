@@ -26,6 +26,7 @@ use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::{Features, PageTableFormat};
 use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::table_frames::{Packed, TableFrames};
 use crate::mm::teardown::{self, Leftover};
 use crate::mm::vmemmap::Vmemmap;
 use crate::mm::walk::{self, Translation, WalkFault};
@@ -64,6 +65,10 @@ pub struct LiveMm<F: PageTableFormat> {
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    /// Table pages taken from the buddy since boot (sub-page tables packed).
+    tables: TableFrames,
+    /// Table pages the boot set-up took (the bump allocator packs tables back to back).
+    boot_table_pages: u64,
 }
 
 impl<F: PageTableFormat> LiveMm<F> {
@@ -113,6 +118,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             bump_bytes: bump.next - bump.start,
             ns: now_ns().saturating_sub(t0),
         };
+        let boot_table_pages = sparse.vmemmap().stats().table_pages();
         Ok(LiveMm {
             config,
             sparse,
@@ -120,6 +126,8 @@ impl<F: PageTableFormat> LiveMm<F> {
             buddy,
             movable: Buddy::new(),
             boot,
+            tables: TableFrames::new(),
+            boot_table_pages,
         })
     }
 
@@ -132,7 +140,10 @@ impl<F: PageTableFormat> LiveMm<F> {
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
         let sparse = &mut self.sparse;
         // A failed add rolls back: what it freed waits for the flush too.
         let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
@@ -152,7 +163,10 @@ impl<F: PageTableFormat> LiveMm<F> {
     ) -> Result<(), MmError> {
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let frames = LiveFrames::new(self.config.phys_to_virt, source);
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
         let sparse = &mut self.sparse;
         // Entries cleared, then the flush, then leaves and tables back to the buddy.
         let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
@@ -182,6 +196,12 @@ impl<F: PageTableFormat> LiveMm<F> {
         altmap: Option<&VmemAltmap>,
     ) -> Result<(), Leftover> {
         teardown::check(&self.sparse, &self.direct_map(), range, altmap)
+    }
+
+    /// Pages of RAM the vmemmap's tables occupy: what boot took plus what hotplug took
+    /// from the buddy (two 2 KiB s390x page tables to a page), not the tables' byte sum.
+    pub fn table_pages(&self) -> u64 {
+        self.boot_table_pages + self.tables.pages()
     }
 
     /// The sparse model (sections, the vmemmap walker and its counters).

@@ -613,3 +613,74 @@ pub fn teardown_check_finds_what_a_remove_left<F: PageTableFormat>(
     assert_eq!(check(&world.sparse, &world.mem, high, None), Ok(()));
     shared
 }
+
+/// Page tables through [`crate::mm::table_frames::Packed`], as the live kernel takes them:
+/// populates `sections` sections from RAM, checks that the pages held for tables are
+/// exactly the half-page tables two to a page plus the larger tables' own pages (and that
+/// the simulated RAM agrees), then removes everything and checks every page came back.
+/// Returns `(half-page tables, pages they occupy)` at the peak.
+pub fn packed_page_tables<F: PageTableFormat>(
+    arch: &'static MmArch,
+    features: Features,
+    sections: u64,
+) -> (u64, u64) {
+    use crate::mm::table_frames::{Packed, TableFrames};
+    use std::rc::Rc;
+    let mut world = World::<F>::new(arch, features);
+    let start_bytes = world.mem.outstanding_bytes();
+    let stats0 = world.stats();
+    let mut tables = TableFrames::new();
+    let log = Rc::new(core::cell::RefCell::new(Vec::new()));
+    let range = world.sections(0, sections);
+    let mut packed = Packed {
+        inner: Recorder {
+            mem: &mut world.mem,
+            log: log.clone(),
+        },
+        tables: &mut tables,
+    };
+    world
+        .sparse
+        .add(&mut packed, range.clone(), None)
+        .expect("add");
+    let stats = world.stats();
+    let (mut half, mut whole_pages) = (0, 0);
+    for (level, geometry) in F::LEVELS.iter().enumerate() {
+        let new = stats.tables[level] - stats0.tables[level];
+        if geometry.table_bytes == PAGE_SIZE / 2 {
+            half += new;
+        } else {
+            whole_pages += new * geometry.table_bytes.div_ceil(PAGE_SIZE);
+        }
+    }
+    let pages = tables.pages();
+    assert_eq!(
+        pages,
+        half.div_ceil(2) + whole_pages,
+        "{half} half-page tables"
+    );
+    assert_eq!(tables.half_free() as u64, half % 2);
+    assert_eq!(
+        world.mem.outstanding_bytes() - start_bytes,
+        pages * PAGE_SIZE + stats.ram_leaf_bytes,
+        "the RAM really taken"
+    );
+    let mut packed = Packed {
+        inner: Recorder {
+            mem: &mut world.mem,
+            log,
+        },
+        tables: &mut tables,
+    };
+    world
+        .sparse
+        .remove(&mut packed, range, None)
+        .expect("remove");
+    assert_eq!((tables.pages(), tables.half_free()), (0, 0));
+    assert_eq!(
+        world.mem.outstanding_bytes(),
+        start_bytes,
+        "every page back"
+    );
+    (half, pages - whole_pages)
+}
