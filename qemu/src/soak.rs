@@ -1008,6 +1008,26 @@ impl Soak {
     }
 
     /// Polls both views until they agree (they may lag each other by a QMP round trip).
+    /// Waits until the virtio-mem driver holds no unit: a memory block whose last
+    /// sub-block went offline is removed on the driver's next poll, after the records the
+    /// remove waited for.
+    fn wait_units_gone(&mut self) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let kernel = self.kernel_view()?;
+            let left: usize = kernel.vmem.iter().map(|v| v.units.len()).sum();
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(drift(format!(
+                    "virtio-mem still holds {left} units after shrinking to 0"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn check_views(&mut self, what: &str) -> Result<(KernelView, QemuView)> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
@@ -1143,6 +1163,7 @@ impl Soak {
         for (_, mem, _) in &ids {
             self.object_del(mem)?;
         }
+        self.wait_units_gone()?;
         self.check_views("after the remove")?;
         self.check_ost()?;
         Ok(detail)

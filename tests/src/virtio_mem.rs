@@ -60,6 +60,8 @@ pub struct View {
     pub ranges: Vec<(u64, u64)>,
     /// The driver's units.
     pub units: Vec<(u64, u64)>,
+    /// Units with nothing plugged (the driver removes them on its next poll).
+    pub empty_units: usize,
     /// The unit size (`unit=`) and mode (`mode=`).
     pub unit: u64,
     pub mode: String,
@@ -81,18 +83,29 @@ pub fn view(m: &mut Machine, dev: u32) -> Result<View> {
         }
     }
     let unit_head = format!("virtio-mem.unit dev={dev} ");
-    let units = text
+    let unit_lines: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with(&unit_head))
+        .collect();
+    let units = unit_lines
+        .iter()
         .map(|l| range(&fields(l), "range"))
         .collect::<Result<Vec<_>>>()?;
+    let empty_units = unit_lines
+        .iter()
+        .map(|l| number(&fields(l), "plugged"))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|&p| p == 0)
+        .count();
     Ok(View {
         plugged: number(&d, "plugged")?,
         driver: number(&d, "kernel")?,
         online,
         ranges,
         units,
+        empty_units,
         unit: number(&d, "unit")?,
         mode: d.get("mode").copied().unwrap_or("?").to_string(),
     })
@@ -117,7 +130,8 @@ pub fn resize_checked(
     let deadline = Instant::now() + SETTLE;
     let v = loop {
         let v = view(m, dev)?;
-        if (v.plugged, v.driver, v.online) == (target, target, target) {
+        // Settled: the sizes agree and no emptied block is still waiting for removal.
+        if (v.plugged, v.driver, v.online) == (target, target, target) && v.empty_units == 0 {
             break v;
         }
         ensure!(
