@@ -18,6 +18,7 @@ pub mod machine;
 pub mod profile;
 pub mod qmp;
 pub mod soak;
+pub mod toolchain;
 
 pub use accel::{Accel, AccelChoice};
 pub use arch::Arch;
