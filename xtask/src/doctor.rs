@@ -3,8 +3,9 @@
 //! missing.
 
 use anyhow::{Result, bail};
-use qemu::Arch;
 use qemu::accel::kvm_status;
+use qemu::arch::BootKind;
+use qemu::{Arch, BootImage};
 
 use crate::setup::{self, install_commands};
 use crate::toolchain;
@@ -92,7 +93,7 @@ fn toolchain_items(items: &mut Vec<Item>) {
 
 fn other_items(items: &mut Vec<Item>) {
     for arch in Arch::ALL.into_iter().filter(|a| a.is_host_arch()) {
-        let status = kvm_status(arch);
+        let status = kvm_status(arch, built_image(arch).as_ref());
         let what = format!("KVM for {arch}: {status} (TCG is used otherwise)");
         items.push(Item {
             status: Status::Info,
@@ -128,4 +129,22 @@ fn other_items(items: &mut Vec<Item>) {
             fix: None,
         });
     }
+}
+
+/// The debug image of `arch` as the last build left it, for the KVM probe (doctor builds
+/// nothing).
+fn built_image(arch: Arch) -> Option<BootImage> {
+    let target = qemu::cargo::target_dir();
+    let kernel = arch.kernel_path(&target, false);
+    let esp = match arch.boot_kind() {
+        BootKind::Uefi(_) => Some(target.join("esp").join(arch.name())),
+        BootKind::DirectKernel => None,
+    };
+    let complete = kernel.is_file() && esp.as_ref().is_none_or(|e| e.join("boot/kernel").is_file());
+    complete.then_some(BootImage {
+        arch,
+        kernel,
+        esp,
+        loader: None,
+    })
 }
