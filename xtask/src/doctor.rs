@@ -66,9 +66,7 @@ fn host_items(items: &mut Vec<Item>) {
 }
 
 fn toolchain_items(items: &mut Vec<Item>) {
-    let host = std::process::Command::from(qemu::cargo::tool_command("rustc"))
-        .arg("-V")
-        .output();
+    let host = qemu::cargo::tool_command("rustc").arg("-V").output();
     let what = match host {
         Ok(out) if out.status.success() => format!(
             "host crates (xtask, qemu, tests, host tests) build with {}",
