@@ -221,6 +221,9 @@ fn forward_stderr(child: &mut Child, seen: &Arc<Mutex<Stderr>>) -> JoinHandle<()
 /// Ends QEMU cleanly (QMP `quit`, so it gives the terminal back as it found it), killing
 /// it when that does not work within a few seconds.
 fn quit(child: &mut Child, qmp: Option<&Path>) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
     if let Some(mut q) = qmp.and_then(|p| qemu::Qmp::connect(p, Duration::from_secs(2)).ok()) {
         let _ = q.execute("quit", serde_json::json!({}));
     }
