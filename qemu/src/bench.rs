@@ -18,7 +18,7 @@ const PROMPT: &str = "hotmem> ";
 /// benchmark once; returns the benchmark document (see [`validate`] for its schema).
 pub fn collect(image: BootImage, quick: bool, boot_runs: usize) -> Result<Value> {
     let arch = image.arch;
-    let accel = accel::resolve(AccelChoice::Auto, arch)?;
+    let accel = accel::resolve(AccelChoice::Auto, &image)?;
     let (mut start_ms, mut entry_ms) = (Vec::new(), Vec::new());
     for _ in 0..boot_runs {
         let mut opts = RunOptions::new(image.clone());
@@ -217,7 +217,7 @@ pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Val
         .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
         .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"));
     let mut opts = RunOptions::new(image);
-    opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = Duration::from_secs(1200);
     opts.qmp = Some(crate::machine::temp_qmp_path(&format!(
         "bench-{}",

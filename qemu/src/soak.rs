@@ -812,7 +812,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     let arch = image.arch;
     let started = Instant::now();
     let mut run_opts = RunOptions::new(image);
-    run_opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    run_opts.accel = accel::resolve(AccelChoice::Auto, &run_opts.image)?;
     run_opts.timeout = Duration::from_secs(600 + 120 * u64::from(opts.cycles));
     run_opts.qmp = Some(crate::machine::temp_qmp_path(&format!("soak-{arch}")));
     run_opts.console_log = opts.console_log.clone();

@@ -72,7 +72,7 @@ pub fn image(arch: Arch) -> Result<BootImage> {
 pub fn boot(profile: &Profile, append: &str, timeout: Duration) -> Result<Machine> {
     let mut opts = RunOptions::new(image(profile.arch)?);
     opts.append = Some(append.to_string()).filter(|a| !a.is_empty());
-    opts.accel = accel::resolve(AccelChoice::Auto, profile.arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = timeout;
     opts.qmp = Some(qemu::machine::temp_qmp_path(profile.arch.name()));
     Machine::spawn(profile, &opts)

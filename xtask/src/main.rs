@@ -148,6 +148,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Cmd) -> Result<()> {
     match command {
         Cmd::Build { arch, release } => {
+            toolchain::ensure()?;
             let image = qemu::build(arch, release)?;
             println!("{}", image.kernel.display());
             if let Some(esp) = image.esp {
@@ -216,6 +217,7 @@ fn dispatch(command: Cmd) -> Result<()> {
 
 /// `image`: build, lay out the ESP, and try the ISO when Limine is the loader.
 fn image(arch: Arch, release: bool, limine: Option<PathBuf>) -> Result<()> {
+    toolchain::ensure()?;
     let image = qemu::build_with(arch, release, limine.as_deref())?;
     println!("kernel: {}", image.kernel.display());
     if let (Some(esp), Some(loader)) = (&image.esp, &image.loader) {
