@@ -14,6 +14,7 @@ pub mod console;
 pub mod esp;
 pub mod host;
 pub mod hotplug;
+pub mod image;
 pub mod machine;
 pub mod profile;
 pub mod qmp;

@@ -8,7 +8,6 @@ use kernel::firmware::acpi::{self, PhysWindow};
 use kernel::firmware::fdt;
 
 use crate::power::Conduit;
-use crate::requests::Handover;
 
 /// QEMU `virt`'s PL011 (hw/arm/virt.c `base_memmap[VIRT_UART]`), used only when
 /// firmware names no console UART.
@@ -27,16 +26,16 @@ pub struct Platform {
     pub conduit: Conduit,
 }
 
-/// Reads the ACPI tables or the DTB through the loader's HHDM.
-pub fn discover(h: &Handover) -> Platform {
-    let window = PhysWindow::direct_map(h.hhdm as usize);
+/// Reads the ACPI tables (RSDP at `rsdp`) or the DTB (at `dtb`) through `window` (the
+/// loader's HHDM, or the direct entry's identity map).
+pub fn discover(rsdp: Option<u64>, dtb: Option<u64>, window: PhysWindow) -> Platform {
     let mut p = Platform {
         firmware: Firmware::None,
         uart: DEFAULT_PL011,
         uart_source: "default",
         conduit: Conduit::Hvc,
     };
-    if let Some(rsdp) = h.rsdp {
+    if let Some(rsdp) = rsdp {
         p.firmware = Firmware::Acpi { rsdp };
         if let Ok(info) = acpi::parse(rsdp, window) {
             if let Some(u) = info.uart.filter(|u| u.kind == "pl011" && !u.io) {
@@ -46,7 +45,7 @@ pub fn discover(h: &Handover) -> Platform {
                 p.conduit = Conduit::Smc;
             }
         }
-    } else if let Some(dtb) = h.dtb {
+    } else if let Some(dtb) = dtb {
         p.firmware = Firmware::Fdt { dtb };
         if let Ok(info) = fdt::bytes(dtb, window).and_then(fdt::parse) {
             if let Some(base) = info.pl011 {
