@@ -252,7 +252,12 @@ pub fn validate(doc: &Value) -> Result<()> {
 /// each size added and removed `runs` times. A source that fails is reported in the
 /// document (`error`) instead of stopping the benchmark. The machine boots by `boot`
 /// (aarch64 pc-dimm needs firmware's GED, so Limine there).
-pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize, boot: BootPath) -> Result<Value> {
+pub fn hotplug_latency(
+    image: BootImage,
+    quick: bool,
+    runs: usize,
+    boot: BootPath,
+) -> Result<Value> {
     let arch = image.arch;
     let sizes: &[u64] = if quick {
         &[128 * MIB, GIB]

@@ -45,14 +45,26 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>> {
         if u32_at(elf, ph)? != 1 {
             continue;
         }
-        let (offset, vaddr, filesz) = (u64_at(elf, ph + 8)?, u64_at(elf, ph + 16)?, u64_at(elf, ph + 32)?);
+        let (offset, vaddr, filesz) = (
+            u64_at(elf, ph + 8)?,
+            u64_at(elf, ph + 16)?,
+            u64_at(elf, ph + 32)?,
+        );
         if filesz > 0 {
             loads.push((vaddr, offset, filesz));
         }
     }
-    let base = loads.iter().map(|l| l.0).min().context("no loadable segment")?;
+    let base = loads
+        .iter()
+        .map(|l| l.0)
+        .min()
+        .context("no loadable segment")?;
     let end = loads.iter().map(|l| l.0 + l.2).max().unwrap_or(base);
-    ensure!(end - base <= MAX_IMAGE, "segments span {:#x} bytes", end - base);
+    ensure!(
+        end - base <= MAX_IMAGE,
+        "segments span {:#x} bytes",
+        end - base
+    );
     let mut image = vec![0u8; (end - base) as usize];
     for (vaddr, offset, filesz) in loads {
         let src = elf

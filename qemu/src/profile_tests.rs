@@ -84,7 +84,10 @@ fn direct_x86_64_boot_takes_the_elf_with_kernel_and_append() {
     opts.append = Some("loglevel=info".into());
     let profile = Profile::new(Arch::X86_64).with_boot(BootPath::Direct);
     let line = render(&command(&profile, &opts).unwrap());
-    assert!(line.contains("-kernel /k/kernel -append loglevel=info"), "{line}");
+    assert!(
+        line.contains("-kernel /k/kernel -append loglevel=info"),
+        "{line}"
+    );
     assert!(!line.contains("pflash"), "no firmware: {line}");
     let limine = Profile::new(Arch::S390x).with_boot(BootPath::Limine);
     let err = command(&limine, &RunOptions::new(s390x_image())).unwrap_err();

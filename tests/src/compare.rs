@@ -183,9 +183,16 @@ mod tests {
     fn placement_differences_are_allowed_and_others_are_not() {
         let fw_l = "firmware kind=acpi rsdp=0x1f77d014 rev=2 tables=7\nfirmware.srat start=0x0\n";
         let fw_d = "firmware kind=acpi rsdp=0xf5250 rev=0 tables=7\nfirmware.srat start=0x0\n";
-        let (l, d) = (v(BootPath::Limine, MEM_L, fw_l), v(BootPath::Direct, MEM_D, fw_d));
+        let (l, d) = (
+            v(BootPath::Limine, MEM_L, fw_l),
+            v(BootPath::Direct, MEM_D, fw_d),
+        );
         agree(&l, &d, 512 << 20, 32 << 20).unwrap();
-        let other = v(BootPath::Direct, MEM_D, &fw_d.replace("tables=7", "tables=6"));
+        let other = v(
+            BootPath::Direct,
+            MEM_D,
+            &fw_d.replace("tables=7", "tables=6"),
+        );
         assert!(agree(&l, &other, 512 << 20, 32 << 20).is_err());
         let moved = v(
             BootPath::Direct,

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use qemu::profile::MIB;
 use qemu::arch::BootPath;
+use qemu::profile::MIB;
 use qemu::{Arch, Machine, Outcome, Profile};
 use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
 

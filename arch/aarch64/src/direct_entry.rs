@@ -22,8 +22,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::asm::barrier;
 #[cfg(target_os = "none")]
 use aarch64_cpu::registers::{
-    ID_AA64MMFR0_EL1, MAIR_EL1, ReadWriteable, Readable, SCTLR_EL1, TCR_EL1, TTBR0_EL1,
-    TTBR1_EL1, Writeable,
+    ID_AA64MMFR0_EL1, MAIR_EL1, ReadWriteable, Readable, SCTLR_EL1, TCR_EL1, TTBR0_EL1, TTBR1_EL1,
+    Writeable,
 };
 
 /// The Image header's `flags`: little-endian, 4 KiB pages, placeable anywhere in RAM.

@@ -24,11 +24,7 @@ pub enum DtbMemoryError {
 /// [`MemKind::Kernel`]), the DTB at `dtb` (as [`MemKind::LoaderReclaimable`]: RAM the
 /// allocator leaves alone and the HHDM maps) and the tree's reservations (as
 /// [`MemKind::Reserved`]).
-pub fn memory_map(
-    blob: &[u8],
-    dtb: u64,
-    kernel: (u64, u64),
-) -> Result<MemoryMap, DtbMemoryError> {
+pub fn memory_map(blob: &[u8], dtb: u64, kernel: (u64, u64)) -> Result<MemoryMap, DtbMemoryError> {
     let info = kfdt::parse(blob).map_err(|_| DtbMemoryError::Malformed)?;
     let tree = Fdt::new(blob).map_err(|_| DtbMemoryError::Malformed)?;
     let mut holes = [(0u64, 0u64, MemKind::Reserved); MAX_HOLES];
@@ -43,7 +39,11 @@ pub fn memory_map(
     hole(dtb, dtb + info.size as u64, MemKind::LoaderReclaimable);
     for r in tree.memory_reservations() {
         let start = r.address() as u64;
-        hole(start, start.saturating_add(r.size() as u64), MemKind::Reserved);
+        hole(
+            start,
+            start.saturating_add(r.size() as u64),
+            MemKind::Reserved,
+        );
     }
     let reserved = tree.find_node("/reserved-memory");
     for child in reserved.into_iter().flat_map(|n| n.children()) {
@@ -112,7 +112,8 @@ mod tests {
 
     /// `-M virt,acpi=off -m 1G` as QEMU 10.0 generates it (shared with the kernel's FDT
     /// tests).
-    const QEMU_VIRT: &[u8] = include_bytes!("../../../kernel/src/firmware/fixtures/qemu-virt-acpi-off.dtb");
+    const QEMU_VIRT: &[u8] =
+        include_bytes!("../../../kernel/src/firmware/fixtures/qemu-virt-acpi-off.dtb");
 
     fn regions(map: &MemoryMap) -> Vec<(u64, u64, MemKind)> {
         map.regions()

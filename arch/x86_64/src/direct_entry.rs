@@ -23,7 +23,7 @@ pub const KERNEL_VIRT: u64 = 0xffff_ffff_8000_0000;
 pub const KERNEL_PHYS: u64 = 0x20_0000;
 /// `physical - virtual` of every image address, as the wrapping offset the assembler
 /// adds to a symbol.
-const TO_PHYS: u64 = KERNEL_PHYS.wrapping_sub(KERNEL_VIRT);
+pub const TO_PHYS: u64 = KERNEL_PHYS.wrapping_sub(KERNEL_VIRT);
 /// `XEN_ELFNOTE_PHYS32_ENTRY` (Xen's `public/elfnote.h`).
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
