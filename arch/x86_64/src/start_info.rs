@@ -297,7 +297,7 @@ mod tests {
             StartInfoError::NoMemoryMap
         );
         let far = StartInfo {
-            memmap_paddr: 0xffff0,
+            memmap_paddr: 0x10_0000 - MEMMAP_ENTRY_BYTES as u64,
             ..v0
         };
         let far = StartInfo {
@@ -307,7 +307,8 @@ mod tests {
         };
         assert_eq!(
             far.memory_map((0, 0), &mut mem.reader()).unwrap_err(),
-            StartInfoError::MemoryMapUnreadable(0xffff0 + 24)
+            StartInfoError::MemoryMapUnreadable(0x10_0000),
+            "the first entry is the last readable one"
         );
     }
 
