@@ -691,6 +691,17 @@ pub struct Options {
     pub boot: Option<BootPath>,
 }
 
+/// Fails in one line when the soak's devices do not exist on `boot`.
+pub fn check_boot(arch: Arch, boot: BootPath) -> Result<()> {
+    arch.ensure_boot(boot)?;
+    if arch == Arch::Aarch64 && boot == BootPath::Direct {
+        bail!(
+            "aarch64 pc-dimm hotplug needs the ACPI GED, which QEMU only creates with firmware: soak with --boot limine"
+        );
+    }
+    Ok(())
+}
+
 /// The soak's boot path unless told: direct where every device of the soak works without
 /// firmware (x86_64: PVH, ACPI from QEMU through SeaBIOS; s390x: IPL), Limine on aarch64,
 /// whose pc-dimm hotplug needs the ACPI GED that QEMU only creates with firmware.
@@ -834,11 +845,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     run_opts.extra_args = opts.qemu_args.clone();
     run_opts.echo = run_opts.echo || opts.echo;
     let boot = opts.boot.unwrap_or_else(|| default_boot(arch));
-    if arch == Arch::Aarch64 && boot == BootPath::Direct {
-        bail!(
-            "aarch64 pc-dimm hotplug needs the ACPI GED, which QEMU only creates with firmware: soak with --boot limine"
-        );
-    }
+    check_boot(arch, boot)?;
     let profile = Profile::new(arch).with_hotplug().with_boot(boot);
     let mut m = Machine::spawn(&profile, &run_opts)?;
     m.expect("boot: ready", Duration::from_secs(300))?;

@@ -46,6 +46,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let boot = args.boot.unwrap_or_else(|| soak::default_boot(args.arch));
+    soak::check_boot(args.arch, boot)?;
     crate::setup::ensure(&[args.arch])?;
     let release = !args.debug;
     let image = private_esp(qemu::build(args.arch, release)?)?;
@@ -53,8 +55,6 @@ pub fn run(args: Args) -> Result<()> {
     let dir = qemu::cargo::target_dir().join("soak");
     std::fs::create_dir_all(&dir)?;
     let log = dir.join(format!("{}.console.log", args.arch));
-    let boot = args.boot.unwrap_or_else(|| soak::default_boot(args.arch));
-    args.arch.ensure_boot(boot)?;
     println!(
         "soak: arch={} boot={boot} cycles={} seed={seed} kernel={} (replay with --seed {seed}{}) console log {}",
         args.arch,
