@@ -118,6 +118,33 @@ fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
     Ok(())
 }
 
+/// Entered at EL2 (`virtualization=on`, as QEMU starts a Linux image when EL2 exists):
+/// the direct entry drops to EL1 and the kernel runs as after an EL1 entry, PSCI through
+/// the conduit the DTB names (SMC there).
+#[test]
+fn direct_entry_at_el2_drops_to_el1() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut p = Profile::new(ARCH).with_boot(BootPath::Direct);
+    p.machine.push_str(",virtualization=on");
+    let mut m = boot_to_prompt(&p, "", MACHINE_TIMEOUT)?;
+    let console = m.console();
+    let direct = fields(line(&console, "direct: ")?);
+    ensure!(direct.get("entry.el") == Some(&"2"), "{console}");
+    let platform = fields(line(&console, "platform: ")?);
+    ensure!(
+        platform.get("el") == Some(&"1") && platform.get("psci") == Some(&"smc"),
+        "{console}"
+    );
+    let cpu = shell(&mut m, "cpu")?;
+    ensure!(
+        fields(line(&cpu, "cpu.el ")?).get("current_el") == Some(&"EL1"),
+        "{cpu}"
+    );
+    power_off(m)
+}
+
 #[test]
 fn a_data_abort_is_caught_by_the_vectors_and_fails_with_status_2() -> Result<()> {
     if skip() {
