@@ -14,6 +14,7 @@ pub mod console;
 pub mod esp;
 pub mod host;
 pub mod hotplug;
+pub mod image;
 pub mod kvm;
 pub mod kvm_cache;
 pub mod limine_conf;

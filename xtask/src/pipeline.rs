@@ -1,13 +1,14 @@
 //! `cargo xtask test`: prerequisites (the pinned kernel toolchain, QEMU and firmware: what
 //! `doctor` checks, installed or named with its fix), host tests, kernel builds, then the
-//! QEMU tests with the kernels handed over in `HOTMEM_KERNEL_<ARCH>`. Every stage is timed;
-//! any failure fails the whole command.
+//! QEMU tests with the kernels handed over in `HOTMEM_KERNEL_<ARCH>` (and `--boot` in
+//! `HOTMEM_BOOT`). Every stage is timed; any failure fails the whole command.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use qemu::arch::BootPath;
 use qemu::{Arch, cmdline};
 
 /// One stage's result for the summary (`None`: skipped).
@@ -17,7 +18,7 @@ struct Stage {
     result: Option<Result<()>>,
 }
 
-pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
+pub fn run(arch: Option<Arch>, release: bool, boot: Option<BootPath>) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => {
@@ -98,6 +99,10 @@ pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
             .collect();
         let built: Vec<&str> = kernels.iter().map(|(a, _)| a.name()).collect();
         env.push(("HOTMEM_ARCHES".into(), built.join(",")));
+        if let Some(boot) = boot {
+            // Read by `tests::default_boot`: every test that does not pin its path.
+            env.push(("HOTMEM_BOOT".into(), boot.name().into()));
+        }
         if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
             // Failed tests return anyhow errors; their message is the useful part.
             env.push(("RUST_LIB_BACKTRACE".into(), "0".into()));

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use qemu::accel::{self, Accel, AccelChoice};
+use qemu::arch::BootPath;
 use qemu::console::{parse_sentinel, strip};
 use qemu::kvm::{self, Progress};
 use qemu::{Arch, ConsoleMode, Profile, RunOptions, cmdline, profile};
@@ -25,6 +26,8 @@ pub struct Interactive {
     pub arch: Arch,
     pub limine: Option<PathBuf>,
     pub fdt: bool,
+    /// `None`: the arch's default ([`Arch::default_boot`]: Limine on x86_64 and aarch64).
+    pub boot: Option<BootPath>,
     pub hotplug: bool,
     pub accel: AccelChoice,
     pub append: Option<String>,
@@ -35,10 +38,14 @@ pub struct Interactive {
 
 /// Runs the machine and ends this process with the kernel's exit status.
 pub fn run(args: Interactive) -> Result<()> {
+    let boot = args.boot.unwrap_or_else(|| args.arch.default_boot());
+    args.arch.ensure_boot(boot)?;
     crate::setup::ensure(&[args.arch])?;
     let image = qemu::build_with(args.arch, args.release, args.limine.as_deref())?;
-    if let Some(loader) = &image.loader {
-        println!("{}", loader.describe());
+    match (boot, &image.loader) {
+        (BootPath::Limine, Some(loader)) => println!("{}", loader.describe()),
+        (BootPath::Direct, _) => println!("boot: direct (QEMU -kernel, no firmware)"),
+        (BootPath::Limine, None) => {}
     }
     let accel = match args.gdb {
         true => Accel::Tcg, // breakpoints are dead under KVM (prior-art §8.7)
@@ -54,7 +61,7 @@ pub fn run(args: Interactive) -> Result<()> {
     opts.gdb = args.gdb;
     opts.extra_args = args.qemu_args;
     opts.console_log = Some(console_log(args.arch));
-    let mut profile = Profile::new(args.arch);
+    let mut profile = Profile::new(args.arch).with_boot(boot);
     if args.fdt {
         if args.arch != Arch::Aarch64 {
             anyhow::bail!("--fdt is for aarch64 (x86_64 boots with ACPI, s390x with SCLP)");

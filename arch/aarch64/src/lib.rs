@@ -1,4 +1,5 @@
-//! The aarch64 port: Limine-protocol entry (EL1, or EL2 with VHE), exception vectors,
+//! The aarch64 port: Limine-protocol entry (EL1, or EL2 with VHE) and direct entry as an
+//! arm64 `Image` (QEMU `-kernel`, DTB in x0, EL1 or EL2), exception vectors,
 //! the PL011 console found through ACPI SPCR or the device tree, the generic timer as
 //! clock, the `cpu` report, the kernel's own TTBR1 tables (HHDM + W^X image) and the
 //! semihosting / PSCI exit, and the hotplug sources (GED + memory-hotplug controller with
@@ -11,6 +12,8 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+pub mod direct_entry;
+pub mod dtb_memory;
 pub mod paging;
 pub mod power;
 
@@ -18,6 +21,8 @@ pub mod power;
 mod boot;
 #[cfg(target_os = "none")]
 mod cpu;
+#[cfg(target_os = "none")]
+mod direct;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]

@@ -212,3 +212,13 @@ fn convert(entries: &[&Entry]) -> MemoryMap {
 pub fn hhdm_maps(typ: u64) -> bool {
     !matches!(typ, memmap::MEMMAP_RESERVED | memmap::MEMMAP_BAD_MEMORY)
 }
+
+impl Handover {
+    /// The physical ranges the kernel's HHDM maps (see [`hhdm_maps`]).
+    pub fn hhdm_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| hhdm_maps(e.type_))
+            .map(|e| (e.base, e.base + e.length))
+    }
+}

@@ -1,5 +1,5 @@
-//! The x86_64 port: Limine-protocol entry, GDT/TSS/IDT, the COM1 console, TSC clock,
-//! CPU feature report, the kernel's own page tables (HHDM + W^X image), the
+//! The x86_64 port: Limine-protocol entry and PVH direct entry (QEMU `-kernel`),
+//! GDT/TSS/IDT, the COM1 console, TSC clock, CPU feature report, the kernel's own page tables (HHDM + W^X image), the
 //! isa-debug-exit stop, and the hotplug sources (ACPI memory-hotplug controller and
 //! NVDIMM FIT behind the SCI).
 //!
@@ -11,7 +11,9 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+pub mod direct_entry;
 pub mod paging;
+pub mod start_info;
 
 #[cfg(target_os = "none")]
 mod apic;
@@ -19,6 +21,8 @@ mod apic;
 mod boot;
 #[cfg(target_os = "none")]
 mod cpu;
+#[cfg(target_os = "none")]
+mod direct;
 #[cfg(target_os = "none")]
 mod gdt;
 #[cfg(target_os = "none")]
