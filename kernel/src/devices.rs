@@ -32,7 +32,8 @@ pub fn discover<A: Arch>(boot: &BootInfo) -> RegionSet {
         nfit: nfit.as_ref(),
         window: boot.hotplug,
     };
-    let set = region::discover(*A::mm_config().arch, &boot.memory, &sources);
+    let mm = <A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM;
+    let set = region::discover(*mm, &boot.memory, &sources);
     for record in set.records() {
         kprintln!("{record}");
     }

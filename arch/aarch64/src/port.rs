@@ -8,7 +8,6 @@ use alloc::vec::Vec;
 
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
-use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::pgtable::Features;
 use kernel::probe::{Access, ProbeFault};
@@ -86,7 +85,6 @@ impl Arch for Aarch64 {
         // SAFETY: reading TTBR1_EL1 has no side effects.
         unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr1, options(nomem, nostack)) };
         LiveConfig {
-            arch: &MmArch::AARCH64,
             features: Features::NO_EXECUTE,
             // BADDR: bits 47:1 (the ASID and CnP bits are not part of the address).
             root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),
