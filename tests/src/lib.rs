@@ -8,6 +8,7 @@
 pub mod hostile;
 pub mod hotplug;
 pub mod regions;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
