@@ -52,10 +52,9 @@ use kernel::mm::altmap::VmemAltmap;
 use kernel::mm::arch::MmArch;
 use kernel::mm::error::{AllocKind, MmError};
 use kernel::mm::pgtable::Features;
-use kernel::mm::vmemmap::VmemmapArch;
 use kernel::mm::sim::{Snapshot, World};
+use kernel::mm::vmemmap::VmemmapArch;
 use libfuzzer_sys::fuzz_target;
-
 
 const NX: Features = Features::NO_EXECUTE;
 const X86_FEATURES: [Features; 4] = [

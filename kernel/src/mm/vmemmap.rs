@@ -33,7 +33,6 @@ mod helpers;
 mod leaves;
 pub mod trace;
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
@@ -42,7 +41,7 @@ pub use call::{Populate, conflict};
 pub use free::Remove;
 pub use helpers::HugePmd;
 pub use leaves::PageBits;
-pub use trace::{Trace, TraceEvent};
+pub use trace::{Trace, TraceEvent, Tracer};
 
 use super::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use super::altmap::{Hazard, VmemAltmap};
@@ -173,7 +172,7 @@ pub struct Vmemmap<F: VmemmapArch> {
     tally: Tally,
     hazards: Vec<Hazard>,
     faults: FaultInjector,
-    tracer: Option<Box<dyn FnMut(&TraceEvent)>>,
+    tracer: Option<Tracer>,
     format: PhantomData<F>,
 }
 
@@ -272,7 +271,7 @@ impl<F: VmemmapArch> Vmemmap<F> {
     }
 
     /// Installs (or with `None` removes) the tracer that receives every trace event.
-    pub fn set_tracer(&mut self, tracer: Option<Box<dyn FnMut(&TraceEvent)>>) {
+    pub fn set_tracer(&mut self, tracer: Option<Tracer>) {
         self.tracer = tracer;
     }
 

@@ -8,7 +8,7 @@ use alloc::boxed::Box;
 use crate::firmware::cmdline;
 use crate::mm::live::LiveMm;
 use crate::mm::semantics::Semantics;
-use crate::mm::vmemmap::{TraceEvent, VmemmapArch};
+use crate::mm::vmemmap::{TraceEvent, Tracer, VmemmapArch};
 use crate::{Arch, Kernel, kprintln};
 
 /// Applies `mm.semantics=` and `vmemmap.trace=` from the command line; a bad value is
@@ -77,7 +77,7 @@ fn set_semantics<F: VmemmapArch>(mm: &mut LiveMm<F>, semantics: Semantics, sourc
 }
 
 fn set_trace<F: VmemmapArch>(mm: &mut LiveMm<F>, on: bool, source: &str) {
-    let tracer: Option<Box<dyn FnMut(&TraceEvent)>> = if on {
+    let tracer: Option<Tracer> = if on {
         Some(Box::new(|event: &TraceEvent| kprintln!("{event}")))
     } else {
         None

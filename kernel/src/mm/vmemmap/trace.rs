@@ -187,6 +187,9 @@ fn write_altmap(f: &mut fmt::Formatter<'_>, altmap: &Option<AltmapFigures>) -> f
     }
 }
 
+/// The installed tracer: receives every event of every call while installed.
+pub type Tracer = alloc::boxed::Box<dyn FnMut(&TraceEvent)>;
+
 /// Receives trace events; `ON` is checked at compile time before an event is built.
 pub trait Trace {
     /// Whether events are wanted at all.
