@@ -9,6 +9,7 @@ pub mod compare;
 pub mod hostile;
 pub mod hotplug;
 pub mod regions;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

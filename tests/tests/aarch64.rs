@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use qemu::arch::BootPath;
-use qemu::profile::MIB;
-use qemu::{Arch, Machine, Outcome, Profile};
+use qemu::profile::{GIB, MIB};
+use qemu::{Arch, Machine, Memory, Outcome, Profile};
 use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::Aarch64;
@@ -315,6 +315,34 @@ fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()
         tests::regions::with_nvdimms(tests::limine_profile(ARCH), "arm", &[256 * MIB, 512 * MIB])?;
     let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
     tests::regions::check_nvdimm_regions(&mut m, 2)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
+
+/// `vmemmap.trace=on` with an NVDIMM placed at 64 GiB (its memmap starts 1 GiB into the
+/// vmemmap, past the L2 table the boot RAM uses): the trace of its populate lists one
+/// 2 MiB L2 block (level 2) per section from the altmap and the new L2 table from RAM.
+#[test]
+fn trace_of_an_nvdimm_region_lists_l2_blocks_from_the_altmap_and_tables_from_ram() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(GIB).with_slots(2).with_maxmem(80 * GIB);
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let placed = [(256 * MIB, Some(64 * GIB))];
+    let profile = tests::regions::with_nvdimms_at(profile, "arm-trace", &placed)?;
+    let mut m = boot_to_prompt(&profile, "vmemmap.trace=on", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 1)?;
+    let console = m.console();
+    let add = console
+        .lines()
+        .map(fields)
+        .find(|f| f.get("source") == Some(&"nfit"))
+        .with_context(|| format!("no NFIT region:\n{console}"))?;
+    ensure!(number(&add, "start")? == 64 * GIB, "{console}");
+    let id = add.get("id").copied().unwrap_or_default().to_string();
+    tests::trace::check_nvdimm_trace(&mut m, &id, 2, 2 * MIB)?;
     m.send_line("poweroff")?;
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)

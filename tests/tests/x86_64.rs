@@ -161,6 +161,34 @@ fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
     Ok(())
 }
 
+/// `vmemmap.trace=on` with an NVDIMM placed at 64 GiB (its memmap starts 1 GiB into the
+/// vmemmap, past the PD the boot RAM uses): the trace of its populate lists one 2 MiB PMD
+/// leaf (level 2) per section from the altmap and the new PD table from RAM.
+#[test]
+fn trace_of_an_nvdimm_region_lists_pmd_leaves_from_the_altmap_and_tables_from_ram() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(512 * MIB).with_slots(2).with_maxmem(80 * GIB);
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let placed = [(256 * MIB, Some(64 * GIB))];
+    let profile = tests::regions::with_nvdimms_at(profile, "x86-trace", &placed)?;
+    let mut m = boot_to_prompt(&profile, "vmemmap.trace=on", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 1)?;
+    let console = m.console();
+    let add = console
+        .lines()
+        .map(fields)
+        .find(|f| f.get("source") == Some(&"nfit"))
+        .ok_or_else(|| anyhow::anyhow!("no NFIT region:\n{console}"))?;
+    ensure!(number(&add, "start")? == 64 * GIB, "{console}");
+    let id = add.get("id").copied().unwrap_or_default().to_string();
+    tests::trace::check_nvdimm_trace(&mut m, &id, 2, 2 * MIB)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
+
 /// `memmap=` on x86_64: one good range, one too small for its memmap, one overlapping it,
 /// one unaligned.
 #[test]
