@@ -190,6 +190,13 @@ impl<F: PageTableFormat> Vmemmap<F> {
         self.book.users(leaf_va.0).map(PageBits::count)
     }
 
+    /// Whether `populate(start, end, Some(altmap))` takes its leaves from the altmap under
+    /// this arch's policy (x86_64 ignores the altmap for a span under one section's memmap
+    /// and maps it with base pages from RAM, as Linux's `vmemmap_populate` does).
+    pub fn takes_altmap_leaves(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        matches!(self.plan(start, end, true), Ok((_, true)))
+    }
+
     /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window).
     /// Already mapped parts are left alone. On failure nothing has changed.
     pub fn populate<M: PhysMem + FrameSource>(
