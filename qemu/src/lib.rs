@@ -14,6 +14,7 @@ pub mod console;
 pub mod esp;
 pub mod host;
 pub mod hotplug;
+pub mod linux;
 pub mod machine;
 pub mod profile;
 pub mod qmp;

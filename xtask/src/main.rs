@@ -7,6 +7,7 @@ mod apt;
 mod bench;
 mod doctor;
 mod fuzz;
+mod linux;
 mod lint;
 mod pipeline;
 mod qmp_cmd;
@@ -98,6 +99,8 @@ enum Cmd {
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
+    /// Boot a stock Debian Linux in the machine `run` would start; /init prints records.
+    Linux(linux::Args),
     /// Boot times and the in-kernel memmap benchmark per arch: tables, JSON, SVG plots.
     Bench {
         #[arg(long)]
@@ -186,6 +189,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Test { arch, release } => pipeline::run(arch, release),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
+        Cmd::Linux(args) => linux::run(args),
         Cmd::Bench { arch, quick } => bench::run(arch, quick),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
