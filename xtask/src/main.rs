@@ -5,6 +5,8 @@
 
 mod apt;
 mod bench;
+mod compare;
+mod compare_table;
 mod doctor;
 mod fuzz;
 mod linux;
@@ -101,6 +103,9 @@ enum Cmd {
     Doctor,
     /// Boot a stock Debian Linux in the machine `run` would start; /init prints records.
     Linux(linux::Args),
+    /// The same NVDIMM / pc-dimm / virtio-mem scenario on Linux and on our kernel: one
+    /// table of figures; fails on any difference not documented in docs/linux-compare.md.
+    Compare(compare::Args),
     /// Boot times and the in-kernel memmap benchmark per arch: tables, JSON, SVG plots.
     Bench {
         #[arg(long)]
@@ -190,6 +195,7 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
         Cmd::Linux(args) => linux::run(args),
+        Cmd::Compare(args) => compare::run(args),
         Cmd::Bench { arch, quick } => bench::run(arch, quick),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),

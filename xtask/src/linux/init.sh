@@ -109,6 +109,13 @@ fsdax() {
 	fi
 }
 
+vmstat() {
+	grep -E '^nr_memmap(_boot)?_pages ' /proc/vmstat | tr ' ' '=' | tr '\n' ' '
+}
+# The memmap counters before any namespace is converted (the pfn devices' memmap is the
+# difference to the first dump's).
+echo "linux.vmstat.boot $(vmstat)"
+
 if [ -d /sys/bus/nd ]; then
 	settle
 	for rd in $ND/region*; do
@@ -151,7 +158,8 @@ dump() {
 		range=${range% }
 		echo "linux.iomem start=0x${range%-*} end=0x${range#*-} depth=$((${#lead} / 2)) name=$(echo "$name" | tr ' ' '_')"
 	done </proc/iomem
-	echo "linux.vmstat $(grep -E '^nr_memmap(_boot)?_pages ' /proc/vmstat | tr ' ' '=' | tr '\n' ' ')"
+	echo "linux.vmstat $(vmstat)"
+	echo "linux.param memmap_on_memory=$(cat /sys/module/memory_hotplug/parameters/memmap_on_memory 2>/dev/null)"
 	for d in $ND/region* $ND/namespace* $ND/pfn*; do
 		[ -e "$d" ] || continue
 		n=${d##*/}
