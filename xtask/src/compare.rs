@@ -24,6 +24,8 @@ use crate::linux::kit;
 const OUR_BOOT: Duration = Duration::from_secs(180);
 /// How long a hot-add may take to be online on either side.
 const ONLINE: Duration = Duration::from_secs(180);
+/// How long Linux may take to show the first memory block of a hot-added DIMM.
+const APPEAR: Duration = Duration::from_secs(30);
 /// The label area of a `:label` NVDIMM (QEMU's minimum).
 const LABEL: u64 = 128 << 10;
 
@@ -57,6 +59,9 @@ pub fn run(args: Args) -> Result<()> {
     let ours = run_ours(&scenario, image)?;
     let table = compare_table::build(&scenario, &linux, &ours);
     print!("{}", table.render(args.arch, &kit.version));
+    for line in &linux.refusals {
+        println!("linux.refusal {}", line.trim_start_matches("linux.dmesg "));
+    }
     let undocumented = table.undocumented();
     if undocumented > 0 {
         bail!("{undocumented} undocumented difference(s) from Linux (see docs/linux-compare.md)");
@@ -184,9 +189,14 @@ fn run_linux(scenario: &Scenario, kit: &kit::Kit) -> Result<LinuxSide> {
     let nvdimms = nvdimm_devices(&mut qmp, scenario)?;
     let after_nvdimms = guest.dump()?;
     let mut dimms = Vec::new();
+    let mut refusals = Vec::new();
     for (i, &size) in scenario.dimms.iter().enumerate() {
         let dev = add_dimm(&mut qmp, i, size)?;
-        guest.wait_online(dev.addr..dev.addr + dev.size, ONLINE)?;
+        let (_, online) = guest.wait_online(dev.addr..dev.addr + dev.size, APPEAR, ONLINE)?;
+        if !online {
+            refusals.extend(guest.dmesg_lines("hotplug")?);
+            refusals.extend(guest.dmesg_lines("add_memory")?);
+        }
         dimms.push(dev);
     }
     let vmem = scenario
@@ -203,6 +213,7 @@ fn run_linux(scenario: &Scenario, kit: &kit::Kit) -> Result<LinuxSide> {
         nvdimms,
         dimms,
         vmem_plugged: vmem,
+        refusals,
     })
 }
 
@@ -226,12 +237,14 @@ fn run_ours(scenario: &Scenario, image: qemu::BootImage) -> Result<OurSide> {
     let mut dimms = Vec::new();
     for (i, &size) in scenario.dimms.iter().enumerate() {
         let dev = add_dimm(&mut qmp, i, size)?;
-        let online = format!(
-            "hotplug: online range={:#x}-{:#x}",
-            dev.addr,
-            dev.addr + dev.size
-        );
-        m.expect(&online, ONLINE)?;
+        let range = format!("range={:#x}-{:#x}", dev.addr, dev.addr + dev.size);
+        wait_either(
+            &m,
+            &[
+                &format!("hotplug: online {range}"),
+                &format!("hotplug: refuse op=add {range}"),
+            ],
+        )?;
         dimms.push(dev);
     }
     let vmem = scenario
@@ -256,6 +269,19 @@ fn run_ours(scenario: &Scenario, image: qemu::BootImage) -> Result<OurSide> {
 }
 
 const PROMPT: &str = "hotmem> ";
+
+/// Waits until the console shows one of `patterns` (anywhere so far).
+fn wait_either(m: &Machine, patterns: &[&str]) -> Result<()> {
+    let deadline = std::time::Instant::now() + ONLINE;
+    while std::time::Instant::now() < deadline {
+        let console = m.console();
+        if patterns.iter().any(|p| console.contains(p)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("none of {patterns:?} on our console within {ONLINE:?}")
+}
 
 /// Types `line`, waits for its `marker` record and the next prompt; returns the text.
 fn command(m: &mut Machine, line: &str, marker: &str) -> Result<String> {

@@ -60,6 +60,8 @@ pub struct LinuxSide {
     pub nvdimms: Vec<MemoryDevice>,
     pub dimms: Vec<MemoryDevice>,
     pub vmem_plugged: Option<u64>,
+    /// Kernel log lines about DIMMs Linux did not add.
+    pub refusals: Vec<String>,
 }
 
 /// Our run's console, `altmap` and `hotplug` outputs, and QEMU's placements.
@@ -97,6 +99,7 @@ pub struct Table {
 /// Why a figure may differ, by rule (docs/linux-compare.md has the same list).
 pub const MEMMAP_ON_MEMORY: &str = "memmap_on_memory: hotmem hosts a hot-added block's memmap in the block (Linux with memory_hotplug.memmap_on_memory=1); stock Debian keeps it in RAM";
 pub const LABELLED: &str = "namespace labels: Linux sizes a labelled namespace in units of the region's 16 MiB alignment; hotmem has no label support and hosts the whole SPA range";
+pub const BLOCK_ALIGNED_ADD: &str = "hot-add granularity: Linux adds memory only in whole, aligned memory blocks (check_hotplug_memory_range: -EINVAL); hotmem adds a 2 MiB-aligned range with its memmap in RAM";
 pub const VMEMMAP_ACCOUNTING: &str = "memmap accounting: Linux counts the memmap of the ranges it maps (labelled namespaces smaller, see labels)";
 
 impl Table {
@@ -421,11 +424,16 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         t.push(format!("{name} QEMU placement"), place(ldev), place(odev), None);
         let lrange = ldev.addr..ldev.addr + ldev.size;
         let online = linux.end.block_bytes(&lrange, "online");
+        let block = linux.end.block_size().unwrap_or(1).max(1);
+        let aligned = ldev.addr.is_multiple_of(block) && ldev.size.is_multiple_of(block);
         let lstate = if online == ldev.size {
             text("online")
+        } else if online == 0 && !aligned {
+            with_detail("refused", &format!("not {}-aligned", crate::compare::mib(block)))
         } else {
             with_detail("partly-online", &format!("{online:#x}"))
         };
+        let why_state = (!aligned).then_some(BLOCK_ALIGNED_ADD);
         let ours_range = ranges.iter().find(|f| {
             f.get("range").and_then(|r| range_field(r)) == Some((odev.addr, odev.addr + odev.size))
         });
@@ -434,7 +442,7 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
             Some(f) => with_detail("not-online", f.get("state").unwrap_or(&"?")),
             None => missing(),
         };
-        t.push(format!("{name} range online"), lstate, ostate, None);
+        t.push(format!("{name} range online"), lstate, ostate, why_state);
         let lplace = if matches!(on_memory.as_str(), "Y" | "force") {
             "altmap"
         } else {
@@ -445,7 +453,7 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
             format!("{name} memmap placement"),
             with_detail(lplace, &format!("memmap_on_memory={on_memory}")),
             text(oplace),
-            Some(MEMMAP_ON_MEMORY),
+            Some(if aligned { MEMMAP_ON_MEMORY } else { BLOCK_ALIGNED_ADD }),
         );
     }
     let memmap_dimms: u64 = linux

@@ -108,8 +108,6 @@ pub struct LinuxGuest {
     machine: Machine,
     seq: u32,
     boot: Records,
-    /// Console text of the boot up to `linux: ready`.
-    pub boot_log: String,
 }
 
 impl LinuxGuest {
@@ -137,7 +135,6 @@ impl LinuxGuest {
             boot: Records::parse(&boot_log),
             machine,
             seq: 0,
-            boot_log,
         })
     }
 
@@ -151,11 +148,6 @@ impl LinuxGuest {
         self.machine.qmp()
     }
 
-    /// The machine (console, command line).
-    pub fn machine(&mut self) -> &mut Machine {
-        &mut self.machine
-    }
-
     /// Asks for every record and returns them (with any event lines printed meanwhile).
     pub fn dump(&mut self) -> Result<Records> {
         self.seq += 1;
@@ -165,26 +157,41 @@ impl LinuxGuest {
         Ok(Records::parse(&text))
     }
 
-    /// Dumps until every memory block in `range` is online (hot-add seen and onlined);
-    /// returns that dump.
-    pub fn wait_online(&mut self, range: Range<u64>, timeout: Duration) -> Result<Records> {
-        let deadline = Instant::now() + timeout;
+    /// Dumps until every memory block in `range` is online (hot-add seen and onlined) and
+    /// returns that dump with `true`; returns the last dump with `false` when no block of
+    /// `range` appeared within `appear` (Linux refused the add, e.g. a range that is not
+    /// memory-block aligned) or not all were online within `timeout`.
+    pub fn wait_online(
+        &mut self,
+        range: Range<u64>,
+        appear: Duration,
+        timeout: Duration,
+    ) -> Result<(Records, bool)> {
+        let start = Instant::now();
         loop {
             let records = self.dump()?;
-            if records.block_bytes(&range, "online") == range.end - range.start {
-                return Ok(records);
+            let online = records.block_bytes(&range, "online");
+            if online == range.end - range.start {
+                return Ok((records, true));
             }
-            if Instant::now() >= deadline {
-                bail!(
-                    "Linux: {:#x}-{:#x} not online within {timeout:?} ({} of {:#x} bytes)",
-                    range.start,
-                    range.end,
-                    records.block_bytes(&range, "online"),
-                    range.end - range.start
-                );
+            let present = online + records.block_bytes(&range, "offline");
+            let waited = start.elapsed();
+            if (present == 0 && waited >= appear) || waited >= timeout {
+                return Ok((records, false));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// The kernel log lines that contain `needle` (the console `dmesg` command).
+    pub fn dmesg_lines(&mut self, needle: &str) -> Result<Vec<String>> {
+        self.machine.send_line("dmesg")?;
+        let text = self.machine.expect("linux: dmesg end", DUMP_TIMEOUT)?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("linux.dmesg") && l.contains(needle))
+            .map(str::to_string)
+            .collect())
     }
 
     /// `poweroff`: the guest prints `@@EXIT status=0` and powers the machine off.

@@ -208,7 +208,10 @@ while read -r cmd _; do
 		dump $seq
 		;;
 	online) online_all ;;
-	dmesg) dmesg | sed 's/^/linux.dmesg /' ;;
+	dmesg)
+		dmesg | sed 's/^/linux.dmesg /'
+		echo "linux: dmesg end"
+		;;
 	poweroff)
 		echo "@@EXIT status=0"
 		sync
