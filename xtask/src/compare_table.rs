@@ -402,10 +402,9 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         return;
     }
     let ranges: Vec<HashMap<&str, &str>> = lines_with(&ours.hotplug, "hotplug.range ").collect();
-    let our_block = ranges.first().and_then(|f| {
-        let (lo, hi) = range_field(f.get("range")?)?;
-        Some((hi - lo) / num(f, "blocks")?.max(1))
-    });
+    let our_block = lines_with(&ours.hotplug, "hotplug.summary ")
+        .next()
+        .and_then(|f| num(&f, "block.bytes"));
     t.push(
         "memory block size".into(),
         linux.end.block_size().map_or_else(missing, hex),
@@ -470,11 +469,16 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         })
         .sum();
     if scenario.vmem.is_none() {
+        let block = linux.end.block_size().unwrap_or(1).max(1);
+        let refused = linux
+            .dimms
+            .iter()
+            .any(|d| !d.addr.is_multiple_of(block) || !d.size.is_multiple_of(block));
         t.push(
             "dimm memmap pages (nr_memmap_pages delta)".into(),
             text(&memmap_dimms.to_string()),
             text(&our_dimm_memmap.to_string()),
-            None,
+            refused.then_some(BLOCK_ALIGNED_ADD),
         );
     }
 }
