@@ -13,8 +13,20 @@ use tests::selected;
 
 /// The scenario of both arches.
 const SCENARIO: [&str; 14] = [
-    "--nvdimm", "256M", "--nvdimm", "130M", "--nvdimm", "256M:label", "--nvdimm", "8M",
-    "--dimm", "128M", "--vmem", "256M", "--nvdimm", "514M",
+    "--nvdimm",
+    "256M",
+    "--nvdimm",
+    "130M",
+    "--nvdimm",
+    "256M:label",
+    "--nvdimm",
+    "8M",
+    "--dimm",
+    "128M",
+    "--vmem",
+    "256M",
+    "--nvdimm",
+    "514M",
 ];
 
 fn xtask(args: &[&str]) -> Result<Output> {
@@ -54,16 +66,27 @@ fn compare(arch: Arch) -> Result<()> {
     ensure!(out.status.success(), "compare failed:\n{all}");
     let table = String::from_utf8_lossy(&out.stdout);
     ensure!(table.contains(" undocumented=0"), "{table}");
-    for row in ["nvdimm0 state", "nvdimm1 state", "nvdimm3 state", "nvdimm4 state"] {
+    for row in [
+        "nvdimm0 state",
+        "nvdimm1 state",
+        "nvdimm3 state",
+        "nvdimm4 state",
+    ] {
         let line = table
             .lines()
             .find(|l| l.starts_with(row))
             .ok_or_else(|| anyhow::anyhow!("no row {row:?}:\n{table}"))?;
         ensure!(line.trim_end().ends_with("same"), "{line}");
     }
-    for row in ["dimm0 range online", "vm0 plugged size", "nvdimm0 data start"] {
+    for row in [
+        "dimm0 range online",
+        "vm0 plugged size",
+        "nvdimm0 data start",
+    ] {
         ensure!(
-            table.lines().any(|l| l.starts_with(row) && l.trim_end().ends_with("same")),
+            table
+                .lines()
+                .any(|l| l.starts_with(row) && l.trim_end().ends_with("same")),
             "{row} not the same as Linux:\n{table}"
         );
     }

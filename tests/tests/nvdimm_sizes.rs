@@ -113,7 +113,10 @@ fn verify_passes_on_every_nvdimm_size_with_leaves_from_the_policys_source() -> R
             .find(|l| l.starts_with(&format!("verify: id={region} ")))
             .with_context(|| format!("no verify record for {id}:\n{console}"))?;
         let v = fields(verify);
-        ensure!(v.get("result") == Some(&"pass"), "{id} ({backend:#x}): {verify}");
+        ensure!(
+            v.get("result") == Some(&"pass"),
+            "{id} ({backend:#x}): {verify}"
+        );
         ensure!(number(&v, "leaves.other")? == 0, "{verify}");
         let mapped = dev.size - (dev.addr + dev.size) % (2 * MIB);
         let (full, partial) = sections(dev.addr, dev.addr + mapped);

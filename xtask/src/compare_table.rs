@@ -41,7 +41,11 @@ impl Scenario {
                 )
             })
             .collect();
-        parts.extend(self.dimms.iter().map(|d| format!("dimm {}", crate::compare::mib(*d))));
+        parts.extend(
+            self.dimms
+                .iter()
+                .map(|d| format!("dimm {}", crate::compare::mib(*d))),
+        );
         if let Some(v) = self.vmem {
             parts.push(format!("virtio-mem {}", crate::compare::mib(v)));
         }
@@ -103,7 +107,13 @@ pub const BLOCK_ALIGNED_ADD: &str = "hot-add granularity: Linux adds memory only
 pub const VMEMMAP_ACCOUNTING: &str = "memmap accounting: Linux counts the memmap of the ranges it maps (labelled namespaces smaller, see labels)";
 
 impl Table {
-    fn push(&mut self, figure: String, linux: Value, ours: Value, documented: Option<&'static str>) {
+    fn push(
+        &mut self,
+        figure: String,
+        linux: Value,
+        ours: Value,
+        documented: Option<&'static str>,
+    ) {
         let verdict = if linux.key == ours.key {
             Verdict::Same
         } else if let Some(reason) = documented {
@@ -130,24 +140,54 @@ impl Table {
     /// The table as text, one `compare.row` line per figure (stable, `|`-separated).
     pub fn render(&self, arch: Arch, version: &str) -> String {
         let mut out = format!("== {arch}: Linux {version} vs hotmem ==\n");
-        let w = self.rows.iter().map(|r| r.figure.len()).max().unwrap_or(6).max(6);
-        let lw = self.rows.iter().map(|r| r.linux.len()).max().unwrap_or(5).max(5);
-        let ow = self.rows.iter().map(|r| r.ours.len()).max().unwrap_or(4).max(4);
-        let _ = writeln!(out, "{:w$}  {:lw$}  {:ow$}  verdict", "figure", "Linux", "ours");
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.figure.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let lw = self
+            .rows
+            .iter()
+            .map(|r| r.linux.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let ow = self
+            .rows
+            .iter()
+            .map(|r| r.ours.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(
+            out,
+            "{:w$}  {:lw$}  {:ow$}  verdict",
+            "figure", "Linux", "ours"
+        );
         for r in &self.rows {
             let verdict = match &r.verdict {
                 Verdict::Same => "same".to_string(),
                 Verdict::Differs => "differs".to_string(),
                 Verdict::Documented(why) => format!("differs (documented: {why})"),
             };
-            let _ = writeln!(out, "{:w$}  {:lw$}  {:ow$}  {verdict}", r.figure, r.linux, r.ours);
+            let _ = writeln!(
+                out,
+                "{:w$}  {:lw$}  {:ow$}  {verdict}",
+                r.figure, r.linux, r.ours
+            );
         }
         let documented = self
             .rows
             .iter()
             .filter(|r| matches!(r.verdict, Verdict::Documented(_)))
             .count();
-        let same = self.rows.iter().filter(|r| r.verdict == Verdict::Same).count();
+        let same = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Same)
+            .count();
         let _ = writeln!(
             out,
             "compare: figures={} same={same} documented={documented} undocumented={}",
@@ -193,7 +233,9 @@ fn missing() -> Value {
 
 /// `key=value` fields of one of our console lines.
 fn fields(line: &str) -> HashMap<&str, &str> {
-    line.split_whitespace().filter_map(|w| w.split_once('=')).collect()
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .collect()
 }
 
 fn num(f: &HashMap<&str, &str>, key: &str) -> Option<u64> {
@@ -204,7 +246,10 @@ fn num(f: &HashMap<&str, &str>, key: &str) -> Option<u64> {
     }
 }
 
-fn lines_with<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = HashMap<&'a str, &'a str>> + 'a {
+fn lines_with<'a>(
+    text: &'a str,
+    prefix: &'a str,
+) -> impl Iterator<Item = HashMap<&'a str, &'a str>> + 'a {
     text.lines()
         .map(str::trim)
         .filter(move |l| l.starts_with(prefix))
@@ -347,7 +392,12 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
             continue;
         };
         let name = format!("nvdimm{i}");
-        t.push(format!("{name} QEMU placement"), place(ldev), place(odev), None);
+        t.push(
+            format!("{name} QEMU placement"),
+            place(ldev),
+            place(odev),
+            None,
+        );
         let l = linux_nvdimm(linux, ldev);
         let o = our_nvdimm(ours, odev);
         let label = spec.label.then_some(LABELLED);
@@ -355,20 +405,44 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
         if l.ns_size == 0 || o.data_size == 0 {
             continue;
         }
-        t.push(format!("{name} namespace size"), hex(l.ns_size), hex(o.size), label);
-        t.push(format!("{name} data start"), hex(l.data_start), hex(o.data_start), label);
+        t.push(
+            format!("{name} namespace size"),
+            hex(l.ns_size),
+            hex(o.size),
+            label,
+        );
+        t.push(
+            format!("{name} data start"),
+            hex(l.data_start),
+            hex(o.data_start),
+            label,
+        );
         t.push(
             format!("{name} data offset"),
             hex(l.data_start - ldev.addr),
             hex(o.data_start - odev.addr),
             label,
         );
-        t.push(format!("{name} data size"), hex(l.data_size), hex(o.data_size), label);
-        t.push(format!("{name} end_trunc"), hex(l.end_trunc), hex(o.end_trunc), label);
+        t.push(
+            format!("{name} data size"),
+            hex(l.data_size),
+            hex(o.data_size),
+            label,
+        );
+        t.push(
+            format!("{name} end_trunc"),
+            hex(l.end_trunc),
+            hex(o.end_trunc),
+            label,
+        );
         our_memmap += o.memmap_pages;
     }
     if !scenario.nvdimms.is_empty() {
-        let boot = linux.boot.of("linux.vmstat.boot").next().and_then(|r| r.num("nr_memmap_pages"));
+        let boot = linux
+            .boot
+            .of("linux.vmstat.boot")
+            .next()
+            .and_then(|r| r.num("nr_memmap_pages"));
         let after = linux.after_nvdimms.vmstat("nr_memmap_pages");
         if let (Some(boot), Some(after)) = (boot, after) {
             linux_memmap = after.saturating_sub(boot);
@@ -384,7 +458,12 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
     dimm_rows(&mut t, scenario, linux, ours);
     if scenario.vmem.is_some() {
         let v = |p: Option<u64>| p.map_or_else(missing, hex);
-        t.push("vm0 plugged size".into(), v(linux.vmem_plugged), v(ours.vmem_plugged), None);
+        t.push(
+            "vm0 plugged size".into(),
+            v(linux.vmem_plugged),
+            v(ours.vmem_plugged),
+            None,
+        );
     }
     t
 }
@@ -420,7 +499,12 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         .to_string();
     for (i, (ldev, odev)) in linux.dimms.iter().zip(&ours.dimms).enumerate() {
         let name = format!("dimm{i}");
-        t.push(format!("{name} QEMU placement"), place(ldev), place(odev), None);
+        t.push(
+            format!("{name} QEMU placement"),
+            place(ldev),
+            place(odev),
+            None,
+        );
         let lrange = ldev.addr..ldev.addr + ldev.size;
         let online = linux.end.block_bytes(&lrange, "online");
         let block = linux.end.block_size().unwrap_or(1).max(1);
@@ -428,7 +512,10 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         let lstate = if online == ldev.size {
             text("online")
         } else if online == 0 && !aligned {
-            with_detail("refused", &format!("not {}-aligned", crate::compare::mib(block)))
+            with_detail(
+                "refused",
+                &format!("not {}-aligned", crate::compare::mib(block)),
+            )
         } else {
             with_detail("partly-online", &format!("{online:#x}"))
         };
@@ -447,12 +534,18 @@ fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSi
         } else {
             "ram"
         };
-        let oplace = ours_range.and_then(|f| f.get("memmap").copied()).unwrap_or("-");
+        let oplace = ours_range
+            .and_then(|f| f.get("memmap").copied())
+            .unwrap_or("-");
         t.push(
             format!("{name} memmap placement"),
             with_detail(lplace, &format!("memmap_on_memory={on_memory}")),
             text(oplace),
-            Some(if aligned { MEMMAP_ON_MEMORY } else { BLOCK_ALIGNED_ADD }),
+            Some(if aligned {
+                MEMMAP_ON_MEMORY
+            } else {
+                BLOCK_ALIGNED_ADD
+            }),
         );
     }
     let memmap_dimms: u64 = linux

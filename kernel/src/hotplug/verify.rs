@@ -141,8 +141,8 @@ pub fn check_leaves(
     report: &mut VerifyReport,
 ) {
     let altmap = &device.altmap;
-    let storage: Range<u64> = (altmap.base_pfn + altmap.reserve) * PAGE_SIZE
-        ..device.first_data_pfn().0 * PAGE_SIZE;
+    let storage: Range<u64> =
+        (altmap.base_pfn + altmap.reserve) * PAGE_SIZE..device.first_data_pfn().0 * PAGE_SIZE;
     for chunk in chunks(arch, device.range.start, device.range.end) {
         let start = arch.pfn_to_page(chunk.first);
         let end = arch.pfn_to_page(chunk.first.add(chunk.nr_pages));

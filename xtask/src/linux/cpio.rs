@@ -68,7 +68,8 @@ impl Cpio {
         ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
@@ -100,8 +101,7 @@ mod tests {
             };
             let (mode, size, namesize) = (field(1), field(6) as usize, field(11) as usize);
             let name_at = pos + 110;
-            let name =
-                String::from_utf8(bytes[name_at..name_at + namesize - 1].to_vec()).unwrap();
+            let name = String::from_utf8(bytes[name_at..name_at + namesize - 1].to_vec()).unwrap();
             assert_eq!(bytes[name_at + namesize - 1], 0);
             let data_at = (name_at + namesize).next_multiple_of(4);
             let data = bytes[data_at..data_at + size].to_vec();
@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(m.len(), 4);
         assert_eq!(m[0].0, "bin");
         assert_eq!(m[0].1, 0o040_755);
-        assert_eq!(m[1], ("init".into(), 0o100_755, b"#!/bin/sh\necho hi\n".to_vec()));
+        assert_eq!(
+            m[1],
+            ("init".into(), 0o100_755, b"#!/bin/sh\necho hi\n".to_vec())
+        );
         assert_eq!(m[2], ("bin/sh".into(), 0o120_777, b"busybox".to_vec()));
         assert_eq!(m[3].1, 0o020_600);
         // rdevmajor/rdevminor of the console node.

@@ -68,7 +68,11 @@ pub struct Records(pub Vec<Record>);
 
 impl Records {
     pub fn parse(text: &str) -> Records {
-        Records(text.lines().filter_map(|l| Record::parse(l.trim())).collect())
+        Records(
+            text.lines()
+                .filter_map(|l| Record::parse(l.trim()))
+                .collect(),
+        )
     }
 
     /// Records of one kind (`linux.memory`, `linux.nd.pfn`, ...).
@@ -98,7 +102,11 @@ impl Records {
         self.of("linux.memory")
             .filter(|r| r.get("state") == Some(state))
             .filter_map(|r| Some(r.num("start")?..r.num("end")?))
-            .map(|b| b.end.min(range.end).saturating_sub(b.start.max(range.start)))
+            .map(|b| {
+                b.end
+                    .min(range.end)
+                    .saturating_sub(b.start.max(range.start))
+            })
             .sum()
     }
 }

@@ -150,7 +150,12 @@ impl Apt {
             .release_file(&SUITES)
             .context("no apt entry for bookworm in /etc/apt to copy a mirror from")
             .map_err(|e| PackagesUnavailable(format!("{e:#}")))?;
-        for sub in ["state/lists/partial", "cache/archives/partial", "sources", "parts"] {
+        for sub in [
+            "state/lists/partial",
+            "cache/archives/partial",
+            "sources",
+            "parts",
+        ] {
             fs::create_dir_all(dir.join(sub))?;
         }
         fs::write(dir.join("sources/debian.sources"), sources)?;
@@ -211,9 +216,7 @@ impl Apt {
 fn run(cmd: &mut Command) -> Result<()> {
     let line = qemu::cmdline::render(cmd);
     eprintln!("$ {line}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("starting {line}"))?;
+    let out = cmd.output().with_context(|| format!("starting {line}"))?;
     if !out.status.success() {
         bail!(
             "{line}: {}\n{}",
@@ -229,7 +232,16 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn initramfs(root: &Path, version: &str, selection: &Selection) -> Result<Vec<u8>> {
     let busybox = fs::read(root.join("bin/busybox")).context("reading busybox")?;
     let mut cpio = Cpio::new();
-    for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "lib", "lib/modules"] {
+    for d in [
+        "bin",
+        "dev",
+        "etc",
+        "proc",
+        "sys",
+        "tmp",
+        "lib",
+        "lib/modules",
+    ] {
         cpio.dir(d);
     }
     cpio.char_device("dev/console", 0o600, 5, 1);
@@ -242,8 +254,18 @@ fn initramfs(root: &Path, version: &str, selection: &Selection) -> Result<Vec<u8
     let mut dirs: Vec<String> = Vec::new();
     for m in &selection.load {
         let mut parent = String::new();
-        for part in m.rel_path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, d)| d) {
-            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+        for part in m
+            .rel_path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, d)| d)
+        {
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}/{part}")
+            };
             if !dirs.contains(&parent) {
                 cpio.dir(&format!("{base}/{parent}"));
                 dirs.push(parent.clone());
@@ -251,15 +273,27 @@ fn initramfs(root: &Path, version: &str, selection: &Selection) -> Result<Vec<u8
         }
         cpio.file(&format!("{base}/{}", m.rel_path), 0o644, &m.elf);
     }
-    cpio.file(&format!("{base}/modules.dep"), 0o644, selection.modules_dep().as_bytes());
+    cpio.file(
+        &format!("{base}/modules.dep"),
+        0o644,
+        selection.modules_dep().as_bytes(),
+    );
     let order: String = selection
         .load
         .iter()
         .map(|m| format!("{} {}\n", m.name, m.rel_path))
         .collect();
     cpio.file("etc/modules", 0o644, order.as_bytes());
-    cpio.file("etc/modules.builtin", 0o644, selection.builtin.join("\n").as_bytes());
-    cpio.file("etc/modules.absent", 0o644, selection.absent.join("\n").as_bytes());
+    cpio.file(
+        "etc/modules.builtin",
+        0o644,
+        selection.builtin.join("\n").as_bytes(),
+    );
+    cpio.file(
+        "etc/modules.absent",
+        0o644,
+        selection.absent.join("\n").as_bytes(),
+    );
     cpio.file("init", 0o755, INIT.as_bytes());
     Ok(cpio.finish())
 }
@@ -283,7 +317,9 @@ mod tests {
 
     #[test]
     fn init_installs_the_applets_before_using_them() {
-        let install = INIT.find("busybox --install -s /bin").expect("applet install");
+        let install = INIT
+            .find("busybox --install -s /bin")
+            .expect("applet install");
         let first_mount = INIT.find("\nmount ").expect("mount");
         assert!(install < first_mount);
         assert!(INIT.starts_with("#!/bin/sh\n"));

@@ -63,7 +63,13 @@ pub fn select(modules_dir: &Path, wanted: &[&str]) -> Result<Selection> {
     for name in wanted {
         let name = canonical(name);
         if index.contains_key(&name) {
-            visit(&index, &name, &mut loaded, &mut selection.load, &mut Vec::new())?;
+            visit(
+                &index,
+                &name,
+                &mut loaded,
+                &mut selection.load,
+                &mut Vec::new(),
+            )?;
         } else if builtin.contains(&name) {
             selection.builtin.push(name);
         } else {
@@ -245,7 +251,11 @@ mod tests {
     fn elf(big: bool, modinfo: &[u8]) -> Vec<u8> {
         let put = |v: u64, len: usize| -> Vec<u8> {
             let le = v.to_le_bytes()[..len].to_vec();
-            if big { le.into_iter().rev().collect() } else { le }
+            if big {
+                le.into_iter().rev().collect()
+            } else {
+                le
+            }
         };
         let names = b"\0.modinfo\0.shstrtab\0".to_vec();
         let mut file = vec![0u8; 64];
@@ -286,7 +296,9 @@ mod tests {
             );
         }
         assert!(depends_of(&elf(false, b"depends=\0")).unwrap().is_empty());
-        assert!(depends_of(b"not an elf at all, long enough to pass the size check......").is_err());
+        assert!(
+            depends_of(b"not an elf at all, long enough to pass the size check......").is_err()
+        );
     }
 
     #[test]
@@ -300,7 +312,11 @@ mod tests {
         let selection = Selection {
             load: vec![
                 module("libnvdimm", "kernel/drivers/nvdimm/libnvdimm.ko", &[]),
-                module("nd_pmem", "kernel/drivers/nvdimm/nd_pmem.ko", &["libnvdimm"]),
+                module(
+                    "nd_pmem",
+                    "kernel/drivers/nvdimm/nd_pmem.ko",
+                    &["libnvdimm"],
+                ),
             ],
             ..Selection::default()
         };

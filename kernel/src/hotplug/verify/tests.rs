@@ -147,7 +147,10 @@ fn every_size_passes_under_both_sub_section_policies() {
             let report = check(arch, &sim, &device);
             assert!(report.passed(), "{size:#x}: {report:?}");
             assert_eq!(report.leaves_elsewhere, 0);
-            assert_eq!(report.leaves_in_altmap + report.leaves_in_ram, report.leaves);
+            assert_eq!(
+                report.leaves_in_altmap + report.leaves_in_ram,
+                report.leaves
+            );
             assert_eq!(
                 report.memmap_pages,
                 arch.memmap_bytes(pages) / PAGE_SIZE,
