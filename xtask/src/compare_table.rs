@@ -301,11 +301,11 @@ fn our_nvdimm(ours: &OurSide, dev: &MemoryDevice) -> OurNvdimm {
     nv.size = num(&add, "size").unwrap_or(0);
     nv.end_trunc = num(&add, "trunc").unwrap_or(0);
     let id_field = |f: &HashMap<&str, &str>| f.get("id") == Some(&id);
-    if let Some(p) = lines_with(&ours.console, "region: populate ").find(id_field) {
-        if let Some(errno) = p.get("errno") {
-            nv.state = with_detail("refused", &format!("populate errno={errno}"));
-            return nv;
-        }
+    if let Some(p) = lines_with(&ours.console, "region: populate ").find(id_field)
+        && let Some(errno) = p.get("errno")
+    {
+        nv.state = with_detail("refused", &format!("populate errno={errno}"));
+        return nv;
     }
     let verify = lines_with(&ours.console, "verify: ").find(id_field);
     let offset = lines_with(&ours.altmaps, "altmap: ")
