@@ -104,6 +104,7 @@ pub struct Table {
 pub const MEMMAP_ON_MEMORY: &str = "memmap_on_memory: hotmem hosts a hot-added block's memmap in the block (Linux with memory_hotplug.memmap_on_memory=1); stock Debian keeps it in RAM";
 pub const LABELLED: &str = "namespace labels: Linux sizes a labelled namespace in units of the region's 16 MiB alignment; hotmem has no label support and hosts the whole SPA range";
 pub const BLOCK_ALIGNED_ADD: &str = "hot-add granularity: Linux adds memory only in whole, aligned memory blocks (check_hotplug_memory_range: -EINVAL); hotmem adds a 2 MiB-aligned range with its memmap in RAM";
+pub const ROLLBACK: &str = "partial-failure rollback: when populating a namespace fails part-way (-ENOMEM), Linux's __add_pages keeps the sections already added and their memmap stays counted; hotmem rolls the whole add back";
 pub const VMEMMAP_ACCOUNTING: &str = "memmap accounting: Linux counts the memmap of the ranges it maps (labelled namespaces smaller, see labels)";
 
 impl Table {
@@ -387,6 +388,7 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
     let mut linux_memmap = 0u64;
     let mut our_memmap = 0u64;
     let labelled = scenario.nvdimms.iter().any(|n| n.label);
+    let mut partial_failure = false;
     for (i, spec) in scenario.nvdimms.iter().enumerate() {
         let (Some(ldev), Some(odev)) = (linux.nvdimms.get(i), ours.nvdimms.get(i)) else {
             continue;
@@ -399,6 +401,7 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
             None,
         );
         let l = linux_nvdimm(linux, ldev);
+        partial_failure |= l.state.shown.contains(" at bind");
         let o = our_nvdimm(ours, odev);
         let label = spec.label.then_some(LABELLED);
         t.push(format!("{name} state"), l.state, o.state, None);
@@ -447,7 +450,9 @@ pub fn build(scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) -> Table {
         if let (Some(boot), Some(after)) = (boot, after) {
             linux_memmap = after.saturating_sub(boot);
         }
-        let why = labelled.then_some(VMEMMAP_ACCOUNTING);
+        let why = labelled
+            .then_some(VMEMMAP_ACCOUNTING)
+            .or(partial_failure.then_some(ROLLBACK));
         t.push(
             "nvdimm memmap pages (nr_memmap_pages delta)".into(),
             text(&linux_memmap.to_string()),
