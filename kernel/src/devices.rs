@@ -124,15 +124,17 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
     let report = verify::verify(mm, &memory);
     let verify_us = A::timestamp_ns().saturating_sub(t0) / 1000;
     kprintln!(
-        "verify: id={} pages={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.other={} walk.faults={} us={verify_us} result={}",
+        "verify: id={} pages={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.other={} walk.faults={} memmap.pages={} us={verify_us} result={}",
         region.id,
         report.pages,
         report.rw_failures,
         report.state_failures,
         report.leaves,
         report.leaves_in_altmap,
+        report.leaves_in_ram,
         report.leaves_elsewhere,
         report.walk_faults,
+        report.memmap_pages,
         if report.passed() { "pass" } else { "fail" },
     );
     if report.leaves_elsewhere > 0 {

@@ -31,8 +31,10 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
             hot.via
         );
     }
+    // A memory block of the engine is one section (the unit of memmap_on_memory).
+    let block = kernel.mm.as_ref().map_or(0, |mm| mm.arch().section_bytes());
     kprintln!(
-        "hotplug.summary ranges={} sources={} memmap_on_memory={:?}",
+        "hotplug.summary ranges={} sources={} memmap_on_memory={:?} block.bytes={block:#x}",
         kernel.hotplug.ranges().len(),
         kernel.sources.len(),
         kernel.hotplug.mode()
