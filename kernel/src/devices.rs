@@ -84,8 +84,9 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
     let range = region.map_range();
     let before = *mm.sparse().vmemmap().stats();
     let t0 = A::timestamp_ns();
-    let added = device::add(mm, region.id, range.start, range.end - range.start, altmap);
-    let add_us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let added = device::populate(mm, region.id, range.start, range.end - range.start, altmap);
+    let t1 = A::timestamp_ns();
+    let populate_ns = mm.sparse().last_add_times().populate_ns;
     let memory = match added {
         Ok(memory) => memory,
         Err(e) => {
@@ -97,10 +98,12 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
             return None;
         }
     };
+    device::init_pages(mm, &memory);
+    let t2 = A::timestamp_ns();
     let after = mm.sparse().vmemmap().stats();
     let a = &memory.altmap;
     kprintln!(
-        "region: populate id={} range={:#x}-{:#x} sections={} altmap.alloc={} altmap.align={} leaves={} tables.new={} us={add_us}",
+        "region: populate id={} range={:#x}-{:#x} sections={} altmap.alloc={} altmap.align={} leaves={} tables.new={} us.add={} us.populate={} us.init={} us.total={}",
         region.id,
         range.start,
         range.end,
@@ -109,6 +112,10 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
         a.align,
         after.leaves() - before.leaves(),
         after.table_pages().saturating_sub(before.table_pages()),
+        t1.saturating_sub(t0).saturating_sub(populate_ns) / 1000,
+        populate_ns / 1000,
+        t2.saturating_sub(t1) / 1000,
+        t2.saturating_sub(t0) / 1000,
     );
     let t0 = A::timestamp_ns();
     let report = verify::verify(mm, &memory);

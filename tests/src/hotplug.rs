@@ -140,6 +140,6 @@ pub fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<A
         ram_pages,
         free_after: number(&o, "free")?,
         host_latency,
-        kernel_us: number(&o, "us")?,
+        kernel_us: number(&o, "us.total")?,
     })
 }

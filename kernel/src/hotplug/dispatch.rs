@@ -55,16 +55,22 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         range.start,
                         range.end
                     );
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     // Pages the add took from RAM (table pages, RAM leaves): free grows by
                     // exactly the onlined count minus these.
                     let free = mm.free_pages();
                     let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
+                    let t = hot.times;
                     kprintln!(
-                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
+                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us.add={} us.populate={} us.init={} us.online={} us.verify={} us.total={total_us} {via}",
                         range.start,
                         range.end,
                         hot.online_pages(),
+                        t.add_ns / 1000,
+                        t.populate_ns / 1000,
+                        t.init_ns / 1000,
+                        t.online_ns / 1000,
+                        t.verify_ns / 1000,
                     );
                     Ok(())
                 }
@@ -74,10 +80,10 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         Event::Remove { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
             match kernel.hotplug.remove_memory(mm, range.clone()) {
-                Ok(gone) => {
+                Ok((gone, times)) => {
                     let (alloc, align) = gone.altmap_totals();
                     let freed = tables.saturating_sub(mm.sparse().vmemmap().stats().table_pages());
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     kprintln!(
                         "hotplug: offline range={:#x}-{:#x} pages={} {via}",
                         range.start,
@@ -85,10 +91,12 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         gone.online_pages()
                     );
                     kprintln!(
-                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
+                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us.offline={} us.depopulate={} us.total={total_us} {via}",
                         range.start,
                         range.end,
-                        mm.free_pages()
+                        mm.free_pages(),
+                        times.offline_ns / 1000,
+                        times.depopulate_ns / 1000,
                     );
                     Ok(())
                 }

@@ -115,6 +115,33 @@ impl Block {
     }
 }
 
+/// Where one hot-add spent its time, in nanoseconds: the `us.*` fields of its `online`
+/// record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddTimes {
+    /// Range checks, memory-block planning, subsection activation and the TLB flush.
+    pub add_ns: u64,
+    /// vmemmap populate: tables and leaves.
+    pub populate_ns: u64,
+    /// Struct-page initialisation.
+    pub init_ns: u64,
+    /// Handing the data pages to the buddy allocator.
+    pub online_ns: u64,
+    /// Checks made before the range is reported online.
+    pub verify_ns: u64,
+}
+
+/// Where one hot-remove spent its time, in nanoseconds: the `us.*` fields of its
+/// `remove` record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoveTimes {
+    /// Taking the data pages back from the buddy allocator.
+    pub offline_ns: u64,
+    /// Freeing the memmap (leaves back to the altmap, empty tables) and deactivating the
+    /// subsections.
+    pub depopulate_ns: u64,
+}
+
 /// A live hot-added range.
 #[derive(Clone, Debug)]
 pub struct HotRange {
@@ -126,6 +153,8 @@ pub struct HotRange {
     pub memmap: MemmapFrom,
     /// Its memory blocks (one when the memmap is in RAM).
     pub blocks: Vec<Block>,
+    /// Where its add spent its time.
+    pub times: AddTimes,
 }
 
 impl HotRange {
@@ -178,6 +207,7 @@ impl Hotplug {
         range: Range<u64>,
         via: Via,
     ) -> Result<&HotRange, HotplugError> {
+        let t0 = mm.now_ns();
         check_aligned(&range)?;
         self.check_free(mm, &range)?;
         let blocks = self.plan(mm, &range);
@@ -186,9 +216,13 @@ impl Hotplug {
         } else {
             MemmapFrom::Ram
         };
+        let mut times = AddTimes {
+            add_ns: mm.now_ns().saturating_sub(t0),
+            ..AddTimes::default()
+        };
         let mut done: Vec<Block> = Vec::new();
         for mut block in blocks {
-            if let Err(e) = add_block(mm, &mut block) {
+            if let Err(e) = add_block(mm, &mut block, &mut times) {
                 for mut earlier in done.into_iter().rev() {
                     let _ = remove_block(mm, &mut earlier);
                 }
@@ -201,6 +235,7 @@ impl Hotplug {
             via,
             memmap,
             blocks: done,
+            times,
         });
         Ok(self.ranges.last().expect("just pushed"))
     }
@@ -210,18 +245,24 @@ impl Hotplug {
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
-    ) -> Result<HotRange, HotplugError> {
+    ) -> Result<(HotRange, RemoveTimes), HotplugError> {
         let index = self
             .ranges
             .iter()
             .position(|r| r.range == range)
             .ok_or(HotplugError::NotAdded(range))?;
         let hot = &mut self.ranges[index];
+        let t0 = mm.now_ns();
         offline_all(mm, &hot.blocks)?;
+        let t1 = mm.now_ns();
         for block in hot.blocks.iter_mut().rev() {
             remove_block(mm, block)?;
         }
-        Ok(self.ranges.remove(index))
+        let times = RemoveTimes {
+            offline_ns: t1.saturating_sub(t0),
+            depopulate_ns: mm.now_ns().saturating_sub(t1),
+        };
+        Ok((self.ranges.remove(index), times))
     }
 
     /// Memory blocks of `range`: one altmap each when memmap_on_memory applies.
@@ -284,12 +325,19 @@ fn check_aligned(range: &Range<u64>) -> Result<(), HotplugError> {
     Ok(())
 }
 
-/// Adds one block: sections and memmap, struct pages initialised, data pages onlined.
+/// Adds one block: sections and memmap, struct pages initialised, data pages onlined;
+/// each phase's time is added to `times`.
 fn add_block<F: PageTableFormat>(
     mm: &mut LiveMm<F>,
     block: &mut Block,
+    times: &mut AddTimes,
 ) -> Result<(), HotplugError> {
+    let t0 = mm.now_ns();
     mm.add(block.pfns.clone(), block.altmap.as_mut())?;
+    let t1 = mm.now_ns();
+    let populate_ns = mm.sparse().last_add_times().populate_ns;
+    times.populate_ns += populate_ns;
+    times.add_ns += t1.saturating_sub(t0).saturating_sub(populate_ns);
     let arch = mm.arch();
     let hosted = block.pfns.start..block.data().start;
     init_pages(
@@ -299,8 +347,12 @@ fn add_block<F: PageTableFormat>(
         PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED,
     );
     init_pages(mm.memmap_mut(), arch, block.data(), PageFlags::empty());
+    let t2 = mm.now_ns();
+    times.init_ns += t2.saturating_sub(t1);
     let (buddy, memmap) = mm.movable_and_memmap();
-    if let Err(e) = buddy.online(memmap, block.data()) {
+    let onlined = buddy.online(memmap, block.data());
+    times.online_ns += mm.now_ns().saturating_sub(t2);
+    if let Err(e) = onlined {
         let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
         return Err(e.into());
     }

@@ -62,6 +62,7 @@ pub struct LiveMm<F: PageTableFormat> {
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    clock: fn() -> u64,
 }
 
 impl<F: PageTableFormat> LiveMm<F> {
@@ -118,6 +119,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             buddy,
             movable: Buddy::new(),
             boot,
+            clock: now_ns,
         })
     }
 
@@ -150,6 +152,11 @@ impl<F: PageTableFormat> LiveMm<F> {
         self.memmap.sync(&self.sparse);
         (self.config.flush_tlb)();
         result
+    }
+
+    /// Nanoseconds on the clock the memory manager was brought up with (phase timing).
+    pub fn now_ns(&self) -> u64 {
+        (self.clock)()
     }
 
     /// The sparse model (sections, the vmemmap walker and its counters).
