@@ -67,6 +67,13 @@ fn print_hotplug(doc: &Value) {
                         r["max"].as_f64().unwrap_or(0.0),
                         r["runs"].as_array().map_or(0, Vec::len)
                     );
+                    if let Some(phases) = r["kernel_ms"].as_object() {
+                        let text: Vec<String> = phases
+                            .iter()
+                            .map(|(k, v)| format!("{k} {:.2}", v.as_f64().unwrap_or(0.0)))
+                            .collect();
+                        println!("{:>29}kernel ms (medians): {}", "", text.join(", "));
+                    }
                 }
             }
             None => println!(
