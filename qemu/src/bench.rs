@@ -271,7 +271,11 @@ fn row(size: u64, samples: &[Sample]) -> Value {
     let mut row = spread(&latencies);
     row["size"] = json!(size);
     let mut phases = serde_json::Map::new();
-    for key in samples.iter().flat_map(|s| s.phases.keys()).collect::<Vec<_>>() {
+    for key in samples
+        .iter()
+        .flat_map(|s| s.phases.keys())
+        .collect::<Vec<_>>()
+    {
         let values: Vec<f64> = samples
             .iter()
             .map(|s| s.phases.get(key).copied().unwrap_or(0.0))

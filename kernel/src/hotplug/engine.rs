@@ -5,7 +5,8 @@
 //! altmap is carved from its own start under Linux's rules (memmap pages page- and
 //! pageblock-aligned, not the whole block) and the memmap lives in the block itself;
 //! otherwise the memmap comes from RAM and the record says `memmap=ram`. The rest of each
-//! block is onlined into the buddy allocator.
+//! block is onlined into the buddy allocator: its struct pages are written online in the
+//! one init pass, then handed over block by block.
 //!
 //! Remove: every data page must be free (else the remove is refused and nothing
 //! changes); the pages are offlined, the memmap freed through the same altmap (which
@@ -21,12 +22,11 @@ use core::ops::Range;
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
-use crate::mm::live::{LiveMemmap, LiveMm};
-use crate::mm::memmap::MemmapAccess;
+use crate::mm::live::LiveMm;
+use crate::mm::memmap::{MemmapAccess, init_online, init_with};
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::PageTableFormat;
-use crate::mm::sparse::chunks;
 
 use super::event::Via;
 
@@ -340,17 +340,16 @@ fn add_block<F: PageTableFormat>(
     times.add_ns += t1.saturating_sub(t0).saturating_sub(populate_ns);
     let arch = mm.arch();
     let hosted = block.pfns.start..block.data().start;
-    init_pages(
-        mm.memmap_mut(),
-        arch,
-        hosted,
-        PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED,
-    );
-    init_pages(mm.memmap_mut(), arch, block.data(), PageFlags::empty());
+    init_with(mm.memmap_mut(), arch, hosted, |section| {
+        let mut page = Page::new(Zone::Movable, 0, section);
+        page.set(PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED);
+        page
+    });
+    let fresh = init_online(mm.memmap_mut(), arch, block.data(), Zone::Movable, 0);
     let t2 = mm.now_ns();
     times.init_ns += t2.saturating_sub(t1);
     let (buddy, memmap) = mm.movable_and_memmap();
-    let onlined = buddy.online(memmap, block.data());
+    let onlined = buddy.online_initialised(memmap, fresh);
     times.online_ns += mm.now_ns().saturating_sub(t2);
     if let Err(e) = onlined {
         let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
@@ -389,25 +388,4 @@ fn offline_all<F: PageTableFormat>(
         }
     }
     Ok(())
-}
-
-/// Fills the struct pages of `range` with a fresh (movable-zone) page plus `flags`.
-fn init_pages(
-    memmap: &mut LiveMemmap,
-    arch: &crate::mm::arch::MmArch,
-    range: Range<Pfn>,
-    flags: PageFlags,
-) {
-    if range.start >= range.end {
-        return;
-    }
-    for chunk in chunks(arch, range.start, range.end) {
-        let mut template = Page::new(Zone::Movable, 0, chunk.section);
-        template.set(flags);
-        debug_assert!(memmap.has_page(chunk.first));
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
 }

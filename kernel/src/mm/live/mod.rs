@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 pub use frames::{Bump, DirectMap, LiveFrames, PhysToVirt, Source};
-pub use memmap::LiveMemmap;
+pub use memmap::{FillPages, LiveMemmap};
 
 use crate::boot_info::{MemKind, MemoryMap};
 use crate::mm::addr::{PAGE_SIZE, Pfn, PhysAddr};
@@ -24,7 +24,7 @@ use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::{Features, PageTableFormat};
-use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::sparse::Sparse;
 use crate::mm::vmemmap::Vmemmap;
 use crate::mm::walk::{self, Translation, WalkFault};
 
@@ -41,6 +41,9 @@ pub struct LiveConfig {
     pub phys_to_virt: PhysToVirt,
     /// Makes new and removed translations visible to this CPU.
     pub flush_tlb: fn(),
+    /// Fills struct pages with a template (the init pass); an arch without a faster
+    /// block move passes [`crate::mm::memmap::fill_pages`].
+    pub fill_pages: FillPages,
 }
 
 /// Figures of the boot-time set-up, for `mem` and the boot log.
@@ -92,7 +95,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             sparse.add(&mut frames, span.clone(), None)?;
         }
         (config.flush_tlb)();
-        let mut memmap = LiveMemmap::new(arch);
+        let mut memmap = LiveMemmap::new(arch, config.fill_pages);
         memmap.sync(&sparse);
         for span in &spans {
             init_reserved(&mut memmap, arch, span.clone());
@@ -306,14 +309,11 @@ fn subtract(range: Range<Pfn>, hole: Range<Pfn>) -> impl Iterator<Item = Range<P
 
 /// Initialises every struct page of `span` as reserved (onlining clears that).
 fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
-    for chunk in chunks(arch, span.start, span.end) {
-        let mut template = Page::new(Zone::Normal, 0, chunk.section);
+    crate::mm::memmap::init_with(memmap, arch, span, |section| {
+        let mut template = Page::new(Zone::Normal, 0, section);
         template.set(PageFlags::RESERVED);
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
+        template
+    });
 }
 
 #[cfg(test)]
