@@ -1,7 +1,8 @@
 //! Device regions at boot, end to end: read the firmware's tables and the command line,
 //! decide the regions (refusals print one line each), carve `memmap=` ranges out of RAM
 //! before the buddy allocator sees it, then add every device region with its own altmap
-//! and verify it through the MMU.
+//! and verify it through the MMU (at boot right away; a hot-added one once its event is
+//! done, see [`crate::hotplug::dispatch`]).
 
 use alloc::vec::Vec;
 
@@ -19,8 +20,8 @@ use crate::{Arch, kprintln};
 pub struct LiveDevice {
     /// The live range and its altmap.
     pub memory: DeviceMemory,
-    /// The verification after the add.
-    pub report: VerifyReport,
+    /// The last verification; `None` until it ran.
+    pub report: Option<VerifyReport>,
 }
 
 /// Reads the sources and decides the regions; prints every outcome record.
@@ -73,11 +74,16 @@ fn acpi_tables<A: Arch>(boot: &BootInfo) -> (Option<Nfit>, Option<Srat>) {
 /// A region that fails is reported and skipped; the others still come up.
 pub fn populate<A: Arch>(mm: &mut LiveMm<A::PageTable>, set: &RegionSet) -> Vec<LiveDevice> {
     set.devices()
-        .filter_map(|region| populate_one::<A>(mm, region))
+        .filter_map(|region| {
+            let mut device = populate_one::<A>(mm, region)?;
+            verify_one::<A>(mm, &mut device);
+            Some(device)
+        })
         .collect()
 }
 
-/// Adds one device region with a fresh altmap and verifies it through the MMU.
+/// Adds one device region with a fresh altmap; its verification is left to the caller
+/// ([`verify_one`]).
 pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> Option<LiveDevice> {
     let arch = mm.arch();
     let altmap = region.altmap(arch)?;
@@ -117,12 +123,20 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
         t2.saturating_sub(t1) / 1000,
         t2.saturating_sub(t0) / 1000,
     );
+    Some(LiveDevice {
+        memory,
+        report: None,
+    })
+}
+
+/// Verifies `device` through the MMU now, prints its `verify:` record and keeps the report.
+pub fn verify_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, device: &mut LiveDevice) {
     let t0 = A::timestamp_ns();
-    let report = verify::verify(mm, &memory);
+    let report = verify::verify(mm, &device.memory);
     let verify_us = A::timestamp_ns().saturating_sub(t0) / 1000;
     kprintln!(
         "verify: id={} pages={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.other={} walk.faults={} us={verify_us} result={}",
-        region.id,
+        device.memory.region_id,
         report.pages,
         report.rw_failures,
         report.state_failures,
@@ -132,5 +146,5 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
         report.walk_faults,
         if report.passed() { "pass" } else { "fail" },
     );
-    Some(LiveDevice { memory, report })
+    device.report = Some(report);
 }

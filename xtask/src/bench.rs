@@ -108,13 +108,14 @@ fn print_table(doc: &Value) {
         );
     }
     println!(
-        "{:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:>7}",
+        "{:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:>7}",
         "size",
         "activate",
         "populate",
         "init",
         "verify",
         "memset",
+        "cold memset",
         "memmap/s",
         "roofline",
         "tables",
@@ -123,13 +124,14 @@ fn print_table(doc: &Value) {
     for e in doc["sizes"].as_array().into_iter().flatten() {
         let ms = |k: &str| e[k].as_u64().unwrap_or(0) as f64 / 1e6;
         println!(
-            "{:>8}M {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>6} MiB {:>8.1}% {:>7} {:>7}",
+            "{:>8}M {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>6} MiB {:>8.1}% {:>7} {:>7}",
             e["size"].as_u64().unwrap_or(0) >> 20,
             ms("activate_ns"),
             ms("populate_ns"),
             ms("init_ns"),
             ms("verify_ns"),
             ms("memset_ns"),
+            ms("memset_cold_ns"),
             e["memmap_mib_s"].as_u64().unwrap_or(0),
             e["roofline_permille"].as_u64().unwrap_or(0) as f64 / 10.0,
             e["tables"].as_u64().unwrap_or(0),

@@ -94,7 +94,7 @@ impl Arch for S390x {
             root: PhysAddr(root),
             phys_to_virt: |pa| pa as *mut u8,
             flush_tlb: cpu::purge_tlb,
-            fill_pages: kernel::mm::memmap::fill_pages,
+            fill_pages: crate::memfill::fill_pages,
         }
     }
 

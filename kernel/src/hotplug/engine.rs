@@ -29,6 +29,7 @@ use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::PageTableFormat;
 
 use super::event::Via;
+use super::verify_ram::RamReport;
 
 /// Hot-added memory is added and removed in 2 MiB (subsection) units at least.
 pub const HOTPLUG_ALIGN: u64 = 2 << 20;
@@ -54,6 +55,8 @@ pub enum HotplugError {
     Mm(MmError),
     /// The memory manager is down (boot RAM bring-up failed).
     NoMm,
+    /// The sampled check through the MMU failed; the add was undone.
+    Verify(RamReport),
 }
 
 impl fmt::Display for HotplugError {
@@ -72,6 +75,11 @@ impl fmt::Display for HotplugError {
             HotplugError::Busy { pfn } => write!(f, "reason=busy pfn={pfn:#x}"),
             HotplugError::Mm(e) => write!(f, "reason=mm errno={} detail={e:?}", e.errno()),
             HotplugError::NoMm => write!(f, "reason=no-memory-manager"),
+            HotplugError::Verify(r) => write!(
+                f,
+                "reason=verify pages={} state.failures={} rw.failures={}",
+                r.pages, r.state_failures, r.rw_failures
+            ),
         }
     }
 }
@@ -155,6 +163,8 @@ pub struct HotRange {
     pub blocks: Vec<Block>,
     /// Where its add spent its time.
     pub times: AddTimes,
+    /// The last full verification ([`super::verify_ram::verify`]); `None` until it ran.
+    pub verified: Option<RamReport>,
 }
 
 impl HotRange {
@@ -179,6 +189,7 @@ impl HotRange {
 pub struct Hotplug {
     ranges: Vec<HotRange>,
     mode: MemmapOnMemoryMode,
+    unverified: Vec<Range<u64>>,
 }
 
 impl Hotplug {
@@ -187,6 +198,7 @@ impl Hotplug {
         Hotplug {
             ranges: Vec::new(),
             mode,
+            unverified: Vec::new(),
         }
     }
 
@@ -198,6 +210,24 @@ impl Hotplug {
     /// The memmap_on_memory setting.
     pub fn mode(&self) -> MemmapOnMemoryMode {
         self.mode
+    }
+
+    /// Ranges added since the last call whose full verification is still to run (the
+    /// dispatcher runs it once their events are done and acknowledged).
+    pub fn take_unverified(&mut self) -> Vec<Range<u64>> {
+        core::mem::take(&mut self.unverified)
+    }
+
+    /// Runs the full verification of the live range `range` now and keeps its report.
+    pub fn verify<F: PageTableFormat>(
+        &mut self,
+        mm: &mut LiveMm<F>,
+        range: &Range<u64>,
+    ) -> Option<RamReport> {
+        let hot = self.ranges.iter_mut().find(|r| r.range == *range)?;
+        let report = super::verify_ram::verify(mm, hot);
+        hot.verified = Some(report);
+        Some(report)
     }
 
     /// Adds and onlines `range` (see the module header).
@@ -230,12 +260,25 @@ impl Hotplug {
             }
             done.push(block);
         }
+        let t1 = mm.now_ns();
+        let arch = mm.arch();
+        let sampled = super::verify_ram::sample(mm.memmap_mut(), arch, &done);
+        times.verify_ns = mm.now_ns().saturating_sub(t1);
+        if !sampled.passed() {
+            let _ = offline_all(mm, &done);
+            for mut block in done.into_iter().rev() {
+                let _ = remove_block(mm, &mut block);
+            }
+            return Err(HotplugError::Verify(sampled));
+        }
+        self.unverified.push(range.clone());
         self.ranges.push(HotRange {
             range,
             via,
             memmap,
             blocks: done,
             times,
+            verified: None,
         });
         Ok(self.ranges.last().expect("just pushed"))
     }
@@ -250,7 +293,7 @@ impl Hotplug {
             .ranges
             .iter()
             .position(|r| r.range == range)
-            .ok_or(HotplugError::NotAdded(range))?;
+            .ok_or_else(|| HotplugError::NotAdded(range.clone()))?;
         let hot = &mut self.ranges[index];
         let t0 = mm.now_ns();
         offline_all(mm, &hot.blocks)?;
@@ -262,6 +305,7 @@ impl Hotplug {
             offline_ns: t1.saturating_sub(t0),
             depopulate_ns: mm.now_ns().saturating_sub(t1),
         };
+        self.unverified.retain(|r| *r != range);
         Ok((self.ranges.remove(index), times))
     }
 
