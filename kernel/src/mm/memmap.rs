@@ -126,12 +126,10 @@ pub fn init_with<A: MemmapAccess>(
     }
 }
 
-/// Sets every page of `pages` to `template`: a plain front-to-back store loop, 64 bytes
-/// per page and nothing read back — the same bytes a `memset` of the slice would write.
+/// Sets every page of `pages` to `template` ([`Page::fill`]: stores only, front to back):
+/// the generic [`crate::mm::live::FillPages`] hook.
 pub fn fill_pages(pages: &mut [Page], template: &Page) {
-    for page in pages {
-        *page = *template;
-    }
+    Page::fill(pages, template);
 }
 
 #[cfg(test)]
