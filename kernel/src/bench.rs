@@ -3,8 +3,9 @@
 //! hidden by `mem=` allows, a device region is added with its nvdimm-layout altmap and
 //! each phase is timed separately — sections activation, vmemmap populate (tables and
 //! leaves), struct-page initialisation, verification — plus a plain `memset` of the same
-//! memmap bytes as the roofline, and the first (cold) `memset` of them: what a hot-add's
-//! init pass pays on memory the host has not backed yet. Each size is measured
+//! memmap bytes as the roofline, the first (cold) `memset` of them — what a hot-add's
+//! init pass pays on memory the host has not backed yet — and the same bytes zeroed by
+//! the init pass's own streaming store (its write floor). Each size is measured
 //! [`RUNS`] times and every figure is the median (the cold memset: the first run's).
 //! One `bench.result` record per size.
 
@@ -41,6 +42,9 @@ pub struct BenchResult {
     /// The first `memset` of the memmap bytes: memory the guest has never written, as a
     /// hot-add's init pass finds it (the host backs each page on first touch).
     pub memset_cold_ns: u64,
+    /// The memmap bytes zeroed by the init pass's streaming store (the arch fill hook),
+    /// warm: the write floor the init pass can reach.
+    pub zero_ns: u64,
     /// Memmap bytes of the region.
     pub memmap_bytes: u64,
     /// Page-table pages the populate added.
@@ -126,6 +130,13 @@ fn measure<A: Arch>(
     let memmap_va = arch.pfn_to_page(memory.range.start).0;
     let memset_cold_ns = memset_memmap::<A>(memmap_va, memmap_bytes);
     let memset_ns = memset_memmap::<A>(memmap_va, memmap_bytes);
+    // The same bytes zeroed through the init pass's own streaming store (the arch's fill
+    // hook with an all-zero struct page): the write floor of the init path.
+    let t0 = A::timestamp_ns();
+    crate::mm::memmap::init_with(mm.memmap_mut(), arch, memory.range.clone(), |_| {
+        crate::mm::page::Page::ZEROED
+    });
+    let zero_ns = A::timestamp_ns().saturating_sub(t0);
     let t0 = A::timestamp_ns();
     device::init_pages(mm, &memory);
     let init_ns = A::timestamp_ns().saturating_sub(t0);
@@ -147,6 +158,7 @@ fn measure<A: Arch>(
         verify_ns,
         memset_ns,
         memset_cold_ns,
+        zero_ns,
         memmap_bytes,
         tables: after.table_pages().saturating_sub(before.table_pages()),
         leaves: after.leaves().saturating_sub(before.leaves()),
@@ -157,8 +169,8 @@ fn measure<A: Arch>(
 fn memset_memmap<A: Arch>(va: u64, bytes: u64) -> u64 {
     let t0 = A::timestamp_ns();
     // SAFETY: `[va, va + bytes)` is the memmap of a region that is populated right now
-    // (mapped, writable, owned by the benchmark until its removal right after); the
-    // struct pages are not read again before the removal.
+    // (mapped, writable, owned by the benchmark until its removal right after); every
+    // struct page is written again by the init pass before anything reads it.
     unsafe { core::ptr::write_bytes(va as *mut u8, 0, bytes as usize) };
     core::hint::black_box(va);
     A::timestamp_ns().saturating_sub(t0)
@@ -178,6 +190,7 @@ fn median(runs: &[BenchResult]) -> BenchResult {
         init_ns: pick(|r| r.init_ns),
         verify_ns: pick(|r| r.verify_ns),
         memset_ns: pick(|r| r.memset_ns),
+        zero_ns: pick(|r| r.zero_ns),
         memset_cold_ns: runs[0].memset_cold_ns,
         ..runs[0]
     }
@@ -190,7 +203,7 @@ fn print(r: &BenchResult) {
         .map_or(0, |v| v >> 20);
     let roofline_permille = (r.memset_ns * 1000).checked_div(work).unwrap_or(0);
     kprintln!(
-        "bench.result size={} activate_ns={} populate_ns={} init_ns={} verify_ns={} memset_ns={} memset_cold_ns={} memmap_bytes={} memmap_mib_s={mib_s} roofline_permille={roofline_permille} tables={} leaves={} runs={RUNS}",
+        "bench.result size={} activate_ns={} populate_ns={} init_ns={} verify_ns={} memset_ns={} memset_cold_ns={} zero_ns={} memmap_bytes={} memmap_mib_s={mib_s} roofline_permille={roofline_permille} tables={} leaves={} runs={RUNS}",
         r.size,
         r.activate_ns,
         r.populate_ns,
@@ -198,6 +211,7 @@ fn print(r: &BenchResult) {
         r.verify_ns,
         r.memset_ns,
         r.memset_cold_ns,
+        r.zero_ns,
         r.memmap_bytes,
         r.tables,
         r.leaves

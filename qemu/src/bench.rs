@@ -92,13 +92,14 @@ fn today() -> String {
 }
 
 /// The phases the kernel times, in record order (nanoseconds).
-pub const PHASES: [&str; 6] = [
+pub const PHASES: [&str; 7] = [
     "activate_ns",
     "populate_ns",
     "init_ns",
     "verify_ns",
     "memset_ns",
     "memset_cold_ns",
+    "zero_ns",
 ];
 
 /// Machine and kernel command line for the in-kernel benchmark: `mem=512M` hides the rest
@@ -370,7 +371,7 @@ mod tests {
     use super::*;
 
     const CONSOLE: &str = "bench.start arch=s390x clock=stckf\n\
-        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memset_cold_ns=50 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
+        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memset_cold_ns=50 zero_ns=4 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
         bench.done\n";
 
     #[test]

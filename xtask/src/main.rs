@@ -5,6 +5,7 @@
 
 mod apt;
 mod bench;
+mod bench_plot;
 mod doctor;
 mod fuzz;
 mod lint;
