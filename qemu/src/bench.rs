@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
 use crate::profile::{GIB, MIB, Memory};
+use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Outcome, Profile, RunOptions};
 
 const PROMPT: &str = "hotmem> ";
@@ -227,14 +228,21 @@ pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Val
     )));
     let mut m = Machine::spawn(&profile, &opts)?;
     m.expect(PROMPT, Duration::from_secs(180))?;
+    // One QMP session for the whole run: QEMU hands a new session whatever the last one
+    // left unread (an `ACPI_DEVICE_OST` event) before its greeting.
+    let mut qmp = m.qmp()?;
     let mut out = serde_json::Map::new();
     if arch != Arch::S390x {
-        out.insert("pc-dimm".into(), per_size(&mut m, sizes, runs, dimm_once));
+        out.insert(
+            "pc-dimm".into(),
+            per_size(&mut m, &mut qmp, sizes, runs, dimm_once),
+        );
     }
     out.insert(
         "virtio-mem".into(),
-        per_size(&mut m, sizes, runs, vmem_once),
+        per_size(&mut m, &mut qmp, sizes, runs, vmem_once),
     );
+    drop(qmp);
     m.send_line("poweroff")?;
     let _ = m.wait_exit(Duration::from_secs(30));
     Ok(Value::Object(out))
@@ -249,14 +257,14 @@ struct Sample {
     records: Vec<String>,
 }
 
-type Once = fn(&mut Machine, u64, usize) -> Result<Sample>;
+type Once = fn(&mut Machine, &mut Qmp, u64, usize) -> Result<Sample>;
 
-fn per_size(m: &mut Machine, sizes: &[u64], runs: usize, once: Once) -> Value {
+fn per_size(m: &mut Machine, qmp: &mut Qmp, sizes: &[u64], runs: usize, once: Once) -> Value {
     let mut rows = Vec::new();
     for &size in sizes {
         let mut samples = Vec::new();
         for run in 0..runs {
-            match once(m, size, run) {
+            match once(m, qmp, size, run) {
                 Ok(sample) => samples.push(sample),
                 Err(e) => return json!({ "error": format!("{e:#}"), "done": rows }),
             }
@@ -326,20 +334,15 @@ fn phase_sums(records: &[String]) -> BTreeMap<String, f64> {
     sums
 }
 
-fn dimm_once(m: &mut Machine, size: u64, run: usize) -> Result<Sample> {
+fn dimm_once(m: &mut Machine, qmp: &mut Qmp, size: u64, run: usize) -> Result<Sample> {
     let id = format!("bdimm{}x{run}", size >> 20);
-    let mut qmp = m.qmp()?;
-    crate::hotplug::add_ram_backend(&mut qmp, &format!("m{id}"), size)?;
-    crate::hotplug::add_pc_dimm(&mut qmp, &id, &format!("m{id}"))?;
+    crate::hotplug::add_ram_backend(qmp, &format!("m{id}"), size)?;
+    crate::hotplug::add_pc_dimm(qmp, &id, &format!("m{id}"))?;
     let returned = Instant::now();
-    drop(qmp);
     let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::delete_device(&mut qmp, &id, Duration::from_secs(120))?;
-    drop(qmp);
+    crate::hotplug::delete_device(qmp, &id, Duration::from_secs(120))?;
     await_records(m, "hotplug: remove ", size)?;
-    let mut qmp = m.qmp()?;
     qmp.execute("object-del", json!({ "id": format!("m{id}") }))?;
     Ok(Sample {
         ms,
@@ -348,16 +351,12 @@ fn dimm_once(m: &mut Machine, size: u64, run: usize) -> Result<Sample> {
     })
 }
 
-fn vmem_once(m: &mut Machine, size: u64, _run: usize) -> Result<Sample> {
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", size)?;
+fn vmem_once(m: &mut Machine, qmp: &mut Qmp, size: u64, _run: usize) -> Result<Sample> {
+    crate::hotplug::set_requested_size(qmp, "vm0", size)?;
     let returned = Instant::now();
-    drop(qmp);
     let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", 0)?;
-    drop(qmp);
+    crate::hotplug::set_requested_size(qmp, "vm0", 0)?;
     await_records(m, "hotplug: remove ", size)?;
     Ok(Sample {
         ms,
