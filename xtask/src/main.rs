@@ -5,6 +5,7 @@
 
 mod apt;
 mod bench;
+mod bench_plot;
 mod compare;
 mod compare_table;
 mod doctor;

@@ -24,6 +24,8 @@ mod ipl;
 #[cfg(target_os = "none")]
 mod lowcore;
 #[cfg(target_os = "none")]
+mod memfill;
+#[cfg(target_os = "none")]
 mod sclp;
 
 #[cfg(target_os = "none")]
