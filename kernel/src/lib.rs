@@ -56,6 +56,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     let mut mm = bring_up_memory::<A>(&boot);
     if let Some(mm) = mm.as_mut() {
         shell::inject::from_cmdline(mm, boot.cmdline);
+        shell::switches::from_cmdline(mm, boot.cmdline);
     }
     let devices = mm
         .as_mut()
@@ -177,7 +178,7 @@ fn hidden_by_mem_limit(
 /// The arch's memory block, checked as Linux's `memory_dev_init` checks it (which
 /// panics where this falls back to one section).
 fn memory_block<A: Arch>(boot: &BootInfo) -> mm::memory_block::MemoryBlock {
-    let arch = A::mm_config().arch;
+    let arch = <A::PageTable as mm::vmemmap::VmemmapArch>::MM;
     let block = A::memory_block(boot);
     match block.checked(arch) {
         Ok(block) => {

@@ -1,6 +1,6 @@
-//! Benchmark plumbing shared by `cargo xtask bench` and its test: the machine each arch
-//! runs the in-kernel benchmark on, parsing the kernel's `bench.result` records, the
-//! JSON document, and its schema check.
+//! Benchmark plumbing shared by `cargo xtask bench` and its test: boot times per boot
+//! path, the machine each arch runs the in-kernel benchmark on, parsing the kernel's
+//! `bench.result` records, the JSON document, and its schema check.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,36 +9,54 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::BootPath;
 use crate::profile::{GIB, MIB, Memory};
+use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Outcome, Profile, RunOptions};
 
 const PROMPT: &str = "hotmem> ";
 
-/// Boots `image` `boot_runs` times for the start-to-prompt figures, then runs the in-kernel
-/// benchmark once; returns the benchmark document (see [`validate`] for its schema).
-pub fn collect(image: BootImage, quick: bool, boot_runs: usize) -> Result<Value> {
+/// What to measure: the boot paths timed (each `boot_runs` times, QEMU start to prompt and
+/// kernel entry to prompt) and the path the in-kernel benchmark boots.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub quick: bool,
+    pub boot_runs: usize,
+    pub paths: Vec<BootPath>,
+    pub bench_boot: BootPath,
+}
+
+impl Plan {
+    /// Every boot path `arch` has, the benchmark on the direct one.
+    pub fn new(arch: Arch, quick: bool, boot_runs: usize) -> Plan {
+        Plan {
+            quick,
+            boot_runs,
+            paths: arch.boot_paths().to_vec(),
+            bench_boot: BootPath::Direct,
+        }
+    }
+}
+
+/// Boots `image` on every path of `plan` for the start-to-prompt figures, then runs the
+/// in-kernel benchmark once; returns the benchmark document (see [`validate`]).
+pub fn collect(image: BootImage, plan: &Plan) -> Result<Value> {
     let arch = image.arch;
-    let accel = accel::resolve(AccelChoice::Auto, arch)?;
-    let (mut start_ms, mut entry_ms) = (Vec::new(), Vec::new());
-    for _ in 0..boot_runs {
-        let mut opts = RunOptions::new(image.clone());
-        opts.accel = accel;
-        opts.timeout = Duration::from_secs(180);
-        let t0 = Instant::now();
-        let mut m = Machine::spawn(&Profile::new(arch), &opts)?;
-        m.expect(PROMPT, Duration::from_secs(170))?;
-        start_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let console = m.console();
-        let us: f64 = records(&console, "boot: ready ")
-            .first()
-            .and_then(|r| r.get("entry_to_prompt_us"))
-            .context("no boot record")?
-            .parse()?;
-        entry_ms.push(us / 1000.0);
-        m.send_line("poweroff")?;
-        let _ = m.wait_exit(Duration::from_secs(20));
+    let quick = plan.quick;
+    let accel = accel::resolve(AccelChoice::Auto, &image)?;
+    let mut boot = serde_json::Map::new();
+    for &path in &plan.paths {
+        let (start_ms, entry_ms) = boot_times(&image, path, accel, plan.boot_runs)?;
+        boot.insert(
+            path.name().into(),
+            json!({
+                "qemu_start_to_prompt_ms": spread(&start_ms),
+                "entry_to_prompt_ms": spread(&entry_ms),
+            }),
+        );
     }
     let (profile, append) = bench_machine(arch, quick);
+    let profile = profile.with_boot(plan.bench_boot);
     let mut opts = RunOptions::new(image);
     opts.accel = accel;
     opts.append = Some(append);
@@ -66,12 +84,41 @@ pub fn collect(image: BootImage, quick: bool, boot_runs: usize) -> Result<Value>
         "accel": format!("{accel:?}").to_lowercase(),
         "clock": clock,
         "mode": if quick { "quick" } else { "full" },
-        "boot": {
-            "qemu_start_to_prompt_ms": spread(&start_ms),
-            "entry_to_prompt_ms": spread(&entry_ms),
-        },
+        "boot": boot,
+        "bench_boot": plan.bench_boot.name(),
         "sizes": parse_results(&console)?,
     }))
+}
+
+/// `runs` boots of `image` by `path` on the default machine: milliseconds from spawning
+/// QEMU to the prompt, and the kernel's own entry-to-prompt figure.
+fn boot_times(
+    image: &BootImage,
+    path: BootPath,
+    accel: crate::Accel,
+    runs: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut start_ms, mut entry_ms) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut opts = RunOptions::new(image.clone());
+        opts.accel = accel;
+        opts.timeout = Duration::from_secs(180);
+        let profile = Profile::new(image.arch).with_boot(path);
+        let t0 = Instant::now();
+        let mut m = Machine::spawn(&profile, &opts)?;
+        m.expect(PROMPT, Duration::from_secs(170))?;
+        start_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let console = m.console();
+        let us: f64 = records(&console, "boot: ready ")
+            .first()
+            .and_then(|r| r.get("entry_to_prompt_us"))
+            .context("no boot record")?
+            .parse()?;
+        entry_ms.push(us / 1000.0);
+        m.send_line("poweroff")?;
+        let _ = m.wait_exit(Duration::from_secs(20));
+    }
+    Ok((start_ms, entry_ms))
 }
 
 /// Today's date (UTC) from the system clock, as YYYY-MM-DD (civil-from-days).
@@ -92,12 +139,14 @@ fn today() -> String {
 }
 
 /// The phases the kernel times, in record order (nanoseconds).
-pub const PHASES: [&str; 5] = [
+pub const PHASES: [&str; 7] = [
     "activate_ns",
     "populate_ns",
     "init_ns",
     "verify_ns",
     "memset_ns",
+    "memset_cold_ns",
+    "zero_ns",
 ];
 
 /// Machine and kernel command line for the in-kernel benchmark: `mem=512M` hides the rest
@@ -187,11 +236,16 @@ pub fn validate(doc: &Value) -> Result<()> {
             ensure!(entry[key].is_u64(), "size {size}: missing {key}");
         }
     }
-    for key in ["qemu_start_to_prompt_ms", "entry_to_prompt_ms"] {
-        ensure!(
-            doc["boot"][key]["median"].as_f64().is_some_and(|v| v > 0.0),
-            "boot.{key}"
-        );
+    let paths = doc["boot"].as_object().context("missing boot")?;
+    ensure!(!paths.is_empty(), "no boot path timed");
+    for (path, times) in paths {
+        path.parse::<BootPath>()?;
+        for key in ["qemu_start_to_prompt_ms", "entry_to_prompt_ms"] {
+            ensure!(
+                times[key]["median"].as_f64().is_some_and(|v| v > 0.0),
+                "boot.{path}.{key}"
+            );
+        }
     }
     Ok(())
 }
@@ -199,8 +253,14 @@ pub fn validate(doc: &Value) -> Result<()> {
 /// Hot-add latency: from the QMP command's return to the kernel's `hotplug: online`
 /// record(s) covering the size, for pc-dimm (x86_64, aarch64) and virtio-mem (all three),
 /// each size added and removed `runs` times. A source that fails is reported in the
-/// document (`error`) instead of stopping the benchmark.
-pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Value> {
+/// document (`error`) instead of stopping the benchmark. The machine boots by `boot`
+/// (aarch64 pc-dimm needs firmware's GED, so Limine there).
+pub fn hotplug_latency(
+    image: BootImage,
+    quick: bool,
+    runs: usize,
+    boot: BootPath,
+) -> Result<Value> {
     let arch = image.arch;
     let sizes: &[u64] = if quick {
         &[128 * MIB, GIB]
@@ -215,9 +275,10 @@ pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Val
     let profile = Profile::new(arch)
         .with_memory(memory)
         .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
-        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"));
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+        .with_boot(boot);
     let mut opts = RunOptions::new(image);
-    opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = Duration::from_secs(1200);
     opts.qmp = Some(crate::machine::temp_qmp_path(&format!(
         "bench-{}",
@@ -225,45 +286,87 @@ pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Val
     )));
     let mut m = Machine::spawn(&profile, &opts)?;
     m.expect(PROMPT, Duration::from_secs(180))?;
+    // One QMP session for the whole run: QEMU hands a new session whatever the last one
+    // left unread (an `ACPI_DEVICE_OST` event) before its greeting.
+    let mut qmp = m.qmp()?;
     let mut out = serde_json::Map::new();
     if arch != Arch::S390x {
-        out.insert("pc-dimm".into(), per_size(&mut m, sizes, runs, dimm_once));
+        out.insert(
+            "pc-dimm".into(),
+            per_size(&mut m, &mut qmp, sizes, runs, dimm_once),
+        );
     }
     out.insert(
         "virtio-mem".into(),
-        per_size(&mut m, sizes, runs, vmem_once),
+        per_size(&mut m, &mut qmp, sizes, runs, vmem_once),
     );
+    drop(qmp);
     m.send_line("poweroff")?;
     let _ = m.wait_exit(Duration::from_secs(30));
     Ok(Value::Object(out))
 }
 
-type Once = fn(&mut Machine, u64, usize) -> Result<f64>;
+/// One hot-add: host latency and the kernel's phase times (the `us.*` fields of its
+/// `hotplug: online` records, summed when the size came in several records), with the
+/// records themselves.
+struct Sample {
+    ms: f64,
+    phases: BTreeMap<String, f64>,
+    records: Vec<String>,
+}
 
-fn per_size(m: &mut Machine, sizes: &[u64], runs: usize, once: Once) -> Value {
+type Once = fn(&mut Machine, &mut Qmp, u64, usize) -> Result<Sample>;
+
+fn per_size(m: &mut Machine, qmp: &mut Qmp, sizes: &[u64], runs: usize, once: Once) -> Value {
     let mut rows = Vec::new();
     for &size in sizes {
         let mut samples = Vec::new();
         for run in 0..runs {
-            match once(m, size, run) {
-                Ok(ms) => samples.push(ms),
+            match once(m, qmp, size, run) {
+                Ok(sample) => samples.push(sample),
                 Err(e) => return json!({ "error": format!("{e:#}"), "done": rows }),
             }
         }
-        let mut row = spread(&samples);
-        row["size"] = json!(size);
-        rows.push(row);
+        rows.push(row(size, &samples));
     }
     Value::Array(rows)
 }
 
-/// Waits for kernel records starting with `prefix` whose ranges add up to `bytes`.
-fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
+/// A size's row: the latency spread, the median of each kernel phase (ms) and the
+/// records of the median run.
+fn row(size: u64, samples: &[Sample]) -> Value {
+    let latencies: Vec<f64> = samples.iter().map(|s| s.ms).collect();
+    let mut row = spread(&latencies);
+    row["size"] = json!(size);
+    let mut phases = serde_json::Map::new();
+    for key in samples
+        .iter()
+        .flat_map(|s| s.phases.keys())
+        .collect::<Vec<_>>()
+    {
+        let values: Vec<f64> = samples
+            .iter()
+            .map(|s| s.phases.get(key).copied().unwrap_or(0.0))
+            .collect();
+        phases.insert(key.clone(), spread(&values)["median"].clone());
+    }
+    row["kernel_ms"] = Value::Object(phases);
+    let mut by_latency: Vec<&Sample> = samples.iter().collect();
+    by_latency.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    if let Some(median) = by_latency.get(by_latency.len() / 2) {
+        row["records"] = json!(median.records);
+    }
+    row
+}
+
+/// Waits for kernel records starting with `prefix` whose ranges add up to `bytes`;
+/// returns the records.
+fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<Vec<String>> {
     let mut seen = 0;
+    let mut lines = Vec::new();
     while seen < bytes {
-        let text = m.expect(prefix, Duration::from_secs(120))?;
+        m.expect(prefix, Duration::from_secs(120))?;
         let line = m.expect("\n", Duration::from_secs(5)).unwrap_or_default();
-        let _ = text;
         let range = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("range="))
@@ -271,40 +374,53 @@ fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
         let (a, b) = range.split_once('-').context("range")?;
         let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
         seen += parse(b)? - parse(a)?;
+        lines.push(format!("{prefix}{}", line.trim_end()));
     }
-    Ok(())
+    Ok(lines)
 }
 
-fn dimm_once(m: &mut Machine, size: u64, run: usize) -> Result<f64> {
+/// The `us.*` fields of `records`, summed per key, in milliseconds.
+fn phase_sums(records: &[String]) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for record in records {
+        for (key, value) in record.split_whitespace().filter_map(|w| w.split_once('=')) {
+            if let (Some(phase), Ok(us)) = (key.strip_prefix("us."), value.parse::<f64>()) {
+                *sums.entry(phase.to_string()).or_insert(0.0) += us / 1000.0;
+            }
+        }
+    }
+    sums
+}
+
+fn dimm_once(m: &mut Machine, qmp: &mut Qmp, size: u64, run: usize) -> Result<Sample> {
     let id = format!("bdimm{}x{run}", size >> 20);
-    let mut qmp = m.qmp()?;
-    crate::hotplug::add_ram_backend(&mut qmp, &format!("m{id}"), size)?;
-    crate::hotplug::add_pc_dimm(&mut qmp, &id, &format!("m{id}"))?;
+    crate::hotplug::add_ram_backend(qmp, &format!("m{id}"), size)?;
+    crate::hotplug::add_pc_dimm(qmp, &id, &format!("m{id}"))?;
     let returned = Instant::now();
-    drop(qmp);
-    await_records(m, "hotplug: online ", size)?;
+    let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::delete_device(&mut qmp, &id, Duration::from_secs(120))?;
-    drop(qmp);
+    crate::hotplug::delete_device(qmp, &id, Duration::from_secs(120))?;
     await_records(m, "hotplug: remove ", size)?;
-    let mut qmp = m.qmp()?;
     qmp.execute("object-del", json!({ "id": format!("m{id}") }))?;
-    Ok(ms)
+    Ok(Sample {
+        ms,
+        phases: phase_sums(&records),
+        records,
+    })
 }
 
-fn vmem_once(m: &mut Machine, size: u64, _run: usize) -> Result<f64> {
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", size)?;
+fn vmem_once(m: &mut Machine, qmp: &mut Qmp, size: u64, _run: usize) -> Result<Sample> {
+    crate::hotplug::set_requested_size(qmp, "vm0", size)?;
     let returned = Instant::now();
-    drop(qmp);
-    await_records(m, "hotplug: online ", size)?;
+    let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", 0)?;
-    drop(qmp);
+    crate::hotplug::set_requested_size(qmp, "vm0", 0)?;
     await_records(m, "hotplug: remove ", size)?;
-    Ok(ms)
+    Ok(Sample {
+        ms,
+        phases: phase_sums(&records),
+        records,
+    })
 }
 
 #[cfg(test)]
@@ -312,7 +428,7 @@ mod tests {
     use super::*;
 
     const CONSOLE: &str = "bench.start arch=s390x clock=stckf\n\
-        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
+        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memset_cold_ns=50 zero_ns=4 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
         bench.done\n";
 
     #[test]
@@ -325,10 +441,16 @@ mod tests {
 
     #[test]
     fn validate_wants_positive_phases() {
-        let boot = json!({"qemu_start_to_prompt_ms": spread(&[100.0]), "entry_to_prompt_ms": spread(&[5.0])});
+        let times = json!({"qemu_start_to_prompt_ms": spread(&[100.0]), "entry_to_prompt_ms": spread(&[5.0])});
         let mut doc = json!({"arch": "s390x", "date": "d", "qemu": "10", "accel": "tcg", "clock": "stckf",
-            "boot": boot, "sizes": parse_results(CONSOLE).unwrap()});
+            "boot": {"direct": times}, "sizes": parse_results(CONSOLE).unwrap()});
         validate(&doc).unwrap();
+        doc["boot"]["grub"] = doc["boot"]["direct"].clone();
+        assert!(validate(&doc).is_err(), "unknown boot path");
+        doc["boot"].as_object_mut().unwrap().remove("grub");
+        doc["boot"]["direct"]["entry_to_prompt_ms"]["median"] = json!(0.0);
+        assert!(validate(&doc).is_err(), "zero boot time");
+        doc["boot"]["direct"]["entry_to_prompt_ms"]["median"] = json!(5.0);
         doc["sizes"][0]["verify_ns"] = json!(0);
         assert!(validate(&doc).is_err());
     }

@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::BootPath;
 use crate::hotplug::{self, MemoryDevice};
 use crate::profile::{GIB, MIB};
 use crate::qmp::Qmp;
@@ -658,6 +659,8 @@ pub fn is_alarm(line: &str) -> bool {
         "] ERROR ",
         "exception:",
         "@@EXIT",
+        // A hot-add's full verification (after its online record) failed.
+        " result=fail",
     ]
     .iter()
     .any(|p| line.contains(p))
@@ -704,6 +707,29 @@ pub struct Options {
     /// before it runs again. A remove is not affected: the guest's own eject
     /// write unmaps the DIMM on the vCPU thread, which flushes at once.
     pub pause_for_dimms: bool,
+    /// The way in (`--boot`); `None`: [`default_boot`].
+    pub boot: Option<BootPath>,
+}
+
+/// Fails in one line when the soak's devices do not exist on `boot`.
+pub fn check_boot(arch: Arch, boot: BootPath) -> Result<()> {
+    arch.ensure_boot(boot)?;
+    if arch == Arch::Aarch64 && boot == BootPath::Direct {
+        bail!(
+            "aarch64 pc-dimm hotplug needs the ACPI GED, which QEMU only creates with firmware: soak with --boot limine"
+        );
+    }
+    Ok(())
+}
+
+/// The soak's boot path unless told: direct where every device of the soak works without
+/// firmware (x86_64: PVH, ACPI from QEMU through SeaBIOS; s390x: IPL), Limine on aarch64,
+/// whose pc-dimm hotplug needs the ACPI GED that QEMU only creates with firmware.
+pub fn default_boot(arch: Arch) -> BootPath {
+    match arch {
+        Arch::Aarch64 => BootPath::Limine,
+        Arch::X86_64 | Arch::S390x => BootPath::Direct,
+    }
 }
 
 impl Options {
@@ -717,6 +743,7 @@ impl Options {
             console_log: None,
             echo: false,
             pause_for_dimms: false,
+            boot: None,
         }
     }
 }
@@ -830,14 +857,16 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     let arch = image.arch;
     let started = Instant::now();
     let mut run_opts = RunOptions::new(image);
-    run_opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    run_opts.accel = accel::resolve(AccelChoice::Auto, &run_opts.image)?;
     run_opts.timeout = Duration::from_secs(600 + 120 * u64::from(opts.cycles));
     run_opts.qmp = Some(crate::machine::temp_qmp_path(&format!("soak-{arch}")));
     run_opts.console_log = opts.console_log.clone();
     run_opts.append = opts.append.clone();
     run_opts.extra_args = opts.qemu_args.clone();
     run_opts.echo = run_opts.echo || opts.echo;
-    let profile = Profile::new(arch).with_hotplug();
+    let boot = opts.boot.unwrap_or_else(|| default_boot(arch));
+    check_boot(arch, boot)?;
+    let profile = Profile::new(arch).with_hotplug().with_boot(boot);
     let mut m = Machine::spawn(&profile, &run_opts)?;
     m.expect("boot: ready", Duration::from_secs(300))?;
     m.expect(PROMPT, COMMAND_TIMEOUT)?;
@@ -1414,7 +1443,7 @@ mod tests {
         hotplug.range range=0x180000000-0x1a0000000 blocks=4 memmap=altmap altmap.alloc=2048 altmap.align=0 online.pages=129024 offline.pages=0 state=online via=dimm slot=0\n\
         hotplug.range range=0x100000000-0x108000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=32768 offline.pages=0 state=online via=virtio-mem device=0\n\
         hotplug.range range=0x108000000-0x110000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=1536 offline.pages=31232 state=online via=virtio-mem device=0\n\
-        hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled block=0x8000000\n\
+        hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled block.bytes=0x8000000\n\
         hotplug.source name=acpi-mhpd base=0xcf00 slots=4 scans=3 inserts=1 removes=0 ejects=0 refusals=0 notify=sci\n\
         hotplug.slot source=acpi-mhpd slot=0 range=0x180000000-0x1a0000000 node=0 state=online\n\
         virtio-mem dev=0 name=virtio-mem-pci.0 addr=0x100000000 region=0x80000000 usable=0x10000000 block=0x200000 plugged=0x8600000 requested=0x8600000 kernel=0x8600000 units=2 stranded=0 state=ok\n\

@@ -7,7 +7,7 @@
 //! memmap is in RAM, as Linux's virtio-mem adds it, so every plugged byte is online), the
 //! blocks themselves (whole memory blocks, each one of the driver's units), and the free
 //! pages: exactly the start's plus the online pages, less the blocks' memmap and the new
-//! page-table pages, both taken from RAM.
+//! page-table pages, both taken from RAM; and every block's full verification passed.
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub struct View {
     pub online: u64,
     /// Those ranges.
     pub ranges: Vec<(u64, u64)>,
+    /// The `hotplug.range` lines of those whose full verification did not pass (yet).
+    pub unverified: Vec<String>,
     /// The driver's units.
     pub units: Vec<(u64, u64)>,
     /// Units with nothing plugged (the driver removes them on its next poll).
@@ -74,12 +76,16 @@ pub fn view(m: &mut Machine, dev: u32) -> Result<View> {
     let d = fields(line(&text, &head)?);
     let via = format!("via=virtio-mem device={dev}");
     let mut ranges = Vec::new();
+    let mut unverified = Vec::new();
     let mut online = 0;
     for l in text.lines().map(str::trim) {
         if l.starts_with("hotplug.range ") && l.ends_with(&via) {
             let f = fields(l);
             ranges.push(range(&f, "range")?);
             online += number(&f, "online.pages")? * PAGE;
+            if f.get("verify") != Some(&"pass") {
+                unverified.push(l.to_string());
+            }
         }
     }
     let unit_head = format!("virtio-mem.unit dev={dev} ");
@@ -104,6 +110,7 @@ pub fn view(m: &mut Machine, dev: u32) -> Result<View> {
         driver: number(&d, "kernel")?,
         online,
         ranges,
+        unverified,
         units,
         empty_units,
         unit: number(&d, "unit")?,
@@ -166,6 +173,9 @@ pub fn resize_checked(
             "{s:#x}-{e:#x} outside {region:x?}"
         );
     }
+    // Every block was verified in full (every struct page, every memmap leaf) once its
+    // event was done.
+    ensure!(v.unverified.is_empty(), "not verified: {:?}", v.unverified);
     let console = m.console();
     ensure!(
         !console.contains("hazard:") && !console.contains("teardown=hazard"),

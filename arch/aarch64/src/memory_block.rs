@@ -3,12 +3,11 @@
 //! section, 128 MiB with 4 KiB pages (`SECTION_SIZE_BITS` 27, arch/arm64/include/asm/
 //! sparsemem.h).
 
-use kernel::mm::arch::MmArch;
 use kernel::mm::memory_block::MemoryBlock;
 
 /// The block size: one section.
 pub const fn size() -> MemoryBlock {
-    MemoryBlock::section(&MmArch::AARCH64)
+    MemoryBlock::section(&crate::vmemmap::MM)
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
 use kernel::virtio::mem::plan::Granularity;
@@ -226,7 +225,7 @@ pub fn virtio_mem_sources(
             }
         };
         let name = format!("virtio-mem-pci.{index}");
-        let granularity = Granularity::new(crate::memory_block::size(), &MmArch::AARCH64);
+        let granularity = Granularity::new(crate::memory_block::size(), &crate::vmemmap::MM);
         if let Ok(dev) = VirtioMem::probe(index, name, transport, granularity) {
             out.push(Box::new(dev));
             index += 1;

@@ -4,19 +4,18 @@
 //! sclp_early.c), and never less than one 256 MiB section (`MIN_MEMORY_BLOCK_SIZE`),
 //! so a memory block never splits a storage increment.
 
-use kernel::mm::arch::MmArch;
 use kernel::mm::memory_block::MemoryBlock;
 
 /// The block size for storage increments of `rzm` bytes.
 pub fn size(rzm: u64) -> MemoryBlock {
-    let section = MmArch::S390X.section_bytes();
+    let section = crate::vmemmap::MM.section_bytes();
     if rzm > section {
         MemoryBlock {
             bytes: rzm,
             rule: "sclp-rzm",
         }
     } else {
-        MemoryBlock::section(&MmArch::S390X)
+        MemoryBlock::section(&crate::vmemmap::MM)
     }
 }
 

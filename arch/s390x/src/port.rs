@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
-use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::memory_block::MemoryBlock;
 use kernel::probe::{Access, ProbeFault};
@@ -96,11 +95,11 @@ impl Arch for S390x {
         let features = crate::boot::dat_features(&facilities());
         let root = DAT.get().map_or(0, |d| d.asce & !0xfff);
         LiveConfig {
-            arch: &MmArch::S390X,
             features,
             root: PhysAddr(root),
             phys_to_virt: |pa| pa as *mut u8,
             flush_tlb: cpu::purge_tlb,
+            fill_pages: crate::memfill::fill_pages,
         }
     }
 

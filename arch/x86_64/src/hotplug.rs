@@ -13,7 +13,6 @@ use kernel::BootInfo;
 use kernel::boot_info::Firmware;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::mem::plan::Granularity;
 
 use crate::X86_64;
@@ -31,7 +30,7 @@ fn read(pa: u64, len: usize) -> Option<&'static [u8]> {
 
 /// Every source this machine has.
 pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
-    let granularity = Granularity::new(X86_64::memory_block(boot), &MmArch::X86_64);
+    let granularity = Granularity::new(X86_64::memory_block(boot), &crate::vmemmap::MM);
     let mut out: Vec<Box<dyn EventSource>> = Vec::new();
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return crate::virtio_pci::sources(granularity);

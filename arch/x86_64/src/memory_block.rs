@@ -13,7 +13,6 @@
 
 use kernel::boot_info::{MemKind, MemoryMap};
 use kernel::mm::addr::PAGE_SIZE;
-use kernel::mm::arch::MmArch;
 use kernel::mm::memory_block::{MemoryBlock, largest_dividing};
 
 /// `MAX_BLOCK_SIZE`.
@@ -38,7 +37,7 @@ pub fn boot_mem_end(map: &MemoryMap) -> u64 {
 
 /// The block size for boot memory ending at `boot_mem_end`, in a VM or not.
 pub fn size(boot_mem_end: u64, hypervisor: bool) -> MemoryBlock {
-    let min = MmArch::X86_64.section_bytes();
+    let min = crate::vmemmap::MM.section_bytes();
     if boot_mem_end < LARGE_BLOCK_FROM {
         return MemoryBlock {
             bytes: min,

@@ -7,14 +7,13 @@ use core::ops::Range;
 
 use crate::mm::addr::Pfn;
 use crate::mm::altmap::VmemAltmap;
-use crate::mm::arch::MmArch;
 use crate::mm::live::{LiveMemmap, LiveMm};
-use crate::mm::memmap::MemmapAccess;
+use crate::mm::memmap::{FreshPages, MemmapAccess, init_online, init_with};
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::sparse::chunks;
+use crate::mm::vmemmap::VmemmapArch;
 
-use super::engine::HotplugError;
+use super::engine::{AddTimes, HotplugError};
 use super::parts;
 
 /// One memory block of a hot-added range.
@@ -61,22 +60,45 @@ impl Block {
     }
 }
 
-/// Adds `block`: sections and memmap, struct pages initialised (the self-hosted memmap's
-/// as reserved, the kept-offline parts as offline), the rest onlined.
-pub fn add<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
+/// Adds `block`: sections and memmap, struct pages initialised in one pass (the
+/// self-hosted memmap's as reserved, the kept-offline parts as offline, the rest as
+/// online free pages), then the online parts handed to the movable allocator block by
+/// block. Each phase's time is added to `times`.
+pub fn add<F: VmemmapArch>(
+    mm: &mut LiveMm<F>,
+    block: &mut Block,
+    times: &mut AddTimes,
+) -> Result<(), HotplugError> {
+    let t0 = mm.now_ns();
     mm.add(block.pfns.clone(), block.altmap.as_mut())?;
+    let t1 = mm.now_ns();
+    let populate_ns = mm.sparse().last_add_times().populate_ns;
+    times.populate_ns += populate_ns;
+    times.add_ns += t1.saturating_sub(t0).saturating_sub(populate_ns);
     let arch = mm.arch();
     let hosted = block.pfns.start..block.data().start;
-    let hosted_flags = PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED;
-    init_pages(mm.memmap_mut(), arch, hosted, hosted_flags);
-    init_pages(mm.memmap_mut(), arch, block.data(), PageFlags::empty());
+    init_with(mm.memmap_mut(), arch, hosted, |section| {
+        let mut page = Page::new(Zone::Movable, 0, section);
+        page.set(PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED);
+        page
+    });
     for part in &block.offline {
-        set_offline(mm.memmap_mut(), part.clone(), true);
+        init_with(mm.memmap_mut(), arch, part.clone(), |section| {
+            let mut page = Page::new(Zone::Movable, 0, section);
+            page.set(PageFlags::OFFLINE);
+            page
+        });
     }
-    let (buddy, memmap) = mm.movable_and_memmap();
     let online = block.online_parts();
-    for (i, part) in online.iter().enumerate() {
-        if let Err(e) = buddy.online(memmap, part.clone()) {
+    let fresh: Vec<FreshPages> = online
+        .iter()
+        .map(|part| init_online(mm.memmap_mut(), arch, part.clone(), Zone::Movable, 0))
+        .collect();
+    let t2 = mm.now_ns();
+    times.init_ns += t2.saturating_sub(t1);
+    let (buddy, memmap) = mm.movable_and_memmap();
+    for (i, pages) in fresh.into_iter().enumerate() {
+        if let Err(e) = buddy.online_initialised(memmap, pages) {
             for done in &online[..i] {
                 let _ = buddy.offline(memmap, done.clone());
             }
@@ -84,12 +106,13 @@ pub fn add<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<
             return Err(e.into());
         }
     }
+    times.online_ns += mm.now_ns().saturating_sub(t2);
     Ok(())
 }
 
 /// Offlines every online part of `block`, or none: a busy page brings the earlier parts
 /// back online.
-pub fn offline<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &Block) -> Result<(), HotplugError> {
+pub fn offline<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &Block) -> Result<(), HotplugError> {
     let (buddy, memmap) = mm.movable_and_memmap();
     let online = block.online_parts();
     for (i, part) in online.iter().enumerate() {
@@ -104,7 +127,7 @@ pub fn offline<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &Block) -> Result<
 }
 
 /// Onlines every online part of `block` again (undoing [`offline`]).
-pub fn reonline<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &Block) {
+pub fn reonline<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &Block) {
     let (buddy, memmap) = mm.movable_and_memmap();
     for part in block.online_parts() {
         if let Err(e) = buddy.online(memmap, part.clone()) {
@@ -119,37 +142,23 @@ pub fn reonline<F: PageTableFormat>(mm: &mut LiveMm<F>, block: &Block) {
 
 /// Removes `block`, whose data is already offline: memmap freed through its altmap,
 /// sections deactivated.
-pub fn remove<F: PageTableFormat>(
-    mm: &mut LiveMm<F>,
-    block: &mut Block,
-) -> Result<(), HotplugError> {
+pub fn remove<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
     mm.remove(block.pfns.clone(), block.altmap.as_mut())?;
     Ok(())
 }
 
 /// Marks the struct pages of `range` as kept offline (`PageOffline`) or clears the mark.
 pub fn set_offline(memmap: &mut LiveMemmap, range: Range<Pfn>, offline: bool) {
-    for pfn in range.start.0..range.end.0 {
-        let page = memmap.page_mut(Pfn(pfn));
-        if offline {
-            page.set(PageFlags::OFFLINE);
-        } else {
-            page.clear(PageFlags::OFFLINE);
-        }
-    }
-}
-
-/// Fills the struct pages of `range` with a fresh (movable-zone) page plus `flags`.
-fn init_pages(memmap: &mut LiveMemmap, arch: &MmArch, range: Range<Pfn>, flags: PageFlags) {
     if range.start >= range.end {
         return;
     }
-    for chunk in chunks(arch, range.start, range.end) {
-        let mut template = Page::new(Zone::Movable, 0, chunk.section);
-        template.set(flags);
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
+    for chunk in chunks(memmap.arch(), range.start, range.end) {
+        for page in memmap.pages_mut(chunk.first, chunk.nr_pages as usize) {
+            if offline {
+                page.set(PageFlags::OFFLINE);
+            } else {
+                page.clear(PageFlags::OFFLINE);
+            }
+        }
     }
 }

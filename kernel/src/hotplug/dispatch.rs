@@ -1,13 +1,18 @@
 //! Polling the event sources and handling their events, one at a time in arrival order,
 //! with one stable record line per step (see the README's record table).
+//!
+//! The full verification of what a batch added runs after the whole batch is handled and
+//! every source has acknowledged its events, so the `online` records (and the hardware's
+//! completion) are never held up by it; its `verify:` records follow them.
 
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use super::engine::{HotplugError, MemmapFrom, Removed};
+use super::engine::{AddTimes, HotplugError, MemmapFrom, Removed};
 use super::event::{Event, Via};
+use crate::mm::addr::PAGE_SIZE;
 use crate::mm::live::LiveMm;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 use crate::{Arch, Kernel, kprintln};
 
 /// Polls every source once and handles what they report. Returns how many events ran.
@@ -24,7 +29,65 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
             handled += 1;
         }
     }
+    if handled > 0 {
+        verify_added(kernel);
+    }
     handled
+}
+
+/// Runs the full verification of every range and device region added since the last
+/// call and prints one `verify:` record each.
+pub fn verify_added<A: Arch>(kernel: &mut Kernel<A>) {
+    let Some(mm) = kernel.mm.as_mut() else {
+        return;
+    };
+    for range in kernel.hotplug.take_unverified() {
+        verify_range::<A>(mm, &mut kernel.hotplug, &range);
+    }
+    for device in kernel.devices.iter_mut().filter(|d| d.report.is_none()) {
+        crate::devices::verify_one::<A>(mm, device);
+    }
+}
+
+/// Verifies the hot-added range `range` now and prints its record; false if no such
+/// range is live.
+pub fn verify_range<A: Arch>(
+    mm: &mut crate::mm::live::LiveMm<A::PageTable>,
+    hotplug: &mut super::engine::Hotplug,
+    range: &core::ops::Range<u64>,
+) -> bool {
+    let t0 = A::timestamp_ns();
+    let Some(r) = hotplug.verify(mm, range) else {
+        return false;
+    };
+    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let via = hotplug
+        .ranges()
+        .iter()
+        .find(|h| h.range == *range)
+        .map(|h| h.via);
+    kprintln!(
+        "verify: range={:#x}-{:#x} pages={} offline={} hosted={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.wrong={} walk.faults={} us={us} result={}{}",
+        range.start,
+        range.end,
+        r.pages,
+        r.offline,
+        r.hosted,
+        r.rw_failures,
+        r.state_failures,
+        r.leaves,
+        r.leaves_altmap,
+        r.leaves_ram,
+        r.leaves_wrong,
+        r.walk_faults,
+        if r.passed() && r.leaves > 0 {
+            "pass"
+        } else {
+            "fail"
+        },
+        via.map(|v| alloc::format!(" {v}")).unwrap_or_default(),
+    );
+    true
 }
 
 /// Runs one event through the engine and prints its records.
@@ -47,9 +110,10 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                 Event::AddPartial { online, .. } => Some(online.clone()),
                 _ => None,
             };
+            let ram_leaf_bytes = mm.sparse().vmemmap().stats().ram_leaf_bytes;
             match hotplug.add_memory(mm, range.clone(), via, online.clone()) {
                 Ok(hot) => {
-                    let (pages, memmap) = (hot.online_pages(), hot.memmap);
+                    let (pages, memmap, times) = (hot.online_pages(), hot.memmap, hot.times);
                     let (alloc, align) = hot.altmap_totals();
                     let memmap = if memmap == MemmapFrom::Altmap {
                         "altmap"
@@ -57,20 +121,17 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         "ram"
                     };
                     let sections = (range.end - range.start) / mm.arch().section_bytes();
-                    let new_tables = table_pages(mm).saturating_sub(tables);
+                    let new_tables = mm.table_pages().saturating_sub(tables);
+                    let memmap_ram_pages = (mm.sparse().vmemmap().stats().ram_leaf_bytes)
+                        .saturating_sub(ram_leaf_bytes)
+                        / PAGE_SIZE;
                     kprintln!(
-                        "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} tables.new={new_tables} {via}",
+                        "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} memmap.ram_pages={memmap_ram_pages} tables.new={new_tables} {via}",
                         range.start,
                         range.end
                     );
-                    online_record::<A, _>(
-                        mm,
-                        &online.unwrap_or(range),
-                        pages,
-                        free_before,
-                        t0,
-                        via,
-                    );
+                    let part = online.unwrap_or(range);
+                    online_record::<A, _>(mm, &part, pages, free_before, t0, &times, via);
                     Ok(())
                 }
                 Err(e) => refuse("add", &range, &via, e),
@@ -78,15 +139,20 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         }
         Event::OnlinePart { .. } => match hotplug.online_part(mm, range.clone()) {
             Ok(_) => {
-                let pages = (range.end - range.start) / crate::mm::addr::PAGE_SIZE;
-                online_record::<A, _>(mm, &range, pages, free_before, t0, via);
+                let pages = (range.end - range.start) / PAGE_SIZE;
+                // Only the hand-over to the allocator: the struct pages exist since the add.
+                let times = AddTimes {
+                    online_ns: A::timestamp_ns().saturating_sub(t0),
+                    ..AddTimes::default()
+                };
+                online_record::<A, _>(mm, &range, pages, free_before, t0, &times, via);
                 Ok(())
             }
             Err(e) => refuse("online", &range, &via, e),
         },
         Event::OfflinePart { .. } => match hotplug.offline_part(mm, range.clone()) {
             Ok(_) => {
-                let pages = (range.end - range.start) / crate::mm::addr::PAGE_SIZE;
+                let pages = (range.end - range.start) / PAGE_SIZE;
                 offline_record(&range, pages, via);
                 Ok(())
             }
@@ -103,27 +169,30 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
     }
 }
 
-fn table_pages<F: PageTableFormat>(mm: &LiveMm<F>) -> u64 {
-    mm.table_pages()
-}
-
 /// `hotplug: online`: free pages grow by exactly the onlined count less what the step
-/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap).
-fn online_record<A: Arch, F: PageTableFormat>(
+/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap); then where the
+/// time went (`us.*`).
+fn online_record<A: Arch, F: VmemmapArch>(
     mm: &LiveMm<F>,
     range: &Range<u64>,
     pages: u64,
     free_before: u64,
     t0: u64,
+    t: &AddTimes,
     via: Via,
 ) {
-    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
     let free = mm.free_pages();
     let ram_pages = (free_before + pages).saturating_sub(free);
     kprintln!(
-        "hotplug: online range={:#x}-{:#x} pages={pages} ram.pages={ram_pages} free={free} us={us} {via}",
+        "hotplug: online range={:#x}-{:#x} pages={pages} ram.pages={ram_pages} free={free} us.add={} us.populate={} us.init={} us.online={} us.verify={} us.total={total_us} {via}",
         range.start,
         range.end,
+        t.add_ns / 1000,
+        t.populate_ns / 1000,
+        t.init_ns / 1000,
+        t.online_ns / 1000,
+        t.verify_ns / 1000,
     );
 }
 
@@ -137,10 +206,10 @@ fn offline_record(range: &Range<u64>, pages: u64, via: Via) {
 
 /// The records of a completed remove: `teardown=clean`, or `teardown=hazard` after one
 /// `hazard:` line per block something was left of.
-fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &Removed, tables: u64, t0: u64) {
+fn removed<A: Arch, F: VmemmapArch>(mm: &LiveMm<F>, gone: &Removed, tables: u64, t0: u64) {
     let (alloc, align) = gone.hot.altmap_totals();
-    let freed = tables.saturating_sub(table_pages(mm));
-    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let freed = tables.saturating_sub(mm.table_pages());
+    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
     let range = &gone.hot.range;
     offline_record(range, gone.hot.online_pages(), gone.hot.via);
     for (pfns, left) in &gone.leftovers {
@@ -148,8 +217,8 @@ fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &Removed, tables: 
             "hazard: remove range={:#x}-{:#x} block={:#x}-{:#x} {left}",
             range.start,
             range.end,
-            pfns.start.0 * crate::mm::addr::PAGE_SIZE,
-            pfns.end.0 * crate::mm::addr::PAGE_SIZE
+            pfns.start.0 * PAGE_SIZE,
+            pfns.end.0 * PAGE_SIZE
         );
     }
     let teardown = if gone.leftovers.is_empty() {
@@ -157,11 +226,15 @@ fn removed<A: Arch, F: PageTableFormat>(mm: &LiveMm<F>, gone: &Removed, tables: 
     } else {
         "hazard"
     };
+    let t = gone.times;
     kprintln!(
-        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} teardown={teardown} free={} us={us} {}",
+        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} teardown={teardown} free={} us.offline={} us.depopulate={} us.teardown={} us.total={total_us} {}",
         range.start,
         range.end,
         mm.free_pages(),
+        t.offline_ns / 1000,
+        t.depopulate_ns / 1000,
+        t.teardown_ns / 1000,
         gone.hot.via
     );
 }

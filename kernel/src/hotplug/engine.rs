@@ -7,7 +7,10 @@
 //! and the mode and Linux's gates allow it, each block's altmap is carved from its own
 //! start and the memmap lives in the block itself; otherwise the memmap comes from RAM
 //! and the record says `memmap=ram`. The rest of each block is onlined into the movable
-//! allocator, except the parts a partial add keeps offline (virtio-mem sub-block mode).
+//! allocator, except the parts a partial add keeps offline (virtio-mem sub-block mode):
+//! its struct pages are written online in the one init pass, then handed over block by
+//! block. A sampled check through the MMU runs before the range is reported online; the
+//! full verification runs after the event is done ([`super::verify_ram`]).
 //!
 //! Parts: an offline part of an added range can be onlined, and an online part taken
 //! offline again (refused, with nothing changed, if a page is in use), the range staying
@@ -30,11 +33,12 @@ use crate::mm::error::MmError;
 use crate::mm::live::LiveMm;
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::memory_block::MemoryBlock;
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::teardown::Leftover;
+use crate::mm::vmemmap::VmemmapArch;
 
 pub use super::block::Block;
 use super::event::Via;
+use super::verify_ram::RamReport;
 use super::{block, parts};
 
 /// Why an add, remove, online or offline was refused. Nothing changed in every case.
@@ -67,6 +71,8 @@ pub enum HotplugError {
     Mm(MmError),
     /// The memory manager is down (boot RAM bring-up failed).
     NoMm,
+    /// The sampled check through the MMU failed; the add was undone.
+    Verify(RamReport),
 }
 
 impl fmt::Display for HotplugError {
@@ -82,6 +88,11 @@ impl fmt::Display for HotplugError {
             HotplugError::Busy { pfn } => write!(f, "reason=busy pfn={pfn:#x}"),
             HotplugError::Mm(e) => write!(f, "reason=mm errno={} detail={e:?}", e.errno()),
             HotplugError::NoMm => write!(f, "reason=no-memory-manager"),
+            HotplugError::Verify(r) => write!(
+                f,
+                "reason=verify pages={} state.failures={} rw.failures={}",
+                r.pages, r.state_failures, r.rw_failures
+            ),
         }
     }
 }
@@ -104,6 +115,35 @@ pub enum MemmapFrom {
     Ram,
 }
 
+/// Where one hot-add spent its time, in nanoseconds: the `us.*` fields of its `online`
+/// record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddTimes {
+    /// Range checks, memory-block planning, subsection activation and the TLB flush.
+    pub add_ns: u64,
+    /// vmemmap populate: tables and leaves.
+    pub populate_ns: u64,
+    /// Struct-page initialisation.
+    pub init_ns: u64,
+    /// Handing the data pages to the buddy allocator.
+    pub online_ns: u64,
+    /// Checks made before the range is reported online.
+    pub verify_ns: u64,
+}
+
+/// Where one hot-remove spent its time, in nanoseconds: the `us.*` fields of its
+/// `remove` record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoveTimes {
+    /// Taking the data pages back from the buddy allocator.
+    pub offline_ns: u64,
+    /// Freeing the memmap (leaves back to the altmap, empty tables) and deactivating the
+    /// subsections.
+    pub depopulate_ns: u64,
+    /// The teardown check after each removed block ([`crate::mm::teardown`]).
+    pub teardown_ns: u64,
+}
+
 /// A live hot-added range.
 #[derive(Clone, Debug)]
 pub struct HotRange {
@@ -115,6 +155,10 @@ pub struct HotRange {
     pub memmap: MemmapFrom,
     /// Its memory blocks, ascending.
     pub blocks: Vec<Block>,
+    /// Where its add spent its time.
+    pub times: AddTimes,
+    /// The last full verification ([`super::verify_ram::verify`]); `None` until it ran.
+    pub verified: Option<RamReport>,
 }
 
 impl HotRange {
@@ -140,16 +184,18 @@ pub struct Removed {
     pub hot: HotRange,
     /// Per block, what the remove left behind.
     pub leftovers: Vec<(Range<Pfn>, Leftover)>,
+    /// Where the remove spent its time.
+    pub times: RemoveTimes,
 }
 
 /// Adds back blocks a failed remove had already removed, each with a fresh altmap (the
 /// old one's `align` is never returned, as in Linux), and onlines them as they were.
-fn restore<F: PageTableFormat>(mm: &mut LiveMm<F>, blocks: &mut [Block]) {
+fn restore<F: VmemmapArch>(mm: &mut LiveMm<F>, blocks: &mut [Block]) {
     for b in blocks {
         if let Some(a) = &b.altmap {
             b.altmap = Some(VmemAltmap::new(a.base_pfn, a.end_pfn, a.reserve, a.free));
         }
-        if let Err(e) = block::add(mm, b) {
+        if let Err(e) = block::add(mm, b, &mut AddTimes::default()) {
             log::error!(
                 "hazard: remove of pfns {:#x}-{:#x} failed half-way and the block could not be added back: {e}",
                 b.pfns.start.0,
@@ -164,6 +210,7 @@ pub struct Hotplug {
     ranges: Vec<HotRange>,
     block: MemoryBlock,
     mode: MemmapOnMemoryMode,
+    unverified: Vec<Range<u64>>,
 }
 
 impl Hotplug {
@@ -174,6 +221,7 @@ impl Hotplug {
             ranges: Vec::new(),
             block,
             mode,
+            unverified: Vec::new(),
         }
     }
 
@@ -192,15 +240,34 @@ impl Hotplug {
         self.mode
     }
 
+    /// Ranges added since the last call whose full verification is still to run (the
+    /// dispatcher runs it once their events are done and acknowledged).
+    pub fn take_unverified(&mut self) -> Vec<Range<u64>> {
+        core::mem::take(&mut self.unverified)
+    }
+
+    /// Runs the full verification of the live range `range` now and keeps its report.
+    pub fn verify<F: VmemmapArch>(
+        &mut self,
+        mm: &mut LiveMm<F>,
+        range: &Range<u64>,
+    ) -> Option<RamReport> {
+        let hot = self.ranges.iter_mut().find(|r| r.range == *range)?;
+        let report = super::verify_ram::verify(mm, hot);
+        hot.verified = Some(report);
+        Some(report)
+    }
+
     /// Adds `range`, onlining all of it, or with `online`, only that part (see the module
     /// header).
-    pub fn add_memory<F: PageTableFormat>(
+    pub fn add_memory<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
         via: Via,
         online: Option<Range<u64>>,
     ) -> Result<&HotRange, HotplugError> {
+        let t0 = mm.now_ns();
         if !self.block.whole_blocks(range.start, range.end) {
             return Err(HotplugError::Misaligned {
                 block: self.block.bytes,
@@ -224,9 +291,13 @@ impl Hotplug {
         } else {
             MemmapFrom::Ram
         };
+        let mut times = AddTimes {
+            add_ns: mm.now_ns().saturating_sub(t0),
+            ..AddTimes::default()
+        };
         let mut done: Vec<Block> = Vec::new();
         for mut b in blocks {
-            if let Err(e) = block::add(mm, &mut b) {
+            if let Err(e) = block::add(mm, &mut b, &mut times) {
                 for mut earlier in done.into_iter().rev() {
                     let _ = block::offline(mm, &earlier);
                     let _ = block::remove(mm, &mut earlier);
@@ -235,11 +306,25 @@ impl Hotplug {
             }
             done.push(b);
         }
+        let t1 = mm.now_ns();
+        let arch = mm.arch();
+        let sampled = super::verify_ram::sample(mm.memmap_mut(), arch, &done);
+        times.verify_ns = mm.now_ns().saturating_sub(t1);
+        if !sampled.passed() {
+            for mut b in done.into_iter().rev() {
+                let _ = block::offline(mm, &b);
+                let _ = block::remove(mm, &mut b);
+            }
+            return Err(HotplugError::Verify(sampled));
+        }
+        self.unverified.push(range.clone());
         self.ranges.push(HotRange {
             range,
             via,
             memmap,
             blocks: done,
+            times,
+            verified: None,
         });
         Ok(self.ranges.last().expect("just pushed"))
     }
@@ -249,7 +334,7 @@ impl Hotplug {
     /// before the first is removed, and should a removal still fail, the blocks already
     /// gone are added back. After each block the teardown is checked (altmap back to
     /// `alloc == 0`, nothing of it present or mapped); what is left is returned.
-    pub fn remove_memory<F: PageTableFormat>(
+    pub fn remove_memory<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
@@ -258,8 +343,9 @@ impl Hotplug {
             .ranges
             .iter()
             .position(|r| r.range == range)
-            .ok_or(HotplugError::NotAdded(range))?;
+            .ok_or_else(|| HotplugError::NotAdded(range.clone()))?;
         let hot = &mut self.ranges[index];
+        let t0 = mm.now_ns();
         for (i, b) in hot.blocks.iter().enumerate() {
             if let Err(e) = block::offline(mm, b) {
                 for earlier in &hot.blocks[..i] {
@@ -268,6 +354,7 @@ impl Hotplug {
                 return Err(e);
             }
         }
+        let t1 = mm.now_ns();
         let checked = hot
             .blocks
             .iter_mut()
@@ -277,26 +364,38 @@ impl Hotplug {
             return Err(e.into());
         }
         let mut leftovers = Vec::new();
+        let mut teardown_ns = 0;
         for i in (0..hot.blocks.len()).rev() {
             let b = &mut hot.blocks[i];
             if let Err(e) = block::remove(mm, b) {
+                // The blocks after `i` are gone: added back and onlined; those up to `i`
+                // are still added, only offline.
                 restore(mm, &mut hot.blocks[i + 1..]);
-                hot.blocks.iter().for_each(|b| block::reonline(mm, b));
+                hot.blocks[..=i].iter().for_each(|b| block::reonline(mm, b));
                 return Err(e);
             }
+            let t = mm.now_ns();
             if let Err(left) = mm.teardown_check(b.pfns.clone(), b.altmap.as_ref()) {
                 leftovers.push((b.pfns.clone(), left));
             }
+            teardown_ns += mm.now_ns().saturating_sub(t);
         }
+        let times = RemoveTimes {
+            offline_ns: t1.saturating_sub(t0),
+            depopulate_ns: mm.now_ns().saturating_sub(t1).saturating_sub(teardown_ns),
+            teardown_ns,
+        };
+        self.unverified.retain(|r| *r != range);
         Ok(Removed {
             hot: self.ranges.remove(index),
             leftovers,
+            times,
         })
     }
 
     /// Onlines `part`, which must lie inside one memory block of an added range and be
     /// wholly offline there. Returns the range it belongs to.
-    pub fn online_part<F: PageTableFormat>(
+    pub fn online_part<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         part: Range<u64>,
@@ -320,7 +419,7 @@ impl Hotplug {
 
     /// Takes `part` offline (every page must be free), keeping its range added. `part`
     /// must lie inside one memory block of an added range and be wholly online there.
-    pub fn offline_part<F: PageTableFormat>(
+    pub fn offline_part<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         part: Range<u64>,
@@ -366,7 +465,7 @@ impl Hotplug {
 
     /// Memory blocks of `range`, with an altmap each when memmap_on_memory applies, and
     /// everything outside `online` (if given) kept offline.
-    fn plan<F: PageTableFormat>(
+    fn plan<F: VmemmapArch>(
         &self,
         mm: &LiveMm<F>,
         range: &Range<u64>,
@@ -402,7 +501,7 @@ impl Hotplug {
     }
 
     /// Refuses a range that overlaps an earlier add or anything with a memmap.
-    fn check_free<F: PageTableFormat>(
+    fn check_free<F: VmemmapArch>(
         &self,
         mm: &LiveMm<F>,
         range: &Range<u64>,

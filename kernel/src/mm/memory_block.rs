@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_block_is_a_power_of_two_of_at_least_one_section() {
-        for arch in &MmArch::ALL {
+        for arch in &crate::mm::sim::models::ALL {
             let section = MemoryBlock::section(arch);
             assert_eq!(section.checked(arch), Ok(section));
             assert_eq!(section.sections(arch), 1);

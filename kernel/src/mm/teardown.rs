@@ -8,9 +8,9 @@ use core::ops::Range;
 
 use super::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use super::altmap::VmemAltmap;
-use super::pgtable::PageTableFormat;
 use super::phys::PhysMem;
 use super::sparse::Sparse;
+use super::vmemmap::VmemmapArch;
 use super::walk;
 
 /// What a remove left behind.
@@ -46,7 +46,7 @@ impl fmt::Display for Leftover {
 
 /// Checks that the remove of `range` through `altmap` left nothing: `mem` reads the
 /// tables of `sparse`'s vmemmap.
-pub fn check<F: PageTableFormat, M: PhysMem>(
+pub fn check<F: VmemmapArch, M: PhysMem>(
     sparse: &Sparse<F>,
     mem: &M,
     range: Range<Pfn>,

@@ -12,6 +12,7 @@ use crate::boot_info::{MemKind, MemRegion};
 use crate::firmware::memmap_param::parse_item;
 use crate::firmware::nfit::{self, fixture as nfit_fixture};
 use crate::firmware::srat::{self, fixture as srat_fixture};
+use crate::mm::sim::models;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -84,10 +85,10 @@ fn carved_altmaps_match_linux_for_several_sizes_on_every_arch() {
         (0x1_0000_0000, GIB),
         (0x1_0000_0000, 16 * GIB),
         (0x1_0000_0000, 130 * MIB), // not a section multiple
-        (0x4000_0000, 6 * MIB),     // a few subsections
+        (0x4000_0000, 16 * MIB),    // a few subsections, Linux's namespace floor
         (0x1_0020_0000, 250 * MIB), // start mid-section
     ];
-    for arch in MmArch::ALL {
+    for arch in models::ALL {
         for (start, size) in cases {
             let mut set = RegionSet::new(arch, &big_ram());
             let text = alloc::format!("{}M!{start:#x}", size / MIB);
@@ -121,7 +122,7 @@ fn known_figures_anchor_the_formula() {
 
 #[test]
 fn a_larger_alignment_pushes_dataoff_to_it() {
-    let mut set = RegionSet::new(MmArch::X86_64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &big_ram());
     let mut req = memmap("4G!4G");
     req.align = GIB;
     let id = set.add_checked(req).expect("fits");
@@ -140,35 +141,67 @@ fn a_larger_alignment_pushes_dataoff_to_it() {
 }
 
 #[test]
-fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
-    let mut set = RegionSet::new(MmArch::S390X, &big_ram());
+fn a_region_under_16m_is_refused_as_linux_refuses_the_namespace() {
+    let mut set = RegionSet::new(models::SECTIONS_256M_LEAF_1M, &big_ram());
     let e = reject(&mut set, memmap("2M!1G"));
+    assert_eq!(e.reason, Reason::UnderMinimum { minimum: 16 * MIB });
+    assert_eq!(e.reason.code(), "too-small");
+    assert_eq!(
+        e.to_string(),
+        "region 0x40000000-0x40200000: size 0x200000 is under the 0x1000000 a namespace needs (Linux: ENXIO)"
+    );
+    assert_eq!(
+        e.record().to_string(),
+        "region: reject range=0x40000000-0x40200000 reason=too-small source=memmap text=2M!1G minimum=0x1000000"
+    );
+    let e = reject(&mut set, memmap("14M!1G"));
+    assert_eq!(e.reason, Reason::UnderMinimum { minimum: 16 * MIB });
+    let id = set.add_checked(memmap("16M!1G")).expect("16 MiB is enough");
+    assert_eq!(set.altmap(id).unwrap().free, 510);
+}
+
+#[test]
+fn an_nfit_range_under_16m_is_refused_by_its_full_size() {
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &q35_512m());
+    let mut req = RegionRequest {
+        start: 4 * GIB,
+        size: 16 * MIB - 128 * KIB,
+        kind: RegionKind::Pmem,
+        source: Source::Nfit { range_index: 2 },
+        node: None,
+        align: DEFAULT_ALIGN,
+    };
+    assert_eq!(
+        reject(&mut set, req.clone()).reason,
+        Reason::UnderMinimum { minimum: 16 * MIB }
+    );
+    req.size = 16 * MIB;
+    set.add_checked(req).expect("16 MiB is enough");
+}
+
+#[test]
+fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
+    // With a 32 MiB alignment a 32 MiB region cannot hold its memmap and data.
+    let mut set = RegionSet::new(models::SECTIONS_256M_LEAF_1M, &big_ram());
+    let mut req = memmap("32M!1G");
+    req.align = 32 * MIB;
+    let e = reject(&mut set, req);
     assert_eq!(
         e.reason,
         Reason::TooSmall {
-            dataoff: 0x20_0000,
-            usable: 0x20_0000
+            dataoff: 0x200_0000,
+            usable: 0x200_0000
         }
     );
     assert_eq!(
         e.to_string(),
-        "region 0x40000000-0x40200000: too small for its memmap: needs dataoff 0x200000 >= usable size 0x200000"
+        "region 0x40000000-0x42000000: too small for its memmap: needs dataoff 0x2000000 >= usable size 0x2000000"
     );
     assert_eq!(
         e.record().to_string(),
-        "region: reject range=0x40000000-0x40200000 reason=too-small source=memmap text=2M!1G dataoff=0x200000 usable=0x200000"
+        "region: reject range=0x40000000-0x42000000 reason=too-small source=memmap text=32M!1G dataoff=0x2000000 usable=0x2000000"
     );
-    // With a 4 MiB alignment even 4 MiB is too small; with the default it fits.
-    let mut req = memmap("4M!1G");
-    req.align = 4 * MIB;
-    assert_eq!(
-        reject(&mut set, req).reason,
-        Reason::TooSmall {
-            dataoff: 0x40_0000,
-            usable: 0x40_0000
-        }
-    );
-    let id = set.add_checked(memmap("4M!1G")).expect("fits");
+    let id = set.add_checked(memmap("32M!1G")).expect("fits");
     assert_eq!(set.altmap(id).unwrap().free, 510);
 }
 
@@ -176,7 +209,7 @@ fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
 
 #[test]
 fn bad_memmap_lines_are_refused_one_line_each_and_the_rest_come_up() {
-    let mut set = RegionSet::new(MmArch::X86_64, &q35_512m());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &q35_512m());
     let first = set.add_checked(memmap("64M!256M")).expect("inside RAM");
     let lines: Vec<String> = [
         "64M!288M",     // overlaps the first
@@ -224,7 +257,7 @@ fn bad_memmap_lines_are_refused_one_line_each_and_the_rest_come_up() {
 
 #[test]
 fn memmap_may_span_touching_usable_spans() {
-    let mut set = RegionSet::new(MmArch::AARCH64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M_47BIT, &big_ram());
     assert!(set.add_checked(memmap("4G!10G")).is_ok());
     // 2 GiB..4 GiB is a hole.
     let e = reject(&mut set, memmap("2G!1G"));
@@ -233,7 +266,7 @@ fn memmap_may_span_touching_usable_spans() {
 
 #[test]
 fn ranges_past_the_memory_model_are_refused() {
-    let mut set = RegionSet::new(MmArch::X86_64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &big_ram());
     let e = reject(&mut set, memmap("2G!0x3fffc0000000"));
     assert_eq!(e.reason, Reason::OutOfRange { limit: 1 << 46 });
     assert_eq!(e.reason.code(), "out-of-range");
@@ -259,7 +292,7 @@ fn nfit_spa(index: u16, base: u64, length: u64) -> nfit::SpaRange {
 }
 
 fn window_set(ram: &MemoryMap) -> RegionSet {
-    let mut set = RegionSet::new(MmArch::X86_64, ram);
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, ram);
     let srat = srat::parse_table(&srat_fixture::qemu_x86(&[])).expect("valid");
     for w in srat.hotplug_windows() {
         set.add_checked(RegionRequest::srat_window(w))
@@ -285,7 +318,7 @@ fn qemu_default_label_sizes_truncate_the_first_and_misalign_the_second() {
     assert_eq!(first.end_trunc(), 0x1e_0000);
     assert_eq!(first.map_range(), 0x1_0000_0000..0x1_0fe0_0000);
     assert_eq!(
-        figures(&first.altmap(&MmArch::X86_64).unwrap()),
+        figures(&first.altmap(&models::SECTIONS_128M_LEAF_2M).unwrap()),
         linux_altmap(0x1_0000_0000, 0x0ffe_0000, 2 * MIB)
     );
     assert_eq!(
@@ -319,7 +352,7 @@ fn nfit_ranges_outside_the_window_or_on_ram_are_refused() {
         "region 0x10000000-0x14000000: overlaps RAM 0x400000-0x1ff00000"
     );
     // Without a window, only RAM and the other regions constrain it.
-    let mut bare = RegionSet::new(MmArch::AARCH64, &q35_512m());
+    let mut bare = RegionSet::new(models::SECTIONS_128M_LEAF_2M_47BIT, &q35_512m());
     assert!(
         bare.add_checked(RegionRequest::nfit(&nfit_spa(2, 0x3_e000_0000, GIB)))
             .is_ok()
@@ -375,7 +408,7 @@ fn x86_sources_set() -> RegionSet {
             end: 0x3_e000_0000,
         }),
     };
-    discover(MmArch::X86_64, &q35_512m(), &sources)
+    discover(models::SECTIONS_128M_LEAF_2M, &q35_512m(), &sources)
 }
 
 #[test]
@@ -390,7 +423,7 @@ fn discovery_prints_one_stable_record_per_outcome() {
             "region: add id=2 start=0x110000000 end=0x130000000 size=0x20000000 kind=pmem source=nfit range=4 node=0",
             "region: add id=3 start=0x10000000 end=0x14000000 size=0x4000000 kind=pmem source=memmap text=64M!256M",
             "region: reject range=0x12000000-0x16000000 reason=overlap source=memmap text=64M!288M other=region other_id=3 other_range=0x10000000-0x14000000",
-            "region: reject range=0x18000000-0x18200000 reason=too-small source=memmap text=2M!0x18000000 dataoff=0x200000 usable=0x200000",
+            "region: reject range=0x18000000-0x18200000 reason=too-small source=memmap text=2M!0x18000000 minimum=0x1000000",
             "region: reject range=0x18000000-0x18300000 reason=unaligned source=memmap text=3M!384M what=size value=0x300000 align=0x200000",
             "region: ignore source=memmap text=1G$4G reason=unsupported form=$",
         ]
@@ -420,7 +453,7 @@ fn the_boot_window_stands_in_when_the_srat_has_none() {
         ..Sources::default()
     };
     let ram = map(&[(0, 0x8000_0000, MemKind::Usable)]);
-    let set = discover(MmArch::S390X, &ram, &sources);
+    let set = discover(models::SECTIONS_256M_LEAF_1M, &ram, &sources);
     let lines: Vec<String> = set.records().map(|r| r.to_string()).collect();
     assert_eq!(
         lines,
@@ -573,7 +606,7 @@ proptest! {
             (2 * GIB, 0x8400_0000, MemKind::Kernel),
             (0x8400_0000, 4 * GIB, MemKind::Usable),
         ]);
-        let mut set = RegionSet::new(MmArch::X86_64, &ram);
+        let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &ram);
         for req in reqs {
             let _ = set.add_checked(req);
         }

@@ -64,6 +64,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "hot-added ranges (source, blocks, altmap, state) and event sources",
     },
     CommandInfo {
+        name: "verify",
+        args: "[ID|ADDR]",
+        help: "check every struct page and memmap leaf through the MMU (all, region ID, or the hot range at ADDR)",
+    },
+    CommandInfo {
         name: "probe",
         args: "START SIZE",
         help: "hot-add RAM hidden by mem= (Linux's memory probe interface)",
@@ -100,8 +105,13 @@ const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "vmemmap",
-        args: "",
-        help: "populated memmap ranges, leaf sizes and table pages",
+        args: "[trace on|off]",
+        help: "populated memmap ranges, leaf sizes and table pages; 'trace on' prints every table and leaf a populate or free makes",
+    },
+    CommandInfo {
+        name: "semantics",
+        args: "[NAME]",
+        help: "whose rules the vmemmap and altmap follow: hotmem (default), linux (hazards included) or rfc-2017",
     },
     CommandInfo {
         name: "walk",
@@ -164,7 +174,7 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
                 "mem.block bytes={:#x} rule={} sections={}",
                 block.bytes,
                 block.rule,
-                block.sections(A::mm_config().arch)
+                block.sections(<A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM)
             );
         }
         "cpu" => {
@@ -178,6 +188,7 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "regions" => super::regions::regions(kernel),
         "altmap" => super::regions::altmap(kernel, arg),
         "hotplug" => super::memory::hotplug(kernel),
+        "verify" => super::memory::verify(kernel, arg),
         "alloc" => super::memory::alloc(kernel, &args),
         "probe" => super::memory::probe(kernel, &args, true),
         "unprobe" => super::memory::probe(kernel, &args, false),
@@ -195,7 +206,14 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "faultsweep" => {
             let _ = crate::faultsweep::run(kernel);
         }
-        "vmemmap" => super::inspect::vmemmap(kernel),
+        "vmemmap" => match args.as_slice() {
+            [] => super::inspect::vmemmap(kernel),
+            ["trace", rest @ ..] => super::switches::trace(kernel, rest.first().copied()),
+            [other, ..] => kprintln!(
+                "error: vmemmap: unknown argument '{other}' (usage: vmemmap [trace on|off])"
+            ),
+        },
+        "semantics" => super::switches::semantics(kernel, arg),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),
         "peek" => super::protect::peek::<A>(&args),

@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 use kernel::Arch;
 use kernel::BootInfo;
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::mem::VirtioMem;
 use kernel::virtio::mem::plan::Granularity;
 
@@ -43,7 +42,7 @@ fn init_dma(boot: &BootInfo) {
 pub fn virtio_mem_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     init_dma(boot);
     let block = <crate::S390x as Arch>::memory_block(boot);
-    let granularity = Granularity::new(block, &MmArch::S390X);
+    let granularity = Granularity::new(block, &crate::vmemmap::MM);
     css::enable_isc(layout::ISC);
     let mut sources: Vec<Box<dyn EventSource>> = Vec::new();
     let mut gap = 0;

@@ -1,8 +1,9 @@
 //! The live memmap: struct pages reached through their vmemmap virtual address
 //! (`pfn_to_page(pfn) = vmemmap_base + 64·pfn`), the only place generic code dereferences
 //! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
-//! so no pointer is formed for a frame whose memmap is not mapped, and no slice over a
-//! range with an unmapped subsection anywhere inside it.
+//! so no pointer is formed (and no slice handed out) for a frame whose memmap is not
+//! mapped: a slice is checked over every subsection it touches, not only its two ends.
+//! Bulk initialisation goes through the arch's [`FillPages`] hook.
 
 use alloc::collections::BTreeMap;
 use core::cell::Cell;
@@ -11,8 +12,12 @@ use crate::mm::addr::Pfn;
 use crate::mm::arch::MmArch;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::Page;
-use crate::mm::pgtable::PageTableFormat;
+
+/// Writes a template into every struct page of a slice: the arch's fastest streaming
+/// store (e.g. s390x MVCL), or [`crate::mm::memmap::fill_pages`].
+pub type FillPages = fn(&mut [Page], &Page);
 use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
+use crate::mm::vmemmap::VmemmapArch;
 
 /// Struct pages in the live vmemmap.
 pub struct LiveMemmap {
@@ -21,20 +26,22 @@ pub struct LiveMemmap {
     /// The last section looked up and its present mask: walks over a range ask about the
     /// same section thousands of times in a row.
     last: Cell<Option<(u64, u128)>>,
+    fill: FillPages,
 }
 
 impl LiveMemmap {
-    /// A memmap with no section present.
-    pub fn new(arch: &'static MmArch) -> Self {
+    /// A memmap with no section present, filled in bulk by `fill`.
+    pub fn new(arch: &'static MmArch, fill: FillPages) -> Self {
         LiveMemmap {
             arch,
             present: BTreeMap::new(),
             last: Cell::new(None),
+            fill,
         }
     }
 
     /// Copies the present subsections after `sparse` changed (add or remove).
-    pub fn sync<F: PageTableFormat>(&mut self, sparse: &Sparse<F>) {
+    pub fn sync<F: VmemmapArch>(&mut self, sparse: &Sparse<F>) {
         self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
         self.last.set(None);
     }
@@ -61,9 +68,32 @@ impl LiveMemmap {
             pfn.0
         );
     }
+
+    /// Panics unless the `count` struct pages from `first` (count > 0) are all mapped and
+    /// in one section: every subsection they touch is checked.
+    fn check_slice(&self, first: Pfn, count: usize) {
+        let last = first.add(count as u64 - 1);
+        assert_eq!(
+            self.arch.section_nr(first),
+            self.arch.section_nr(last),
+            "struct-page slice spans sections"
+        );
+        if let Some(pfn) = self.first_missing(first..last.add(1)) {
+            panic!(
+                "struct pages of pfns {:#x}-{:#x} are not all mapped (pfn {:#x} is not)",
+                first.0,
+                last.0 + 1,
+                pfn.0
+            );
+        }
+    }
 }
 
 impl MemmapAccess for LiveMemmap {
+    fn arch(&self) -> &'static MmArch {
+        self.arch
+    }
+
     fn has_page(&self, pfn: Pfn) -> bool {
         let section = self.arch.section_nr(pfn);
         let mask = match self.last.get() {
@@ -95,35 +125,29 @@ impl MemmapAccess for LiveMemmap {
         unsafe { &mut *self.address(pfn) }
     }
 
+    fn pages(&self, first: Pfn, count: usize) -> &[Page] {
+        if count == 0 {
+            return &[];
+        }
+        self.check_slice(first, count);
+        // SAFETY: every subsection the slice touches is present (checked above), so its
+        // struct pages are mapped, contiguous in the vmemmap and 64-byte aligned; the
+        // shared borrow of `self` keeps writers away for the slice's lifetime.
+        unsafe { core::slice::from_raw_parts(self.address(first), count) }
+    }
+
     fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
         if count == 0 {
             return &mut [];
         }
-        let last = first.add(count as u64 - 1);
-        assert_eq!(
-            self.arch.section_nr(first),
-            self.arch.section_nr(last),
-            "pages_mut spans sections"
-        );
-        let chunk = Chunk {
-            section: self.arch.section_nr(first),
-            first,
-            nr_pages: count as u64,
-        };
-        let wanted = subsection_mask(self.arch, &chunk);
-        let present = self.present.get(&chunk.section).copied().unwrap_or(0);
-        assert!(
-            present & wanted == wanted,
-            "struct pages of pfns {:#x}-{:#x} are not all mapped (subsections {:#x} missing)",
-            first.0,
-            last.0 + 1,
-            wanted & !present
-        );
-        // SAFETY: every subsection holding a frame of the range is present (checked just
-        // above, not only the two ends), so the whole slice of struct pages is mapped in
-        // the live tables, contiguous in the vmemmap, and 64-byte aligned; `&mut self`
-        // makes the slice the only reference.
+        self.check_slice(first, count);
+        // SAFETY: as in `pages`; `&mut self` makes the slice the only reference.
         unsafe { core::slice::from_raw_parts_mut(self.address(first), count) }
+    }
+
+    fn fill(&mut self, first: Pfn, count: usize, template: &Page) {
+        let fill = self.fill;
+        fill(self.pages_mut(first, count), template);
     }
 }
 
@@ -133,7 +157,10 @@ mod tests {
 
     /// Section 0 with subsections 0 and 2 present and a hole at 1.
     fn holed() -> LiveMemmap {
-        let mut m = LiveMemmap::new(&MmArch::X86_64);
+        let mut m = LiveMemmap::new(
+            &crate::mm::sim::models::SECTIONS_128M_LEAF_2M,
+            crate::mm::memmap::fill_pages,
+        );
         m.present.insert(0, 0b101);
         m
     }

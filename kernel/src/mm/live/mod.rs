@@ -2,8 +2,9 @@
 //! memmap (from RAM, through the live page tables), the buddy allocator comes online on
 //! it, and from then on page tables and RAM leaves come from the buddy.
 //!
-//! The arch supplies a [`LiveConfig`]: its memory-model constants, CPU features, the root
-//! of the page tables the CPU is using, its direct map and its TLB flush.
+//! The arch supplies a [`LiveConfig`]: its CPU features, the root of the page tables the
+//! CPU is using, its direct map and its TLB flush; its memory-model constants come with
+//! its walker ([`VmemmapArch::MM`]).
 
 mod frames;
 mod memmap;
@@ -12,7 +13,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 pub use frames::{Bump, DirectMap, LiveFrames, PhysToVirt, Source};
-pub use memmap::LiveMemmap;
+pub use memmap::{FillPages, LiveMemmap};
 
 use crate::boot_info::{MemKind, MemoryMap};
 use crate::mm::addr::{PAGE_SIZE, Pfn, PhysAddr};
@@ -24,18 +25,16 @@ use crate::mm::gather;
 use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::pgtable::{Features, PageTableFormat};
-use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::pgtable::Features;
+use crate::mm::sparse::Sparse;
 use crate::mm::table_frames::{Packed, TableFrames};
 use crate::mm::teardown::{self, Leftover};
-use crate::mm::vmemmap::Vmemmap;
+use crate::mm::vmemmap::{Vmemmap, VmemmapArch};
 use crate::mm::walk::{self, Translation, WalkFault};
 
 /// What the arch tells the live memory manager.
 #[derive(Clone, Copy)]
 pub struct LiveConfig {
-    /// Memory-model constants (section size, vmemmap base, policy).
-    pub arch: &'static MmArch,
     /// CPU features the walker may use (PSE, EDAT-1, NX, ...).
     pub features: Features,
     /// Root of the live translation tables that map the vmemmap window.
@@ -44,6 +43,9 @@ pub struct LiveConfig {
     pub phys_to_virt: PhysToVirt,
     /// Makes new and removed translations visible to this CPU.
     pub flush_tlb: fn(),
+    /// Fills struct pages with a template (the init pass); an arch without a faster
+    /// block move passes [`crate::mm::memmap::fill_pages`].
+    pub fill_pages: FillPages,
 }
 
 /// Figures of the boot-time set-up, for `mem` and the boot log.
@@ -58,20 +60,21 @@ pub struct BootFigures {
 }
 
 /// The live memory manager.
-pub struct LiveMm<F: PageTableFormat> {
+pub struct LiveMm<F: VmemmapArch> {
     config: LiveConfig,
     sparse: Sparse<F>,
     memmap: LiveMemmap,
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    clock: fn() -> u64,
     /// Table pages taken from the buddy since boot (sub-page tables packed).
     tables: TableFrames,
     /// Table pages the boot set-up took (the bump allocator packs tables back to back).
     boot_table_pages: u64,
 }
 
-impl<F: PageTableFormat> LiveMm<F> {
+impl<F: VmemmapArch> LiveMm<F> {
     /// Brings up boot RAM: every subsection that holds RAM gets its memmap, populated
     /// through the live tables with frames from the largest usable range; all struct
     /// pages start reserved; usable RAM minus what the set-up consumed is onlined into
@@ -82,14 +85,14 @@ impl<F: PageTableFormat> LiveMm<F> {
     /// or placed next to it can later be added to the same section with its own altmap.
     pub fn boot(config: LiveConfig, map: &MemoryMap, now_ns: fn() -> u64) -> Result<Self, MmError> {
         let t0 = now_ns();
-        let arch = config.arch;
+        let arch = F::MM;
         let usable = usable_pfns(map);
         let largest = usable
             .iter()
             .max_by_key(|r| r.end.0 - r.start.0)
             .ok_or(MmError::Empty)?;
         let mut bump = Bump::new(largest.start.0 * PAGE_SIZE, largest.end.0 * PAGE_SIZE);
-        let vmemmap = Vmemmap::with_root(arch, config.features, config.root);
+        let vmemmap = Vmemmap::with_root(config.features, config.root);
         let mut sparse = Sparse::with_vmemmap(vmemmap);
         sparse.set_clock(now_ns);
         let spans = ram_spans(arch, map);
@@ -98,7 +101,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             sparse.add(&mut frames, span.clone(), None)?;
         }
         (config.flush_tlb)();
-        let mut memmap = LiveMemmap::new(arch);
+        let mut memmap = LiveMemmap::new(arch, config.fill_pages);
         memmap.sync(&sparse);
         for span in &spans {
             init_reserved(&mut memmap, arch, span.clone());
@@ -126,6 +129,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             buddy,
             movable: Buddy::new(),
             boot,
+            clock: now_ns,
             tables: TableFrames::new(),
             boot_table_pages,
         })
@@ -204,9 +208,19 @@ impl<F: PageTableFormat> LiveMm<F> {
         self.boot_table_pages + self.tables.pages()
     }
 
+    /// Nanoseconds on the clock the memory manager was brought up with (phase timing).
+    pub fn now_ns(&self) -> u64 {
+        (self.clock)()
+    }
+
     /// The sparse model (sections, the vmemmap walker and its counters).
     pub fn sparse(&self) -> &Sparse<F> {
         &self.sparse
+    }
+
+    /// The vmemmap walker, mutable (semantics, tracer).
+    pub fn vmemmap_mut(&mut self) -> &mut Vmemmap<F> {
+        self.sparse.vmemmap_mut()
     }
 
     /// The buddy allocator of boot RAM (ZONE_NORMAL): page tables, DMA and every kernel
@@ -269,7 +283,7 @@ impl<F: PageTableFormat> LiveMm<F> {
 
     /// The memory-model constants.
     pub fn arch(&self) -> &'static MmArch {
-        self.config.arch
+        F::MM
     }
 
     /// Struct pages, mutable (initialisation, verification).
@@ -351,14 +365,11 @@ fn subtract(range: Range<Pfn>, hole: Range<Pfn>) -> impl Iterator<Item = Range<P
 
 /// Initialises every struct page of `span` as reserved (onlining clears that).
 fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
-    for chunk in chunks(arch, span.start, span.end) {
-        let mut template = Page::new(Zone::Normal, 0, chunk.section);
+    crate::mm::memmap::init_with(memmap, arch, span, |section| {
+        let mut template = Page::new(Zone::Normal, 0, section);
         template.set(PageFlags::RESERVED);
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
+        template
+    });
 }
 
 #[cfg(test)]
@@ -382,7 +393,7 @@ mod tests {
             (0x800000, 0x1f00_0000, MemKind::Usable),
             (0xfee0_0000, 0xfee0_1000, MemKind::Reserved),
         ]);
-        let spans = ram_spans(&MmArch::X86_64, &m);
+        let spans = ram_spans(&crate::mm::sim::models::SECTIONS_128M_LEAF_2M, &m);
         assert_eq!(
             spans,
             [Pfn(0)..Pfn(0x1f000)],
@@ -392,7 +403,7 @@ mod tests {
             (0, 0x1000_0000, MemKind::Usable),
             (0x1800_0000, 0x1830_0000, MemKind::Usable),
         ]);
-        let spans = ram_spans(&MmArch::X86_64, &m);
+        let spans = ram_spans(&crate::mm::sim::models::SECTIONS_128M_LEAF_2M, &m);
         assert_eq!(spans, [Pfn(0)..Pfn(0x10000), Pfn(0x18000)..Pfn(0x18400)]);
     }
 

@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_chunk_sets_every_subsection_it_touches_whatever_its_alignment() {
-        let arch = &MmArch::X86_64;
+        let arch = &crate::mm::sim::models::SECTIONS_128M_LEAF_2M;
         let chunk = |first: u64, nr_pages: u64| Chunk {
             section: 0,
             first: Pfn(first),
