@@ -9,6 +9,7 @@
 
 pub mod ccw;
 pub mod facility;
+pub mod memory_block;
 pub mod paging;
 pub mod sccb;
 pub mod vmemmap;
@@ -32,7 +33,7 @@ mod sclp;
 pub use port::S390x;
 
 #[cfg(target_os = "none")]
-use port::{init_facilities, record_dat};
+use port::{init_facilities, record_dat, record_increment};
 
 #[cfg(target_os = "none")]
 mod port;

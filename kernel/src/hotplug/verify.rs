@@ -17,8 +17,8 @@ use crate::mm::arch::MmArch;
 use crate::mm::live::LiveMm;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{PageFlags, Zone};
-use crate::mm::vmemmap::VmemmapArch;
 use crate::mm::sparse::chunks;
+use crate::mm::vmemmap::VmemmapArch;
 
 use super::device::DeviceMemory;
 

@@ -7,8 +7,8 @@ use std::vec::Vec;
 
 use super::*;
 use crate::mm::arch::MmArch;
-use crate::mm::sim::models;
 use crate::mm::nvdimm::nvdimm_setup;
+use crate::mm::sim::models;
 
 const MIB: u64 = 1 << 20;
 /// Where the simulated NVDIMMs start (QEMU's first hot-plug slot on a 512 MiB q35).
