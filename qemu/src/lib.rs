@@ -8,6 +8,7 @@
 pub mod accel;
 pub mod arch;
 pub mod bench;
+pub mod bench_hotplug;
 pub mod cargo;
 pub mod cmdline;
 pub mod console;

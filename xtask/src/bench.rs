@@ -1,9 +1,12 @@
-//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct]`: per arch and boot path,
-//! QEMU start to prompt and kernel entry to prompt over several boots, the in-kernel
-//! benchmark (phases per region size against the memset roofline) on the direct path, then
-//! hot-add latency per source. Prints the tables and writes `target/bench/<arch>.json`,
-//! `<arch>.svg` (phases) and `<arch>-hotplug.svg` (latency against the roofline; see
-//! [`crate::bench_plot`]).
+//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--vs-linux]`: per arch
+//! and boot path, QEMU start to prompt and kernel entry to prompt over several boots, the
+//! in-kernel benchmark (phases per region size against the memset roofline) on the direct
+//! path, then hot-add latency per source. `--vs-linux` then takes the same hot-add steps on
+//! the stock Linux guest of `cargo xtask linux` in the same machine ([`crate::bench_linux`];
+//! five runs a size on both sides, even with `--quick`) and prints the two side by side
+//! ([`crate::bench_vs_table`]). Prints the tables and writes `target/bench/<arch>.json`,
+//! `<arch>.svg` (phases) and `<arch>-hotplug.svg` (latency against the roofline, and
+//! Linux's line; see [`crate::bench_plot`]).
 
 use std::time::Instant;
 
@@ -13,7 +16,10 @@ use qemu::arch::BootPath;
 use qemu::bench::{Plan, validate};
 use serde_json::Value;
 
-pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()> {
+/// Runs a size of the hot-add comparison this many times on each side.
+pub const VS_LINUX_RUNS: usize = 5;
+
+pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>, vs_linux: bool) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => vec![a],
@@ -30,7 +36,7 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()
     std::fs::create_dir_all(&out)?;
     for arch in arches {
         let started = Instant::now();
-        let doc = bench_arch(arch, quick, boot)?;
+        let doc = bench_arch(arch, quick, boot, vs_linux)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
         std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
@@ -40,6 +46,9 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()
         crate::bench_plot::hotplug(&doc, &hotplug_svg)?;
         print_table(&doc);
         print_hotplug(&doc);
+        if vs_linux {
+            println!("{}", crate::bench_vs_table::render(&doc));
+        }
         println!(
             "wrote {}, {} and {} ({:.0} s)\n",
             json_path.display(),
@@ -52,7 +61,7 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()
 }
 
 /// `boot`: time only that path (where the arch has it) and run the benchmarks on it.
-fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> {
+fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>, vs_linux: bool) -> Result<Value> {
     let image = qemu::build(arch, true)?;
     let mut plan = Plan::new(arch, quick, if quick { 2 } else { 5 });
     if let Some(boot) = boot.filter(|b| arch.boot_paths().contains(b)) {
@@ -63,9 +72,18 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> 
     let hotplug_boot = boot
         .filter(|b| arch.boot_paths().contains(b))
         .unwrap_or_else(|| qemu::soak::default_boot(arch));
-    let runs = if quick { 3 } else { 5 };
-    doc["hotplug"] = qemu::bench::hotplug_latency(image, quick, runs, hotplug_boot)?;
+    let runs = match (vs_linux, quick) {
+        (true, _) | (false, false) => VS_LINUX_RUNS,
+        (false, true) => 3,
+    };
+    doc["hotplug"] = qemu::bench_hotplug::hotplug_latency(image, quick, runs, hotplug_boot)?;
     doc["hotplug_boot"] = hotplug_boot.name().into();
+    if vs_linux {
+        // A Linux side that cannot run (no packages, a boot that fails) is recorded, and our
+        // figures are still written.
+        doc["linux"] = crate::bench_linux::measure(arch, VS_LINUX_RUNS)
+            .unwrap_or_else(|e| serde_json::json!({"error": format!("{e:#}"), "runs": 0}));
+    }
     Ok(doc)
 }
 

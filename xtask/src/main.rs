@@ -5,7 +5,9 @@
 
 mod apt;
 mod bench;
+mod bench_linux;
 mod bench_plot;
+mod bench_vs_table;
 mod compare;
 mod compare_table;
 mod doctor;
@@ -128,6 +130,11 @@ enum Cmd {
         /// benchmark runs on the direct path unless this says limine).
         #[arg(long)]
         boot: Option<BootPath>,
+        /// Also take the same hot-add steps (pc-dimm, virtio-mem; 128 MiB and 1 GiB) on the
+        /// stock Linux guest of `cargo xtask linux` in the same machine, five runs a size on
+        /// each side, and print ours, Linux's and the ratio per row.
+        #[arg(long)]
+        vs_linux: bool,
     },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
@@ -221,7 +228,12 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Doctor => doctor::run(),
         Cmd::Linux(args) => linux::run(args),
         Cmd::Compare(args) => compare::run(args),
-        Cmd::Bench { arch, quick, boot } => bench::run(arch, quick, boot),
+        Cmd::Bench {
+            arch,
+            quick,
+            boot,
+            vs_linux,
+        } => bench::run(arch, quick, boot, vs_linux),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),
