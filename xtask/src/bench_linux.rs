@@ -32,11 +32,18 @@ const REMOVE: Duration = Duration::from_secs(120);
 
 /// What the Linux figure is, word for word as the document and the table say it.
 pub const MEASURED: &str = "host clock from the QMP command's return to the console line \
-    that reports the last memory block of the size online: the initramfs's netlink \
-    listener (busybox uevent, no udev) prints each memory uevent, and onlines a block it \
-    finds offline (`auto_online_blocks=offline`); with `auto_online_blocks=online` the \
-    kernel onlines the blocks itself and the listener's `online` uevent line is the mark. \
-    Either way the mark is one busybox sh run after the block went online";
+    that reports the last memory block of the size online. The guest boots with \
+    memhp_default_state=online_movable, so its kernel onlines each new block itself, in \
+    the hot-add path, to ZONE_MOVABLE (which lets the DIMM be ejected and virtio-mem \
+    unplug again); the initramfs's netlink listener (busybox uevent, no udev) prints the \
+    block's `online` uevent (or its `add` uevent when the block already reads online), one \
+    busybox sh run after the block went online. The console is drained until quiet for \
+    one second before each step";
+
+/// The guest's command line for the benchmark: its kernel onlines hot-added blocks.
+const APPEND: &str = "memhp_default_state=online_movable";
+/// How long the console must be quiet before a timed step.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// A figure measured outside this benchmark, quoted where the guest cannot measure it.
 pub struct Quote {
@@ -130,7 +137,7 @@ pub fn measure(arch: Arch, runs: usize) -> Result<Value> {
 fn run_guest(kit: &Kit, present: &[&str], runs: usize, doc: &mut Value) -> Result<()> {
     // The boot path is ours only: Linux boots through the firmware (x86_64, aarch64) or IPL.
     let profile = hotplug_profile(kit.arch, BootPath::Direct);
-    let mut guest = LinuxGuest::boot(kit, &profile, None)?;
+    let mut guest = LinuxGuest::boot(kit, &profile, Some(APPEND))?;
     let records = guest.dump()?;
     let block = records
         .block_size()
@@ -208,13 +215,17 @@ fn dimm_once(
     hotplug::add_ram_backend(qmp, &memdev, size)?;
     let addr = hotplug::aligned_dimm_addr(qmp, DIMM_ALIGN)?
         .context("no memory device to place the DIMM after")?;
+    guest.settle(QUIET);
     hotplug::add_pc_dimm_at(qmp, &id, &memdev, Some(addr))?;
     let returned = Instant::now();
     let mut watch = OnlineWatch::new(addr..addr + size, size, block);
     let online = guest.watch_online(&mut watch, ONLINE)?;
     let ms = online.duration_since(returned).as_secs_f64() * 1000.0;
-    hotplug::delete_device(qmp, &id, REMOVE)
-        .with_context(|| format!("Linux did not give back {id}"))?;
+    if let Err(e) = hotplug::delete_device(qmp, &id, REMOVE) {
+        let log = guest.dmesg_lines("emory").unwrap_or_default();
+        let tail = log[log.len().saturating_sub(3)..].join(" / ");
+        return Err(e.context(format!("Linux did not give back {id} (dmesg: {tail})")));
+    }
     qmp.execute("object-del", json!({ "id": memdev }))?;
     Ok(Sample {
         ms,
@@ -232,6 +243,7 @@ fn vmem_once(
     let dev = vm0(qmp)?;
     ensure!(dev.size == 0, "vm0 still has {:#x} bytes plugged", dev.size);
     let region = dev.addr..dev.addr + dev.max_size.context("vm0 without max-size")?;
+    guest.settle(QUIET);
     hotplug::set_requested_size(qmp, "vm0", size)?;
     let returned = Instant::now();
     let mut watch = OnlineWatch::new(region, size, block);

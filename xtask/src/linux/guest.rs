@@ -193,6 +193,13 @@ impl LinuxGuest {
         }
     }
 
+    /// Consumes the console until it has been quiet for `quiet`: lines printed late for an
+    /// earlier step (a block's second `online` line, removal uevents) are not read as the
+    /// next step's.
+    pub fn settle(&mut self, quiet: Duration) {
+        while self.machine.expect("\n", quiet).is_ok() {}
+    }
+
     /// Reads the console line by line into `watch` until it reports its range online;
     /// returns the moment the completing line arrived. An error after `timeout` says how
     /// much of the range came online.
