@@ -11,4 +11,5 @@ pub mod fdt;
 pub mod memmap_param;
 pub mod mhpd;
 pub mod nfit;
+pub mod sdt;
 pub mod srat;
