@@ -25,7 +25,9 @@ use core::fmt::Write;
 #[cfg(target_arch = "x86_64")]
 use boot::memmap::Builder;
 #[cfg(target_arch = "x86_64")]
-use boot::paging::{self, x86_64::Mapper};
+use boot::paging::x86_64::{Mapper, X86Format};
+#[cfg(target_arch = "x86_64")]
+use boot::paging::{self, Perm};
 #[cfg(target_arch = "x86_64")]
 use boot::protocol::{HHDM_X86_64_4LEVEL, MemmapEntry};
 #[cfg(target_arch = "x86_64")]
@@ -162,21 +164,21 @@ fn build_tables(
     rev: Revision,
     cpu: arch::Features,
 ) -> (u64, u64) {
-    let mut m = Mapper::new(frames, cpu.gib_pages, cpu.nx)
-        .unwrap_or_else(|_| fatal("no page-table frames"));
+    let format = X86Format {
+        gib_pages: cpu.gib_pages,
+        nx: cpu.nx,
+    };
+    let mut m = Mapper::new(frames, format).unwrap_or_else(|_| fatal("no page-table frames"));
     let mut ranges = [(0u64, 0u64); MAX_MEMMAP + 1];
     let n =
         paging::hhdm_ranges(map, rev, &mut ranges).unwrap_or_else(|| fatal("too many HHDM ranges"));
     for &(s, e) in &ranges[..n] {
-        check(
-            m.map(HHDM_X86_64_4LEVEL + s, s, e - s, paging::x86_64::Perm::RWX),
-            "HHDM",
-        );
+        check(m.map(HHDM_X86_64_4LEVEL + s, s, e - s, Perm::RWX), "HHDM");
     }
     for seg in &kernel.image.segments {
         let v = seg.vaddr & !0xfff;
         let end = (seg.vaddr + seg.memsz).next_multiple_of(4096);
-        let perm = paging::x86_64::Perm {
+        let perm = Perm {
             write: seg.flags & boot::elf::PF_W != 0,
             exec: seg.flags & boot::elf::PF_X != 0,
         };
@@ -186,11 +188,8 @@ fn build_tables(
         );
     }
     let tramp = arch::trampoline_page();
-    check(
-        m.map(tramp, tramp, 2 * 4096, paging::x86_64::Perm::RWX),
-        "trampoline",
-    );
-    let slot = m.root() + 8 * paging::x86_64::index(tramp, 3) as u64;
+    check(m.map(tramp, tramp, 2 * 4096, Perm::RWX), "trampoline");
+    let slot = m.root() + 8 * paging::index(tramp, 3) as u64;
     (m.root(), slot)
 }
 

@@ -17,8 +17,8 @@ use core::convert::Infallible;
 
 use boot::elf::{EM_AARCH64, PF_W, PF_X};
 use boot::memmap::Builder;
-use boot::paging::aarch64::{HHDM_4LEVEL as HHDM, Mapper, Perm, tcr};
-use boot::paging::{self, MapError};
+use boot::paging::aarch64::{Arm64Format, HHDM_4LEVEL as HHDM, Mapper, tcr};
+use boot::paging::{self, MapError, Perm};
 use boot::protocol::{self as p, MemmapEntry, REQ_RESPONSE};
 use boot::revision::Revision;
 use uefi::boot::{self as bs, AllocateType, MemoryType};
@@ -197,7 +197,8 @@ fn serve_dtb(k: &mut Kernel, a: &mut Arena, dtb: Option<u64>) {
 /// Builds TTBR1 (HHDM with blocks where aligned, the kernel with W^X pages) and a
 /// TTBR0 identity map of the trampoline; returns `(ttbr0, ttbr1)`.
 fn build_tables(frames: &mut Frames, k: &Kernel, map: &[MemmapEntry], rev: Revision) -> (u64, u64) {
-    let mut high = Mapper::new(frames).unwrap_or_else(|_| fatal("no page-table frames"));
+    let mut high =
+        Mapper::new(frames, Arm64Format).unwrap_or_else(|_| fatal("no page-table frames"));
     let mut ranges = [(0u64, 0u64); MAX_MEMMAP + 1];
     let n =
         paging::hhdm_ranges(map, rev, &mut ranges).unwrap_or_else(|| fatal("too many HHDM ranges"));
@@ -214,7 +215,8 @@ fn build_tables(frames: &mut Frames, k: &Kernel, map: &[MemmapEntry], rev: Revis
         check(high.map(v, k.phys + (v - k.vbase), end - v, perm), "kernel");
     }
     let ttbr1 = high.root();
-    let mut low = Mapper::new(frames).unwrap_or_else(|_| fatal("no page-table frames"));
+    let mut low =
+        Mapper::new(frames, Arm64Format).unwrap_or_else(|_| fatal("no page-table frames"));
     let tramp = handoff::trampoline_page();
     check(low.map(tramp, tramp, 2 * 4096, Perm::RWX), "trampoline");
     (low.root(), ttbr1)
