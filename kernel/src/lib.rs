@@ -19,6 +19,7 @@ pub mod firmware;
 #[cfg(target_os = "none")]
 mod heap;
 pub mod hotplug;
+pub mod kpt;
 pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
