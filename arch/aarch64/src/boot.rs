@@ -6,12 +6,12 @@
 use kernel::{BootInfo, console, kprintln};
 
 use crate::port::{self, Aarch64};
-use crate::{cpu, kpt, pl011, platform, power, requests, timer};
+use crate::{clock, cpu, kpt, platform, power, requests};
 
 /// Called by `aarch64_start` on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn aarch64_kernel_entry() -> ! {
-    let entry_ticks = timer::ticks();
+    let entry_ticks = clock::ticks();
     let Ok(h) = requests::gather() else {
         power::exit(1)
     };
@@ -21,7 +21,7 @@ extern "C" fn aarch64_kernel_entry() -> ! {
         power::exit(1)
     };
     port::set_hhdm(h.hhdm);
-    pl011::init(h.hhdm + p.uart);
+    crate::console::init(h.hhdm + p.uart);
     console::install::<Aarch64>();
     h.print();
     let leaves = switched.stats.leaves;
@@ -53,7 +53,7 @@ extern "C" fn aarch64_kernel_entry() -> ! {
         firmware: p.firmware,
         kernel_image: (kphys, kphys + (end - start)),
         loader: h.loader,
-        entry_ns: timer::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<Aarch64>(boot)
 }

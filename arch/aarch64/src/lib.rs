@@ -17,6 +17,10 @@ pub mod power;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod clock;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
 mod entry;
@@ -37,8 +41,6 @@ mod nvdimm;
 #[cfg(target_os = "none")]
 mod pci;
 #[cfg(target_os = "none")]
-mod pl011;
-#[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
 mod port;
@@ -46,8 +48,6 @@ mod port;
 mod probe;
 #[cfg(target_os = "none")]
 mod requests;
-#[cfg(target_os = "none")]
-mod timer;
 
 #[cfg(target_os = "none")]
 pub use port::Aarch64;

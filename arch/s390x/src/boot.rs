@@ -7,7 +7,7 @@ use kernel::{BootInfo, console, kprintln};
 use kernel::mm::pgtable::Features;
 
 use crate::facility::{self, Facilities};
-use crate::{S390x, cpu, dat, ipl, sclp};
+use crate::{S390x, clock, cpu, ipl, kpt, sclp};
 
 /// QEMU places device memory at the first 1 GiB boundary at or above the end of RAM.
 const DEVICE_MEMORY_ALIGN: u64 = 1 << 30;
@@ -20,10 +20,10 @@ unsafe extern "C" {
 /// Called from `_start` in `entry.S`.
 #[unsafe(no_mangle)]
 extern "C" fn s390x_rust_start() -> ! {
-    cpu::mark_boot();
-    let entry_ns = cpu::now_ns();
+    clock::mark_boot();
+    let entry_ns = clock::now_ns();
     console::install::<S390x>();
-    sclp::init();
+    crate::console::init();
     let facilities = crate::init_facilities();
     let Some(scp) = sclp::read_scp_info() else {
         kprintln!("error: SCLP Read SCP Info failed: RAM size unknown, cannot continue");
@@ -32,7 +32,7 @@ extern "C" fn s390x_rust_start() -> ! {
     let ram = scp.ram_bytes();
     let limit = cpu::storage_limit();
     let (_, image_end) = kernel_image();
-    let dat = match dat::enable_identity_map(ram, image_end, dat_features(&facilities)) {
+    let dat = match kpt::enable_identity_map(ram, image_end, dat_features(&facilities)) {
         Ok(dat) => dat,
         Err(e) => {
             kprintln!("error: identity map of {ram:#x} bytes of RAM failed: {e:?}");

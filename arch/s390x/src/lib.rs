@@ -13,13 +13,21 @@ pub mod sccb;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod clock;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
-mod dat;
+mod exceptions;
+#[cfg(target_os = "none")]
+mod hotplug;
 #[cfg(target_os = "none")]
 mod ipl;
 #[cfg(target_os = "none")]
-mod lowcore;
+mod kpt;
+#[cfg(target_os = "none")]
+mod probe;
 #[cfg(target_os = "none")]
 mod sclp;
 

@@ -5,17 +5,17 @@
 use kernel::boot_info::Firmware;
 use kernel::{BootInfo, console};
 
-use crate::{X86_64, cpu, gdt, idt, kpt, port, requests, serial, tsc};
+use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port, requests};
 
 /// ELF entry point (`ENTRY` in `linker.ld`).
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_kernel_entry() -> ! {
-    let entry_ticks = tsc::ticks();
-    serial::init();
+    let entry_ticks = clock::ticks();
+    crate::console::init();
     console::install::<X86_64>();
     gdt::init();
-    idt::init();
-    tsc::calibrate();
+    exceptions::init();
+    clock::calibrate();
     let h = requests::gather();
     port::set_hhdm(h.hhdm);
     let features = cpu::features();
@@ -34,7 +34,7 @@ extern "C" fn x86_64_kernel_entry() -> ! {
             .map_or(Firmware::None, |rsdp| Firmware::Acpi { rsdp }),
         kernel_image,
         loader: h.loader,
-        entry_ns: tsc::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<X86_64>(boot)
 }

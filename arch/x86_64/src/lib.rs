@@ -18,19 +18,23 @@ mod apic;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod clock;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
 mod cpu;
+#[cfg(target_os = "none")]
+mod exceptions;
 #[cfg(target_os = "none")]
 mod gdt;
 #[cfg(target_os = "none")]
 mod hotplug;
 #[cfg(target_os = "none")]
-mod idt;
-#[cfg(target_os = "none")]
 mod kpt;
 #[cfg(target_os = "none")]
 mod mhpd_io;
 #[cfg(target_os = "none")]
-mod nvdimm_fit;
+mod nvdimm;
 #[cfg(target_os = "none")]
 mod pci;
 #[cfg(target_os = "none")]
@@ -41,10 +45,6 @@ mod probe;
 mod requests;
 #[cfg(target_os = "none")]
 mod sci;
-#[cfg(target_os = "none")]
-mod serial;
-#[cfg(target_os = "none")]
-mod tsc;
 #[cfg(target_os = "none")]
 mod virtio_pci;
 
