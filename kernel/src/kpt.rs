@@ -84,6 +84,14 @@ pub fn merge_ranges(
     (m, truncated)
 }
 
+/// Adds one mapping's counts (tables, leaves per level) to `total`.
+pub fn add_stats(total: &mut MapStats, s: MapStats) {
+    total.tables += s.tables;
+    for (sum, n) in total.leaves.iter_mut().zip(s.leaves) {
+        *sum += n;
+    }
+}
+
 /// `N` page-table frames inside the kernel image (a `static` lands in `.bss`), handed
 /// out once each and never freed.
 #[repr(C, align(4096))]
@@ -196,10 +204,7 @@ impl<'a, F: PageTableFormat, const N: usize> KernelTables<'a, F, N> {
     pub fn map(&mut self, va: u64, pa: u64, len: u64, attrs: EntryAttrs) -> Result<(), MapError> {
         let (root, features) = (self.root, self.features);
         let s = map::map_range::<F, _>(self, root, va, pa, len, attrs, features)?;
-        self.stats.tables += s.tables;
-        for (total, n) in self.stats.leaves.iter_mut().zip(s.leaves) {
-            *total += n;
-        }
+        add_stats(&mut self.stats, s);
         Ok(())
     }
 
