@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use qemu::arch::BootPath;
 use qemu::{AccelChoice, Arch};
 
 #[derive(Parser)]
@@ -67,6 +68,11 @@ enum Cmd {
         /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
         #[arg(long)]
         fdt: bool,
+        /// limine (UEFI firmware + the Limine-protocol loader; the default on x86_64 and
+        /// aarch64) or direct (QEMU -kernel: PVH on x86_64, arm64 Image + DTB on aarch64,
+        /// IPL on s390x).
+        #[arg(long)]
+        boot: Option<BootPath>,
         /// Room for memory hotplug: maxmem, DIMM slots, nvdimm=on, and virtio-mem `vm0`.
         #[arg(long)]
         hotplug: bool,
@@ -85,6 +91,10 @@ enum Cmd {
         arch: Option<Arch>,
         #[arg(long)]
         release: bool,
+        /// Boot every QEMU test that can take it this way (default: each test's own
+        /// choice: direct, except the tests of the loader and of firmware ACPI).
+        #[arg(long)]
+        boot: Option<BootPath>,
     },
     /// Run each cargo-fuzz target (NFIT, memmap=/cmdline, limine.conf, region carving, mm
     /// sequences) for N seconds; a crash fails, naming its artifact.
@@ -105,6 +115,10 @@ enum Cmd {
         /// Region sizes up to 1 GiB and two boots per arch (a few minutes in all).
         #[arg(long)]
         quick: bool,
+        /// Time only this boot path (default: both where the arch has both; the in-kernel
+        /// benchmark runs on the direct path unless this says limine).
+        #[arg(long)]
+        boot: Option<BootPath>,
     },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
@@ -125,6 +139,9 @@ enum Cmd {
         /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
         #[arg(long)]
         fdt: bool,
+        /// limine or direct (as for run).
+        #[arg(long)]
+        boot: Option<BootPath>,
         #[arg(long)]
         append: Option<String>,
         #[arg(long)]
@@ -148,6 +165,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Cmd) -> Result<()> {
     match command {
         Cmd::Build { arch, release } => {
+            toolchain::ensure()?;
             let image = qemu::build(arch, release)?;
             println!("{}", image.kernel.display());
             if let Some(esp) = image.esp {
@@ -165,6 +183,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             limine,
             accel,
             fdt,
+            boot,
             hotplug,
             append,
             release,
@@ -175,6 +194,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine,
                 fdt,
+                boot,
                 hotplug,
                 accel,
                 append,
@@ -183,16 +203,21 @@ fn dispatch(command: Cmd) -> Result<()> {
                 qemu_args,
             })
         }
-        Cmd::Test { arch, release } => pipeline::run(arch, release),
+        Cmd::Test {
+            arch,
+            release,
+            boot,
+        } => pipeline::run(arch, release, boot),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
-        Cmd::Bench { arch, quick } => bench::run(arch, quick),
+        Cmd::Bench { arch, quick, boot } => bench::run(arch, quick, boot),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
             fdt,
+            boot,
             append,
             release,
             qemu_args,
@@ -203,6 +228,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine: None,
                 fdt,
+                boot,
                 hotplug: false,
                 accel,
                 append,
@@ -216,6 +242,7 @@ fn dispatch(command: Cmd) -> Result<()> {
 
 /// `image`: build, lay out the ESP, and try the ISO when Limine is the loader.
 fn image(arch: Arch, release: bool, limine: Option<PathBuf>) -> Result<()> {
+    toolchain::ensure()?;
     let image = qemu::build_with(arch, release, limine.as_deref())?;
     println!("kernel: {}", image.kernel.display());
     if let (Some(esp), Some(loader)) = (&image.esp, &image.loader) {

@@ -36,12 +36,18 @@ pub struct Args {
     /// the kernel otherwise rides out with config re-reads; see docs/tooling.md).
     #[arg(long)]
     pub pause: bool,
+    /// limine or direct (default: direct on x86_64 and s390x, limine on aarch64, whose
+    /// pc-dimm hotplug needs the firmware's GED).
+    #[arg(long)]
+    pub boot: Option<qemu::arch::BootPath>,
     /// Extra QEMU arguments, after `--`.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let boot = args.boot.unwrap_or_else(|| soak::default_boot(args.arch));
+    soak::check_boot(args.arch, boot)?;
     crate::setup::ensure(&[args.arch])?;
     let release = !args.debug;
     let image = private_esp(qemu::build(args.arch, release)?)?;
@@ -50,7 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let log = dir.join(format!("{}.console.log", args.arch));
     println!(
-        "soak: arch={} cycles={} seed={seed} kernel={} (replay with --seed {seed}{}) console log {}",
+        "soak: arch={} boot={boot} cycles={} seed={seed} kernel={} (replay with --seed {seed}{}) console log {}",
         args.arch,
         args.cycles,
         if release { "release" } else { "debug" },
@@ -62,6 +68,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.qemu_args = args.qemu_args;
     opts.console_log = Some(log.clone());
     opts.pause_for_dimms = args.pause;
+    opts.boot = args.boot;
     let started = Instant::now();
     let mut progress = |line: &str| {
         println!("{line}");

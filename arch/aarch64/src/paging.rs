@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn vmemmap_base_is_in_ttbr1_half() {
-        let base = kernel::mm::MmArch::AARCH64.vmemmap_base;
+        let base = crate::vmemmap::MM.vmemmap_base;
         assert_eq!(Aarch64Paging::index(0, base), 504);
         assert_eq!(Aarch64Paging::canonical(base & 0xffff_ffff_ffff), base);
         assert_eq!(

@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn vmemmap_base_indices_and_cr3() {
-        let base = kernel::mm::MmArch::X86_64.vmemmap_base;
+        let base = crate::vmemmap::MM.vmemmap_base;
         assert_eq!(X86_64Paging::index(0, base), 468);
         assert_eq!(X86_64Paging::canonical(base & 0xffff_ffff_ffff), base);
         assert_eq!(X86_64Paging::root_register(PhysAddr(0x12_3000)), 0x12_3000);

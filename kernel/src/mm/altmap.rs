@@ -1,7 +1,9 @@
 //! `VmemAltmap`: Linux's bump allocator for memmap storage inside device or hot-added
 //! memory, with its fields and arithmetic kept exactly (linux-mm.md §1.1–1.2).
 //!
-//! Where Linux has hazards we track instead:
+//! Under `mm.semantics=linux` (and `rfc-2017`) the frees follow Linux to the letter and
+//! a checker names each hazard when it bites ([`linux`]). Under `hotmem` (the default)
+//! the hazards are tracked instead:
 //! - **Non-LIFO frees.** Linux's `vmem_altmap_free` only decrements `alloc`, so freeing a
 //!   block below a live one makes the next allocation hand out the live block's pages.
 //!   We keep the outstanding blocks as a stack. Freeing the top block rolls `alloc`
@@ -13,10 +15,15 @@
 //!   returns its padding too, so after a LIFO teardown `alloc == align == 0` and a reused
 //!   altmap lays out exactly like a fresh one.
 
+mod linux;
+
 use alloc::vec::Vec;
+
+pub use linux::Hazard;
 
 use super::addr::{PAGE_SIZE, Pfn};
 use super::error::MmError;
+use super::semantics::Semantics;
 
 /// One outstanding allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,15 +124,37 @@ impl VmemAltmap {
     /// `altmap_alloc_block_buf`: `size` bytes, aligned to the lowest set bit of the page
     /// count measured on the absolute frame. On failure nothing changes.
     pub fn alloc_bytes(&mut self, size: u64) -> Result<Pfn, MmError> {
-        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
-            log::warn!("altmap: allocations must be a multiple of PAGE_SIZE ({size:#x})");
-            return Err(MmError::NotPageMultiple { size });
-        }
-        self.alloc_block(size / PAGE_SIZE)
+        self.alloc_bytes_under(size, Semantics::Hotmem)
+            .map(|(pfn, _)| pfn)
     }
 
     /// Allocates `nr_pages` pages; see [`VmemAltmap::alloc_bytes`].
     pub fn alloc_block(&mut self, nr_pages: u64) -> Result<Pfn, MmError> {
+        self.alloc_block_under(nr_pages, Semantics::Hotmem)
+            .map(|(pfn, _)| pfn)
+    }
+
+    /// [`VmemAltmap::alloc_bytes`] under `semantics`: the allocation is the same
+    /// arithmetic under every setting; under Linux's rules the hazard it runs into, if
+    /// any, comes back with it (and is logged).
+    pub fn alloc_bytes_under(
+        &mut self,
+        size: u64,
+        semantics: Semantics,
+    ) -> Result<(Pfn, Option<Hazard>), MmError> {
+        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
+            log::warn!("altmap: allocations must be a multiple of PAGE_SIZE ({size:#x})");
+            return Err(MmError::NotPageMultiple { size });
+        }
+        self.alloc_block_under(size / PAGE_SIZE, semantics)
+    }
+
+    /// [`VmemAltmap::alloc_block`] under `semantics`.
+    pub fn alloc_block_under(
+        &mut self,
+        nr_pages: u64,
+        semantics: Semantics,
+    ) -> Result<(Pfn, Option<Hazard>), MmError> {
         if nr_pages == 0 {
             return Err(MmError::NotPageMultiple { size: 0 });
         }
@@ -139,6 +168,14 @@ impl VmemAltmap {
                 nr_free: self.nr_free(),
             });
         }
+        let hazard = if semantics.linux_rules() {
+            self.hazard_of(pfn + padding, nr_pages, natural)
+        } else {
+            None
+        };
+        if let Some(hazard) = &hazard {
+            log::warn!("{hazard}");
+        }
         self.alloc += nr_pages;
         self.align += padding;
         self.blocks.push(AltmapBlock {
@@ -147,16 +184,32 @@ impl VmemAltmap {
             padding,
             freed: false,
         });
-        Ok(Pfn(pfn + padding))
+        Ok((Pfn(pfn + padding), hazard))
     }
 
-    /// Returns a block. Rolls `alloc` and `align` back for it and for any freed blocks
-    /// below it once it is the top; otherwise only marks it freed. Refuses (changing
-    /// nothing) a block that is not outstanding.
+    /// Returns a block (hotmem's rules). Rolls `alloc` and `align` back for it and for
+    /// any freed blocks below it once it is the top; otherwise only marks it freed.
+    /// Refuses (changing nothing) a block that is not outstanding.
     pub fn free_block(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
+        self.free_block_under(pfn, nr_pages, Semantics::Hotmem)
+    }
+
+    /// Returns a block under `semantics`: hotmem's stack (see [`VmemAltmap::free_block`])
+    /// or Linux's `vmem_altmap_free` (`alloc -= nr_pages`, nothing else). Either way a
+    /// block that is not outstanding is refused and nothing changes.
+    pub fn free_block_under(
+        &mut self,
+        pfn: Pfn,
+        nr_pages: u64,
+        semantics: Semantics,
+    ) -> Result<(), MmError> {
         let index = self
             .find_live(pfn.0, nr_pages)
             .ok_or(MmError::AltmapBlockUnknown { pfn, nr_pages })?;
+        if semantics.linux_rules() {
+            self.free_linux(index);
+            return Ok(());
+        }
         self.blocks[index].freed = true;
         if index + 1 != self.blocks.len() {
             log::debug!("altmap: non-LIFO free of {pfn}+{nr_pages} deferred until blocks above go");

@@ -23,9 +23,9 @@ use super::addr::Pfn;
 use super::altmap::VmemAltmap;
 use super::arch::MmArch;
 use super::error::MmError;
-use super::pgtable::{Features, PageTableFormat};
+use super::pgtable::Features;
 use super::phys::{FrameSource, PhysMem};
-use super::vmemmap::Vmemmap;
+use super::vmemmap::{Vmemmap, VmemmapArch};
 
 /// One present section.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct AddTimes {
 }
 
 /// Sections plus the vmemmap that backs their memmap.
-pub struct Sparse<F: PageTableFormat> {
+pub struct Sparse<F: VmemmapArch> {
     arch: &'static MmArch,
     sections: BTreeMap<u64, Section>,
     vmemmap: Vmemmap<F>,
@@ -59,20 +59,16 @@ pub struct Sparse<F: PageTableFormat> {
     last_add: AddTimes,
 }
 
-impl<F: PageTableFormat> Sparse<F> {
+impl<F: VmemmapArch> Sparse<F> {
     /// An empty model with a fresh vmemmap root.
-    pub fn new<M: PhysMem + FrameSource>(
-        arch: &'static MmArch,
-        features: Features,
-        mem: &mut M,
-    ) -> Result<Self, MmError> {
-        Ok(Self::with_vmemmap(Vmemmap::new(arch, features, mem)?))
+    pub fn new<M: PhysMem + FrameSource>(features: Features, mem: &mut M) -> Result<Self, MmError> {
+        Ok(Self::with_vmemmap(Vmemmap::new(features, mem)?))
     }
 
     /// An empty model over an existing vmemmap walker.
     pub fn with_vmemmap(vmemmap: Vmemmap<F>) -> Self {
         Sparse {
-            arch: vmemmap.arch(),
+            arch: F::MM,
             sections: BTreeMap::new(),
             vmemmap,
             clock: None,

@@ -6,7 +6,7 @@
 use crate::mm::error::AllocKind;
 use crate::mm::inject::{FaultMode, FaultRule};
 use crate::mm::live::LiveMm;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 use crate::{Arch, Kernel, kprintln};
 
 use super::inspect::parse_number;
@@ -23,7 +23,7 @@ fn parse_kind(text: &str) -> Option<AllocKind> {
 }
 
 /// Arms one rule; returns the record line or the error line.
-pub fn arm<F: PageTableFormat>(
+pub fn arm<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     kind: &str,
     nth: &str,
@@ -77,7 +77,7 @@ pub fn inject<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
 }
 
 /// `inject=KIND:N[:always]` from the command line, armed after boot RAM is up.
-pub fn from_cmdline<F: PageTableFormat>(mm: &mut LiveMm<F>, cmdline: &str) {
+pub fn from_cmdline<F: VmemmapArch>(mm: &mut LiveMm<F>, cmdline: &str) {
     let Some(text) = crate::firmware::cmdline::value(cmdline, "inject") else {
         return;
     };

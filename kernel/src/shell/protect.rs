@@ -78,7 +78,7 @@ fn nx(features: Features) -> bool {
 
 /// ` in=vmemmap pfn=.. section=..` when `va` is in the vmemmap, else nothing.
 fn note<A: Arch>(va: u64) -> alloc::string::String {
-    probe::vmemmap_note(A::mm_config().arch, va)
+    probe::vmemmap_note(<A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM, va)
         .map(|n| alloc::format!(" {n}"))
         .unwrap_or_default()
 }

@@ -10,8 +10,8 @@ use crate::mm::addr::Pfn;
 use crate::mm::arch::MmArch;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::Page;
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
+use crate::mm::vmemmap::VmemmapArch;
 
 /// Struct pages in the live vmemmap.
 pub struct LiveMemmap {
@@ -33,7 +33,7 @@ impl LiveMemmap {
     }
 
     /// Copies the present subsections after `sparse` changed (add or remove).
-    pub fn sync<F: PageTableFormat>(&mut self, sparse: &Sparse<F>) {
+    pub fn sync<F: VmemmapArch>(&mut self, sparse: &Sparse<F>) {
         self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
         self.last.set(None);
     }

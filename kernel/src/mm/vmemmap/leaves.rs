@@ -5,11 +5,10 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use super::{LeafSource, Vmemmap};
-use crate::mm::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
+use super::{Block, Source, Vmemmap, VmemmapArch};
+use crate::mm::addr::{PAGE_SHIFT, PAGE_SIZE, PhysAddr};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::{AllocKind, MmError};
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::phys::{FramePurpose, FrameSource, PhysMem};
 
 /// A bitmap of the 4 KiB pages of one huge leaf (up to 2 MiB = 512 pages).
@@ -117,19 +116,24 @@ impl LeafBook {
     }
 }
 
-impl<F: PageTableFormat> Vmemmap<F> {
-    /// Allocates a leaf of `bytes` from the altmap if given, else from RAM.
+impl<F: VmemmapArch> Vmemmap<F> {
+    /// Allocates a leaf of `bytes` from the altmap if given (under the semantics in
+    /// force, recording the hazard it runs into), else from RAM.
     pub(super) fn alloc_leaf<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,
         altmap: Option<&mut VmemAltmap>,
         bytes: u64,
-    ) -> Result<(PhysAddr, LeafSource), MmError> {
+    ) -> Result<Block, MmError> {
         let huge = bytes > PAGE_SIZE;
         match altmap {
             Some(altmap) => {
                 self.faults.check(AllocKind::AltmapLeaf)?;
-                let pfn = altmap.alloc_bytes(bytes)?;
+                let (pfn, hazard) = altmap.alloc_bytes_under(bytes, self.semantics)?;
+                if let Some(hazard) = hazard {
+                    self.tally.hazards += 1;
+                    self.hazards.push(hazard);
+                }
                 self.book.attach(altmap);
                 self.stats.altmap_pages += bytes / PAGE_SIZE;
                 *if huge {
@@ -137,7 +141,11 @@ impl<F: PageTableFormat> Vmemmap<F> {
                 } else {
                     &mut self.stats.base_leaves_altmap
                 } += 1;
-                Ok((pfn.addr(), LeafSource::Altmap))
+                Ok(Block {
+                    frame: pfn.addr(),
+                    bytes,
+                    source: Source::Altmap,
+                })
             }
             None => {
                 self.faults.check(AllocKind::RamLeaf)?;
@@ -150,7 +158,11 @@ impl<F: PageTableFormat> Vmemmap<F> {
                 } else {
                     &mut self.stats.base_leaves_ram
                 } += 1;
-                Ok((frame, LeafSource::Ram))
+                Ok(Block {
+                    frame,
+                    bytes,
+                    source: Source::Ram,
+                })
             }
         }
     }
@@ -161,15 +173,15 @@ impl<F: PageTableFormat> Vmemmap<F> {
         altmap: Option<&VmemAltmap>,
         frame: PhysAddr,
         bytes: u64,
-    ) -> Result<LeafSource, MmError> {
+    ) -> Result<Source, MmError> {
         let pfn = frame.pfn();
         let Some(owner) = self.book.owner_of(pfn.0) else {
-            return Ok(LeafSource::Ram);
+            return Ok(Source::Ram);
         };
         match altmap {
             Some(altmap) if altmap.base_pfn == owner.base_pfn => {
                 if altmap.has_live_block(pfn, bytes / PAGE_SIZE) {
-                    Ok(LeafSource::Altmap)
+                    Ok(Source::Altmap)
                 } else {
                     Err(MmError::AltmapBlockUnknown {
                         pfn,
@@ -209,12 +221,12 @@ impl<F: PageTableFormat> Vmemmap<F> {
         altmap: Option<&mut VmemAltmap>,
         frame: PhysAddr,
         bytes: u64,
-        source: LeafSource,
+        source: Source,
     ) -> Result<(), MmError> {
         let huge = bytes > PAGE_SIZE;
         match (source, altmap) {
-            (LeafSource::Altmap, Some(altmap)) => {
-                altmap.free_block(Pfn(frame.pfn().0), bytes / PAGE_SIZE)?;
+            (Source::Altmap, Some(altmap)) => {
+                altmap.free_block_under(frame.pfn(), bytes / PAGE_SIZE, self.semantics)?;
                 self.book.detach(altmap.base_pfn);
                 self.stats.altmap_pages -= bytes / PAGE_SIZE;
                 *if huge {
@@ -223,10 +235,10 @@ impl<F: PageTableFormat> Vmemmap<F> {
                     &mut self.stats.base_leaves_altmap
                 } -= 1;
             }
-            (LeafSource::Altmap, None) => {
+            (Source::Altmap, None) => {
                 return Err(MmError::AltmapMismatch { leaf: frame.pfn() });
             }
-            (LeafSource::Ram, _) => {
+            (Source::Ram, _) => {
                 mem.free_frames(frame, bytes, FramePurpose::Leaf);
                 self.stats.ram_leaf_bytes -= bytes;
                 *if huge {
