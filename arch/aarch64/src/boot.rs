@@ -4,6 +4,7 @@
 //! (semihosting exit code 1).
 
 use kernel::firmware::acpi::PhysWindow;
+use kernel::firmware::limine::requests as limine;
 use kernel::{BootInfo, console, kprintln};
 
 use crate::port::{self, Aarch64};
@@ -13,19 +14,22 @@ use crate::{clock, cpu, kpt, platform, power, requests};
 #[unsafe(no_mangle)]
 extern "C" fn aarch64_kernel_entry() -> ! {
     let entry_ticks = clock::ticks();
-    let Ok(h) = requests::gather() else {
+    // Without the HHDM, the memory map or the image's placement no tables can be built.
+    let Ok(h) = limine::gather() else {
         power::exit(1)
     };
+    let Some(exec) = h.exec else { power::exit(1) };
+    let dtb = requests::dtb(h.hhdm);
     let p = platform::discover(
         h.rsdp,
-        h.dtb,
+        dtb,
         PhysWindow::direct_map(h.hhdm as usize),
         &|pa, len| platform::loader_hhdm(&h, pa, len),
     );
     power::set_conduit(p.conduit);
     let placement = kpt::Placement {
         hhdm: h.hhdm,
-        exec: h.exec,
+        exec,
         ranges: &mut h.hhdm_ranges(),
     };
     let Ok(switched) = kpt::build_and_switch(placement, &[(p.uart, 0x1000)]) else {
@@ -34,10 +38,10 @@ extern "C" fn aarch64_kernel_entry() -> ! {
     port::set_hhdm(h.hhdm);
     crate::console::init(h.hhdm + p.uart);
     console::install::<Aarch64>();
-    h.print();
+    h.print(&[("dtb", dtb)]);
     report(&switched, &p);
     let (start, end) = kpt::image_span();
-    let kphys = h.exec.0 + (start - h.exec.1);
+    let kphys = exec.0 + (start - exec.1);
     let boot = BootInfo {
         memory: h.memory.clone(),
         max_phys_addr: Some((1u64 << cpu::pa_bits()) - 1),

@@ -3,9 +3,10 @@
 //! then the kernel.
 
 use kernel::boot_info::Firmware;
-use kernel::{BootInfo, console};
+use kernel::firmware::limine::requests;
+use kernel::{BootInfo, console, kprintln};
 
-use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port, requests};
+use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port};
 
 /// ELF entry point (`ENTRY` in `linker.ld`).
 #[unsafe(no_mangle)]
@@ -16,7 +17,15 @@ extern "C" fn x86_64_kernel_entry() -> ! {
     gdt::init();
     exceptions::init();
     clock::calibrate();
-    let h = requests::gather();
+    let h = match requests::gather() {
+        Ok(h) => h,
+        Err(missing) => {
+            requests::print_revision();
+            kprintln!("limine: fatal: {missing}");
+            console::exit(1);
+        }
+    };
+    h.print(&[]);
     port::set_hhdm(h.hhdm);
     let features = cpu::features();
     kpt::switch(

@@ -48,8 +48,6 @@ mod port;
 #[cfg(target_os = "none")]
 mod probe;
 #[cfg(target_os = "none")]
-mod requests;
-#[cfg(target_os = "none")]
 mod sci;
 #[cfg(target_os = "none")]
 mod virtio_pci;
