@@ -36,7 +36,27 @@ pub struct ImageLayout {
     pub end: u64,
 }
 
+#[cfg(target_os = "none")]
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
 impl ImageLayout {
+    /// The running kernel's layout, from the symbols every port's linker script defines
+    /// (`__kernel_start`, `__text_end`, `__rodata_end`, `__kernel_end`).
+    #[cfg(target_os = "none")]
+    pub fn of_this_kernel() -> ImageLayout {
+        ImageLayout {
+            start: &raw const __kernel_start as u64,
+            text_end: &raw const __text_end as u64,
+            rodata_end: &raw const __rodata_end as u64,
+            end: &raw const __kernel_end as u64,
+        }
+    }
+
     /// The image's W^X spans `(start, end, attributes)` for `data`, the attributes of
     /// kernel data: text read and execute, read-only data read only, data and bss as
     /// `data` (the last two not executable where `data` says so).

@@ -2,6 +2,7 @@
 //! over to the kernel. `entry.S` has installed the new PSWs, the stack and a clear BSS.
 
 use kernel::boot_info::{Firmware, HotplugWindow, MemKind, MemRegion, MemoryMap};
+use kernel::kpt::ImageLayout;
 use kernel::{BootInfo, console, kprintln};
 
 use kernel::mm::pgtable::Features;
@@ -11,11 +12,6 @@ use crate::{S390x, clock, cpu, ipl, kpt, sclp};
 
 /// QEMU places device memory at the first 1 GiB boundary at or above the end of RAM.
 const DEVICE_MEMORY_ALIGN: u64 = 1 << 30;
-
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __kernel_end: u8;
-}
 
 /// Called from `_start` in `entry.S`.
 #[unsafe(no_mangle)]
@@ -85,8 +81,6 @@ fn hotplug_window(ram: u64, limit: Option<u64>) -> Option<HotplugWindow> {
 }
 
 fn kernel_image() -> (u64, u64) {
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
+    let image = ImageLayout::of_this_kernel();
+    (image.start, image.end)
 }

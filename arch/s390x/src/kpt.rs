@@ -26,12 +26,6 @@ const CR0_EDAT: u64 = 0x0080_0000;
 /// CR0 bit 43 (value 0x10_0000): instruction-execution-protection control.
 const CR0_IEP: u64 = 0x0010_0000;
 
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
-}
-
 /// What [`enable_identity_map`] built.
 #[derive(Clone, Copy, Debug)]
 pub struct DatInfo {
@@ -59,11 +53,9 @@ pub fn enable_identity_map(
     let root = map::new_table::<S390xPaging, _>(&mut frames, 0).ok_or(MapError::NoMemory)?;
     let data = EntryAttrs::kernel_data(features);
     let image = ImageLayout {
-        start: &raw const __kernel_start as u64,
-        text_end: &raw const __text_end as u64,
-        rodata_end: &raw const __rodata_end as u64,
         // Identity: everything after read-only data (data, bss, free RAM) is data.
         end: ram,
+        ..ImageLayout::of_this_kernel()
     };
     let [text, rodata, rest] = image.spans(data);
     let spans = [(0, image.start, data), text, rodata, rest];
