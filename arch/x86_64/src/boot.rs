@@ -11,12 +11,7 @@ use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port};
 /// ELF entry point (`ENTRY` in `linker.ld`).
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_kernel_entry() -> ! {
-    let entry_ticks = clock::ticks();
-    crate::console::init();
-    console::install::<X86_64>();
-    gdt::init();
-    exceptions::init();
-    clock::calibrate();
+    let entry_ticks = start_cpu();
     let h = match requests::gather() {
         Ok(h) => h,
         Err(missing) => {
@@ -53,4 +48,16 @@ extern "C" fn x86_64_kernel_entry() -> ! {
         entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<X86_64>(boot)
+}
+
+/// What both entry paths (Limine, PVH) do first: the console, the descriptor tables and
+/// the clock. Returns the clock reading at entry, for `boot: ready`'s entry time.
+pub(crate) fn start_cpu() -> u64 {
+    let entry_ticks = clock::ticks();
+    crate::console::init();
+    console::install::<X86_64>();
+    gdt::init();
+    exceptions::init();
+    clock::calibrate();
+    entry_ticks
 }

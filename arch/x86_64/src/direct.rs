@@ -14,7 +14,7 @@ use spin::Once;
 
 use crate::direct_entry::{KERNEL_PHYS, KERNEL_VIRT};
 use crate::start_info::{self, StartInfo};
-use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port};
+use crate::{X86_64, clock, cpu, kpt, port};
 
 /// The HHDM offset of this path: Limine's default for 4-level paging.
 pub const HHDM: u64 = 0xffff_8000_0000_0000;
@@ -29,12 +29,7 @@ pub const LOADER: &str = "pvh";
 /// Called by the trampoline on the boot stack with the start info's physical address.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_pvh_main(start_info_pa: u64) -> ! {
-    let entry_ticks = clock::ticks();
-    crate::console::init();
-    console::install::<X86_64>();
-    gdt::init();
-    exceptions::init();
-    clock::calibrate();
+    let entry_ticks = crate::boot::start_cpu();
     let (start, end) = kpt::image_span();
     let kernel_image = (
         KERNEL_PHYS + (start - KERNEL_VIRT),
