@@ -1,11 +1,29 @@
-//! The x86_64 port: Limine-protocol entry and PVH direct entry (QEMU `-kernel`),
-//! GDT/TSS/IDT, the COM1 console, TSC clock, CPU feature report, the kernel's own page tables (HHDM + W^X image), the
+//! The x86_64 port: Limine-protocol entry and PVH direct entry (QEMU `-kernel`), the COM1
+//! console, the IDT, the TSC clock, the kernel's own page tables (HHDM + W^X image), the
 //! isa-debug-exit stop, and the hotplug sources (ACPI memory-hotplug controller and
-//! NVDIMM FIT behind the SCI).
+//! NVDIMM FIT behind the SCI, virtio-mem-pci).
 //!
-//! The page-table format ([`paging`]) and the vmemmap walker with the memory-model
-//! constants ([`vmemmap`]) are tested on the host (the kernel's shared vmemmap suite);
-//! everything else exists only on the bare-metal target.
+//! Rooms — every port uses the same module for the same role:
+//!
+//! | role | module (helpers beside it) |
+//! |---|---|
+//! | entry (Limine) | `boot` |
+//! | entry (PVH) | `direct`, `direct_entry`, `start_info` |
+//! | console | `console` (COM1 through `uart_16550`) |
+//! | exceptions | `exceptions` (the IDT; `gdt` holds the IST stacks) |
+//! | clock | `clock` (TSC, calibrated against the PIT when CPUID is silent) |
+//! | kernel page tables | `kpt` (over `kernel::kpt`), the format in `paging` |
+//! | probe | `probe` (guarded peek/poke/jump) |
+//! | vmemmap | `vmemmap` |
+//! | hotplug sources | `hotplug` (with `sci`, `apic`, `mhpd_io`, `pci`, `virtio_pci`) |
+//! | nvdimm | `nvdimm` (the FIT through QEMU's DSM mailbox) |
+//! | `kernel::Arch` | `port` (with `cpu`) |
+//!
+//! The Limine requests are the kernel's (`kernel::firmware::limine::requests`).
+//! The page-table format ([`paging`]), the vmemmap walker with the memory-model
+//! constants ([`vmemmap`]) and the PVH start-info reader are tested on the host (the
+//! walker through the kernel's shared vmemmap suite); everything else exists only on the
+//! bare-metal target.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", feature(abi_x86_interrupt))]
 
