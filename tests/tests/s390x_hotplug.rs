@@ -187,6 +187,27 @@ fn grow_checked(m: &mut Machine, qmp: &mut Qmp, target: u64, before: Counters) -
         dev.size
     );
     let window = dev.addr..dev.addr + dev.max_size.context("max-size")?;
+    // Every add is verified in full after its online record (before the prompt that
+    // `resize` consumed): every data page and every memmap leaf.
+    let console = m.console();
+    for r in &online {
+        let prefix = format!("verify: range={:#x}-{:#x} ", r.start, r.end);
+        // The last one: a range may come and go in earlier cycles.
+        let verify = console
+            .lines()
+            .rev()
+            .find(|l| l.trim().starts_with(&prefix))
+            .with_context(|| format!("no {prefix:?} record"))?
+            .trim();
+        let v = fields(verify);
+        ensure!(v.get("result") == Some(&"pass"), "{verify}");
+        ensure!(
+            number(&v, "pages")? == r.number("pages")?,
+            "{verify} / {}",
+            r.text
+        );
+        ensure!(number(&v, "leaves.wrong")? == 0, "{verify}");
+    }
     for r in &online {
         ensure!(
             window.contains(&r.start) && r.end <= window.end,

@@ -373,6 +373,11 @@ fn virtio_mem_pci_grows_to_1g_and_shrinks_to_0() -> Result<()> {
             view == (qemu_size, qemu_size, qemu_size),
             "QEMU plugged {qemu_size:#x}, kernel (config, driver, ranges) {view:x?}"
         );
+        let verified = tests::hotplug::ranges_verified(&mut m)?;
+        ensure!(
+            (verified == 0) == (target == 0),
+            "{verified} ranges at {target:#x}"
+        );
     }
     ensure!(
         mm_figures(&mut m)? == start,

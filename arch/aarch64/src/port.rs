@@ -89,6 +89,7 @@ impl Arch for Aarch64 {
             root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: cpu::flush_tlb_all,
+            fill_pages: kernel::mm::memmap::fill_pages,
         }
     }
 

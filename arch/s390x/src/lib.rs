@@ -46,6 +46,8 @@ mod ipl;
 #[cfg(target_os = "none")]
 mod kpt;
 #[cfg(target_os = "none")]
+mod memfill;
+#[cfg(target_os = "none")]
 mod probe;
 #[cfg(target_os = "none")]
 mod sclp;

@@ -92,6 +92,7 @@ impl Arch for S390x {
             root: PhysAddr(root),
             phys_to_virt: |pa| pa as *mut u8,
             flush_tlb: cpu::purge_tlb,
+            fill_pages: crate::memfill::fill_pages,
         }
     }
 

@@ -94,6 +94,7 @@ impl Arch for X86_64 {
             root: PhysAddr(frame.start_address().as_u64()),
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: x86_64::instructions::tlb::flush_all,
+            fill_pages: kernel::mm::memmap::fill_pages,
         }
     }
 

@@ -1,5 +1,9 @@
 //! Polling the event sources and handling their events, one at a time in arrival order,
 //! with one stable record line per step (see the README's record table).
+//!
+//! The full verification of what a batch added runs after the whole batch is handled and
+//! every source has acknowledged its events, so the `online` records (and the hardware's
+//! completion) are never held up by it; its `verify:` records follow them.
 
 use alloc::vec::Vec;
 
@@ -21,7 +25,64 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
             handled += 1;
         }
     }
+    if handled > 0 {
+        verify_added(kernel);
+    }
     handled
+}
+
+/// Runs the full verification of every range and device region added since the last
+/// call and prints one `verify:` record each.
+pub fn verify_added<A: Arch>(kernel: &mut Kernel<A>) {
+    let Some(mm) = kernel.mm.as_mut() else {
+        return;
+    };
+    for range in kernel.hotplug.take_unverified() {
+        verify_range::<A>(mm, &mut kernel.hotplug, &range);
+    }
+    for device in kernel.devices.iter_mut().filter(|d| d.report.is_none()) {
+        crate::devices::verify_one::<A>(mm, device);
+    }
+}
+
+/// Verifies the hot-added range `range` now and prints its record; false if no such
+/// range is live.
+pub fn verify_range<A: Arch>(
+    mm: &mut crate::mm::live::LiveMm<A::PageTable>,
+    hotplug: &mut super::engine::Hotplug,
+    range: &core::ops::Range<u64>,
+) -> bool {
+    let t0 = A::timestamp_ns();
+    let Some(r) = hotplug.verify(mm, range) else {
+        return false;
+    };
+    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let via = hotplug
+        .ranges()
+        .iter()
+        .find(|h| h.range == *range)
+        .map(|h| h.via);
+    kprintln!(
+        "verify: range={:#x}-{:#x} pages={} hosted={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.wrong={} walk.faults={} us={us} result={}{}",
+        range.start,
+        range.end,
+        r.pages,
+        r.hosted,
+        r.rw_failures,
+        r.state_failures,
+        r.leaves,
+        r.leaves_altmap,
+        r.leaves_ram,
+        r.leaves_wrong,
+        r.walk_faults,
+        if r.passed() && r.leaves > 0 {
+            "pass"
+        } else {
+            "fail"
+        },
+        via.map(|v| alloc::format!(" {v}")).unwrap_or_default(),
+    );
+    true
 }
 
 /// Runs one event through the engine and prints its records.
@@ -59,16 +120,22 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         range.start,
                         range.end
                     );
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     // Pages the add took from RAM (table pages, RAM leaves): free grows by
                     // exactly the onlined count minus these.
                     let free = mm.free_pages();
                     let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
+                    let t = hot.times;
                     kprintln!(
-                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
+                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us.add={} us.populate={} us.init={} us.online={} us.verify={} us.total={total_us} {via}",
                         range.start,
                         range.end,
                         hot.online_pages(),
+                        t.add_ns / 1000,
+                        t.populate_ns / 1000,
+                        t.init_ns / 1000,
+                        t.online_ns / 1000,
+                        t.verify_ns / 1000,
                     );
                     Ok(())
                 }
@@ -78,10 +145,10 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         Event::Remove { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
             match kernel.hotplug.remove_memory(mm, range.clone()) {
-                Ok(gone) => {
+                Ok((gone, times)) => {
                     let (alloc, align) = gone.altmap_totals();
                     let freed = tables.saturating_sub(mm.sparse().vmemmap().stats().table_pages());
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+                    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     kprintln!(
                         "hotplug: offline range={:#x}-{:#x} pages={} {via}",
                         range.start,
@@ -89,10 +156,12 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         gone.online_pages()
                     );
                     kprintln!(
-                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
+                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us.offline={} us.depopulate={} us.total={total_us} {via}",
                         range.start,
                         range.end,
-                        mm.free_pages()
+                        mm.free_pages(),
+                        times.offline_ns / 1000,
+                        times.depopulate_ns / 1000,
                     );
                     Ok(())
                 }

@@ -5,7 +5,8 @@
 //! altmap is carved from its own start under Linux's rules (memmap pages page- and
 //! pageblock-aligned, not the whole block) and the memmap lives in the block itself;
 //! otherwise the memmap comes from RAM and the record says `memmap=ram`. The rest of each
-//! block is onlined into the buddy allocator.
+//! block is onlined into the buddy allocator: its struct pages are written online in the
+//! one init pass, then handed over block by block.
 //!
 //! Remove: every data page must be free (else the remove is refused and nothing
 //! changes); the pages are offlined, the memmap freed through the same altmap (which
@@ -21,14 +22,14 @@ use core::ops::Range;
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
-use crate::mm::live::{LiveMemmap, LiveMm};
-use crate::mm::memmap::MemmapAccess;
+use crate::mm::live::LiveMm;
+use crate::mm::memmap::{MemmapAccess, init_online, init_with};
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::sparse::chunks;
 use crate::mm::vmemmap::VmemmapArch;
 
 use super::event::Via;
+use super::verify_ram::RamReport;
 
 /// Hot-added memory is added and removed in 2 MiB (subsection) units at least.
 pub const HOTPLUG_ALIGN: u64 = 2 << 20;
@@ -54,6 +55,8 @@ pub enum HotplugError {
     Mm(MmError),
     /// The memory manager is down (boot RAM bring-up failed).
     NoMm,
+    /// The sampled check through the MMU failed; the add was undone.
+    Verify(RamReport),
 }
 
 impl fmt::Display for HotplugError {
@@ -72,6 +75,11 @@ impl fmt::Display for HotplugError {
             HotplugError::Busy { pfn } => write!(f, "reason=busy pfn={pfn:#x}"),
             HotplugError::Mm(e) => write!(f, "reason=mm errno={} detail={e:?}", e.errno()),
             HotplugError::NoMm => write!(f, "reason=no-memory-manager"),
+            HotplugError::Verify(r) => write!(
+                f,
+                "reason=verify pages={} state.failures={} rw.failures={}",
+                r.pages, r.state_failures, r.rw_failures
+            ),
         }
     }
 }
@@ -115,6 +123,33 @@ impl Block {
     }
 }
 
+/// Where one hot-add spent its time, in nanoseconds: the `us.*` fields of its `online`
+/// record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddTimes {
+    /// Range checks, memory-block planning, subsection activation and the TLB flush.
+    pub add_ns: u64,
+    /// vmemmap populate: tables and leaves.
+    pub populate_ns: u64,
+    /// Struct-page initialisation.
+    pub init_ns: u64,
+    /// Handing the data pages to the buddy allocator.
+    pub online_ns: u64,
+    /// Checks made before the range is reported online.
+    pub verify_ns: u64,
+}
+
+/// Where one hot-remove spent its time, in nanoseconds: the `us.*` fields of its
+/// `remove` record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoveTimes {
+    /// Taking the data pages back from the buddy allocator.
+    pub offline_ns: u64,
+    /// Freeing the memmap (leaves back to the altmap, empty tables) and deactivating the
+    /// subsections.
+    pub depopulate_ns: u64,
+}
+
 /// A live hot-added range.
 #[derive(Clone, Debug)]
 pub struct HotRange {
@@ -126,6 +161,10 @@ pub struct HotRange {
     pub memmap: MemmapFrom,
     /// Its memory blocks (one when the memmap is in RAM).
     pub blocks: Vec<Block>,
+    /// Where its add spent its time.
+    pub times: AddTimes,
+    /// The last full verification ([`super::verify_ram::verify`]); `None` until it ran.
+    pub verified: Option<RamReport>,
 }
 
 impl HotRange {
@@ -150,6 +189,7 @@ impl HotRange {
 pub struct Hotplug {
     ranges: Vec<HotRange>,
     mode: MemmapOnMemoryMode,
+    unverified: Vec<Range<u64>>,
 }
 
 impl Hotplug {
@@ -158,6 +198,7 @@ impl Hotplug {
         Hotplug {
             ranges: Vec::new(),
             mode,
+            unverified: Vec::new(),
         }
     }
 
@@ -171,6 +212,24 @@ impl Hotplug {
         self.mode
     }
 
+    /// Ranges added since the last call whose full verification is still to run (the
+    /// dispatcher runs it once their events are done and acknowledged).
+    pub fn take_unverified(&mut self) -> Vec<Range<u64>> {
+        core::mem::take(&mut self.unverified)
+    }
+
+    /// Runs the full verification of the live range `range` now and keeps its report.
+    pub fn verify<F: VmemmapArch>(
+        &mut self,
+        mm: &mut LiveMm<F>,
+        range: &Range<u64>,
+    ) -> Option<RamReport> {
+        let hot = self.ranges.iter_mut().find(|r| r.range == *range)?;
+        let report = super::verify_ram::verify(mm, hot);
+        hot.verified = Some(report);
+        Some(report)
+    }
+
     /// Adds and onlines `range` (see the module header).
     pub fn add_memory<F: VmemmapArch>(
         &mut self,
@@ -178,6 +237,7 @@ impl Hotplug {
         range: Range<u64>,
         via: Via,
     ) -> Result<&HotRange, HotplugError> {
+        let t0 = mm.now_ns();
         check_aligned(&range)?;
         self.check_free(mm, &range)?;
         let blocks = self.plan(mm, &range);
@@ -186,9 +246,13 @@ impl Hotplug {
         } else {
             MemmapFrom::Ram
         };
+        let mut times = AddTimes {
+            add_ns: mm.now_ns().saturating_sub(t0),
+            ..AddTimes::default()
+        };
         let mut done: Vec<Block> = Vec::new();
         for mut block in blocks {
-            if let Err(e) = add_block(mm, &mut block) {
+            if let Err(e) = add_block(mm, &mut block, &mut times) {
                 for mut earlier in done.into_iter().rev() {
                     let _ = remove_block(mm, &mut earlier);
                 }
@@ -196,11 +260,25 @@ impl Hotplug {
             }
             done.push(block);
         }
+        let t1 = mm.now_ns();
+        let arch = mm.arch();
+        let sampled = super::verify_ram::sample(mm.memmap_mut(), arch, &done);
+        times.verify_ns = mm.now_ns().saturating_sub(t1);
+        if !sampled.passed() {
+            let _ = offline_all(mm, &done);
+            for mut block in done.into_iter().rev() {
+                let _ = remove_block(mm, &mut block);
+            }
+            return Err(HotplugError::Verify(sampled));
+        }
+        self.unverified.push(range.clone());
         self.ranges.push(HotRange {
             range,
             via,
             memmap,
             blocks: done,
+            times,
+            verified: None,
         });
         Ok(self.ranges.last().expect("just pushed"))
     }
@@ -210,18 +288,25 @@ impl Hotplug {
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
-    ) -> Result<HotRange, HotplugError> {
+    ) -> Result<(HotRange, RemoveTimes), HotplugError> {
         let index = self
             .ranges
             .iter()
             .position(|r| r.range == range)
-            .ok_or(HotplugError::NotAdded(range))?;
+            .ok_or_else(|| HotplugError::NotAdded(range.clone()))?;
         let hot = &mut self.ranges[index];
+        let t0 = mm.now_ns();
         offline_all(mm, &hot.blocks)?;
+        let t1 = mm.now_ns();
         for block in hot.blocks.iter_mut().rev() {
             remove_block(mm, block)?;
         }
-        Ok(self.ranges.remove(index))
+        let times = RemoveTimes {
+            offline_ns: t1.saturating_sub(t0),
+            depopulate_ns: mm.now_ns().saturating_sub(t1),
+        };
+        self.unverified.retain(|r| *r != range);
+        Ok((self.ranges.remove(index), times))
     }
 
     /// Memory blocks of `range`: one altmap each when memmap_on_memory applies.
@@ -284,20 +369,33 @@ fn check_aligned(range: &Range<u64>) -> Result<(), HotplugError> {
     Ok(())
 }
 
-/// Adds one block: sections and memmap, struct pages initialised, data pages onlined.
-fn add_block<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
+/// Adds one block: sections and memmap, struct pages initialised, data pages onlined;
+/// each phase's time is added to `times`.
+fn add_block<F: VmemmapArch>(
+    mm: &mut LiveMm<F>,
+    block: &mut Block,
+    times: &mut AddTimes,
+) -> Result<(), HotplugError> {
+    let t0 = mm.now_ns();
     mm.add(block.pfns.clone(), block.altmap.as_mut())?;
+    let t1 = mm.now_ns();
+    let populate_ns = mm.sparse().last_add_times().populate_ns;
+    times.populate_ns += populate_ns;
+    times.add_ns += t1.saturating_sub(t0).saturating_sub(populate_ns);
     let arch = mm.arch();
     let hosted = block.pfns.start..block.data().start;
-    init_pages(
-        mm.memmap_mut(),
-        arch,
-        hosted,
-        PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED,
-    );
-    init_pages(mm.memmap_mut(), arch, block.data(), PageFlags::empty());
+    init_with(mm.memmap_mut(), arch, hosted, |section| {
+        let mut page = Page::new(Zone::Movable, 0, section);
+        page.set(PageFlags::RESERVED | PageFlags::VMEMMAP_SELF_HOSTED);
+        page
+    });
+    let fresh = init_online(mm.memmap_mut(), arch, block.data(), Zone::Movable, 0);
+    let t2 = mm.now_ns();
+    times.init_ns += t2.saturating_sub(t1);
     let (buddy, memmap) = mm.movable_and_memmap();
-    if let Err(e) = buddy.online(memmap, block.data()) {
+    let onlined = buddy.online_initialised(memmap, fresh);
+    times.online_ns += mm.now_ns().saturating_sub(t2);
+    if let Err(e) = onlined {
         let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
         return Err(e.into());
     }
@@ -328,25 +426,4 @@ fn offline_all<F: VmemmapArch>(mm: &mut LiveMm<F>, blocks: &[Block]) -> Result<(
         }
     }
     Ok(())
-}
-
-/// Fills the struct pages of `range` with a fresh (movable-zone) page plus `flags`.
-fn init_pages(
-    memmap: &mut LiveMemmap,
-    arch: &crate::mm::arch::MmArch,
-    range: Range<Pfn>,
-    flags: PageFlags,
-) {
-    if range.start >= range.end {
-        return;
-    }
-    for chunk in chunks(arch, range.start, range.end) {
-        let mut template = Page::new(Zone::Movable, 0, chunk.section);
-        template.set(flags);
-        debug_assert!(memmap.has_page(chunk.first));
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
 }

@@ -64,6 +64,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "hot-added ranges (source, blocks, altmap, state) and event sources",
     },
     CommandInfo {
+        name: "verify",
+        args: "[ID|ADDR]",
+        help: "check every struct page and memmap leaf through the MMU (all, region ID, or the hot range at ADDR)",
+    },
+    CommandInfo {
         name: "probe",
         args: "START SIZE",
         help: "hot-add RAM hidden by mem= (Linux's memory probe interface)",
@@ -176,6 +181,7 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "regions" => super::regions::regions(kernel),
         "altmap" => super::regions::altmap(kernel, arg),
         "hotplug" => super::memory::hotplug(kernel),
+        "verify" => super::memory::verify(kernel, arg),
         "alloc" => super::memory::alloc(kernel, &args),
         "probe" => super::memory::probe(kernel, &args, true),
         "unprobe" => super::memory::probe(kernel, &args, false),

@@ -79,6 +79,8 @@ pub fn is_alarm(line: &str) -> bool {
         "] ERROR ",
         "exception:",
         "@@EXIT",
+        // A hot-add's full verification (after its online record) failed.
+        " result=fail",
     ]
     .iter()
     .any(|p| line.contains(p))

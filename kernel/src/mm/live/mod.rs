@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 pub use frames::{Bump, DirectMap, LiveFrames, PhysToVirt, Source};
-pub use memmap::LiveMemmap;
+pub use memmap::{FillPages, LiveMemmap};
 
 use crate::boot_info::{MemKind, MemoryMap};
 use crate::mm::addr::{PAGE_SIZE, Pfn, PhysAddr};
@@ -25,7 +25,7 @@ use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::Features;
-use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::sparse::Sparse;
 use crate::mm::vmemmap::{Vmemmap, VmemmapArch};
 use crate::mm::walk::{self, Translation, WalkFault};
 
@@ -40,6 +40,9 @@ pub struct LiveConfig {
     pub phys_to_virt: PhysToVirt,
     /// Makes new and removed translations visible to this CPU.
     pub flush_tlb: fn(),
+    /// Fills struct pages with a template (the init pass); an arch without a faster
+    /// block move passes [`crate::mm::memmap::fill_pages`].
+    pub fill_pages: FillPages,
 }
 
 /// Figures of the boot-time set-up, for `mem` and the boot log.
@@ -61,6 +64,7 @@ pub struct LiveMm<F: VmemmapArch> {
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    clock: fn() -> u64,
 }
 
 impl<F: VmemmapArch> LiveMm<F> {
@@ -90,7 +94,7 @@ impl<F: VmemmapArch> LiveMm<F> {
             sparse.add(&mut frames, span.clone(), None)?;
         }
         (config.flush_tlb)();
-        let mut memmap = LiveMemmap::new(arch);
+        let mut memmap = LiveMemmap::new(arch, config.fill_pages);
         memmap.sync(&sparse);
         for span in &spans {
             init_reserved(&mut memmap, arch, span.clone());
@@ -117,6 +121,7 @@ impl<F: VmemmapArch> LiveMm<F> {
             buddy,
             movable: Buddy::new(),
             boot,
+            clock: now_ns,
         })
     }
 
@@ -149,6 +154,11 @@ impl<F: VmemmapArch> LiveMm<F> {
         self.memmap.sync(&self.sparse);
         (self.config.flush_tlb)();
         result
+    }
+
+    /// Nanoseconds on the clock the memory manager was brought up with (phase timing).
+    pub fn now_ns(&self) -> u64 {
+        (self.clock)()
     }
 
     /// The sparse model (sections, the vmemmap walker and its counters).
@@ -303,14 +313,11 @@ fn subtract(range: Range<Pfn>, hole: Range<Pfn>) -> impl Iterator<Item = Range<P
 
 /// Initialises every struct page of `span` as reserved (onlining clears that).
 fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
-    for chunk in chunks(arch, span.start, span.end) {
-        let mut template = Page::new(Zone::Normal, 0, chunk.section);
+    crate::mm::memmap::init_with(memmap, arch, span, |section| {
+        let mut template = Page::new(Zone::Normal, 0, section);
         template.set(PageFlags::RESERVED);
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
+        template
+    });
 }
 
 #[cfg(test)]
