@@ -113,6 +113,7 @@ fn measure<A: Arch>(
         }
     };
     let before = *mm.sparse().vmemmap().stats();
+    let tables_before = mm.table_pages();
     let added = device::populate(mm, u32::MAX - 1, start, size, altmap);
     let mut memory = match added {
         Ok(memory) => memory,
@@ -123,6 +124,7 @@ fn measure<A: Arch>(
     };
     let phases = mm.sparse().last_add_times();
     let after = *mm.sparse().vmemmap().stats();
+    let tables_after = mm.table_pages();
     // The first memset is the cold one (first touch of the memory, host-side backing
     // included); the roofline and the initialisation then both run on memory the host
     // has already backed.
@@ -160,7 +162,7 @@ fn measure<A: Arch>(
         memset_cold_ns,
         zero_ns,
         memmap_bytes,
-        tables: after.table_pages().saturating_sub(before.table_pages()),
+        tables: tables_after.saturating_sub(tables_before),
         leaves: after.leaves().saturating_sub(before.leaves()),
     })
 }

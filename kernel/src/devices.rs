@@ -104,6 +104,7 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
     let altmap = region.altmap(arch)?;
     let range = region.map_range();
     let before = *mm.sparse().vmemmap().stats();
+    let tables_before = mm.table_pages();
     let tally_before = mm.sparse().vmemmap().tally();
     let t0 = A::timestamp_ns();
     let added = device::populate(mm, region.id, range.start, range.end - range.start, altmap);
@@ -137,7 +138,7 @@ pub fn populate_one<A: Arch>(mm: &mut LiveMm<A::PageTable>, region: &Region) -> 
         a.alloc,
         a.align,
         after.leaves() - before.leaves(),
-        after.table_pages().saturating_sub(before.table_pages()),
+        mm.table_pages().saturating_sub(tables_before),
         t1.saturating_sub(t0).saturating_sub(populate_ns) / 1000,
         populate_ns / 1000,
         t2.saturating_sub(t1) / 1000,

@@ -17,6 +17,7 @@
 //! | kernel page tables | `kpt` (over `kernel::kpt`), the format in `paging` |
 //! | probe | `probe` (guarded peek/poke/jump) |
 //! | vmemmap | `vmemmap` |
+//! | memory-block size | `memory_block` (Linux's `memory_block_size_bytes()`) |
 //! | hotplug sources | `hotplug` (with `ged`, `gic`, `mmio`, `pci`) |
 //! | nvdimm | `nvdimm` (the FIT through QEMU's DSM mailbox) |
 //! | `kernel::Arch` | `port` (with `cpu`, `power`, `platform`) |
@@ -32,6 +33,7 @@ extern crate alloc;
 
 pub mod direct_entry;
 pub mod dtb_memory;
+pub mod memory_block;
 pub mod paging;
 pub mod power;
 pub mod vmemmap;

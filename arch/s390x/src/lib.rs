@@ -13,6 +13,7 @@
 //! | kernel page tables | `kpt` (the identity map, DAT on), the format in `paging` |
 //! | probe | `probe` (guarded peek/poke/jump) |
 //! | vmemmap | `vmemmap` |
+//! | memory-block size | `memory_block` (Linux's `memory_block_size_bytes()`) |
 //! | hotplug sources | `hotplug` (virtio-mem-ccw, found by `ccw`) |
 //! | nvdimm | none: the s390-ccw-virtio machine has no NVDIMM device, ACPI or NFIT |
 //! | `kernel::Arch` | `port` (with `cpu`, `facility`) |
@@ -25,6 +26,7 @@
 
 pub mod ccw;
 pub mod facility;
+pub mod memory_block;
 pub mod paging;
 pub mod sccb;
 pub mod vmemmap;
@@ -56,7 +58,7 @@ mod sclp;
 pub use port::S390x;
 
 #[cfg(target_os = "none")]
-use port::{init_facilities, record_dat};
+use port::{init_facilities, record_dat, record_increment};
 
 #[cfg(target_os = "none")]
 mod port;

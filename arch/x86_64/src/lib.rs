@@ -15,6 +15,7 @@
 //! | kernel page tables | `kpt` (over `kernel::kpt`), the format in `paging` |
 //! | probe | `probe` (guarded peek/poke/jump) |
 //! | vmemmap | `vmemmap` |
+//! | memory-block size | `memory_block` (Linux's `memory_block_size_bytes()`) |
 //! | hotplug sources | `hotplug` (with `sci`, `apic`, `mhpd_io`, `pci`, `virtio_pci`) |
 //! | nvdimm | `nvdimm` (the FIT through QEMU's DSM mailbox) |
 //! | `kernel::Arch` | `port` (with `cpu`) |
@@ -31,6 +32,7 @@
 extern crate alloc;
 
 pub mod direct_entry;
+pub mod memory_block;
 pub mod paging;
 pub mod start_info;
 pub mod vmemmap;

@@ -8,9 +8,11 @@
 //! runs once the batch of events is handled and acknowledged, and again on demand from
 //! the shell.
 
+pub mod block;
 pub mod device;
 pub mod dispatch;
 pub mod engine;
 pub mod event;
+pub mod parts;
 pub mod verify;
 pub mod verify_ram;

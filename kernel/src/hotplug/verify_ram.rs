@@ -5,7 +5,8 @@
 //!   pages: two struct pages per section (at most 16 per GiB with 128 MiB sections).
 //! - [`verify`], after the `online` record (the end of the event batch) and on demand
 //!   (`verify` in the shell): every struct page of the range — data pages online in the
-//!   movable zone, self-hosted memmap pages reserved — reached at its vmemmap address,
+//!   movable zone, parts kept offline (virtio-mem sub-blocks not plugged) marked offline,
+//!   self-hosted memmap pages reserved — reached at its vmemmap address,
 //!   written and read back, `page_to_pfn(pfn_to_page(pfn)) == pfn`; and every leaf that
 //!   backs the range's memmap, found by a software walk, from the source the engine chose:
 //!   the block's own altmap storage (memmap_on_memory) or RAM outside the range.
@@ -27,6 +28,8 @@ use super::engine::{Block, HotRange};
 pub struct RamReport {
     /// Data (online) pages checked.
     pub pages: u64,
+    /// Data pages kept offline (`PageOffline`) checked.
+    pub offline: u64,
     /// Self-hosted memmap pages checked.
     pub hosted: u64,
     /// Pages whose write/read-back through the vmemmap failed.
@@ -55,20 +58,32 @@ impl RamReport {
     }
 }
 
-/// The bounded check on the hot path: the first and last data page of each section
-/// slice of every block.
+/// The bounded check on the hot path: the first and last page of each section slice of
+/// every online part and every part kept offline, of every block.
 pub fn sample(memmap: &mut LiveMemmap, arch: &MmArch, blocks: &[Block]) -> RamReport {
     let mut report = RamReport::default();
     for block in blocks {
-        let data = block.data();
-        if data.start >= data.end {
-            continue;
-        }
-        for chunk in chunks(arch, data.start, data.end) {
-            let last = chunk.first.add(chunk.nr_pages - 1);
-            for pfn in [chunk.first, last] {
-                report.pages += 1;
-                check_page(memmap, arch, pfn, is_online_page, &mut report);
+        let online = block.online_parts().into_iter().map(|p| (p, true));
+        let offline = block.offline.iter().map(|p| (p.clone(), false));
+        for (part, is_online) in online.chain(offline) {
+            if part.start >= part.end {
+                continue;
+            }
+            let expected = if is_online {
+                is_online_page
+            } else {
+                is_offline_page
+            };
+            for chunk in chunks(arch, part.start, part.end) {
+                let last = chunk.first.add(chunk.nr_pages - 1);
+                for pfn in [chunk.first, last] {
+                    if is_online {
+                        report.pages += 1;
+                    } else {
+                        report.offline += 1;
+                    }
+                    check_page(memmap, arch, pfn, expected, &mut report);
+                }
             }
         }
     }
@@ -82,13 +97,18 @@ pub fn verify<F: VmemmapArch>(mm: &mut LiveMm<F>, hot: &HotRange) -> RamReport {
     for block in &hot.blocks {
         let hosted = block.pfns.start..block.data().start;
         report.hosted += check_range(mm.memmap_mut(), arch, hosted, is_hosted_page, &mut report);
-        report.pages += check_range(
-            mm.memmap_mut(),
-            arch,
-            block.data(),
-            is_online_page,
-            &mut report,
-        );
+        for part in block.online_parts() {
+            report.pages += check_range(mm.memmap_mut(), arch, part, is_online_page, &mut report);
+        }
+        for part in &block.offline {
+            report.offline += check_range(
+                mm.memmap_mut(),
+                arch,
+                part.clone(),
+                is_offline_page,
+                &mut report,
+            );
+        }
         check_leaves(mm, block, &hot.range, &mut report);
     }
     report
@@ -116,6 +136,12 @@ fn check_range(
 
 fn is_online_page(page: &Page) -> bool {
     page.has(PageFlags::INITIALIZED | PageFlags::ONLINE) && page.zone() == Zone::Movable
+}
+
+fn is_offline_page(page: &Page) -> bool {
+    page.has(PageFlags::INITIALIZED | PageFlags::OFFLINE)
+        && !page.has(PageFlags::ONLINE)
+        && page.zone() == Zone::Movable
 }
 
 fn is_hosted_page(page: &Page) -> bool {

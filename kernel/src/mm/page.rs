@@ -29,6 +29,9 @@ bitflags! {
         const VMEMMAP_SELF_HOSTED = 1 << 4;
         /// The struct page has been initialised by `memmap::init_range`.
         const INITIALIZED = 1 << 5;
+        /// Kept offline inside an online memory block, out of the allocator (Linux's
+        /// `PageOffline`: virtio-mem sub-blocks that are not plugged).
+        const OFFLINE = 1 << 6;
     }
 }
 

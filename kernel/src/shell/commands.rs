@@ -169,6 +169,13 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "mem" => {
             mem(boot);
             mm_report(kernel);
+            let block = kernel.hotplug.block();
+            kprintln!(
+                "mem.block bytes={:#x} rule={} sections={}",
+                block.bytes,
+                block.rule,
+                block.sections(<A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM)
+            );
         }
         "cpu" => {
             kprintln!("cpu arch={} clock={}", A::NAME, A::clock_name());
@@ -300,7 +307,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
         sparse.sections().count(),
         sparse.present_pages(),
         vm.leaves(),
-        vm.table_pages(),
+        mm.table_pages(),
     );
 }
 
@@ -308,7 +315,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
 fn firmware<A: Arch>(boot: &BootInfo) {
     use crate::boot_info::Firmware;
     use crate::firmware::{acpi, acpi_find, fdt};
-    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize);
+    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize, &boot.memory);
     match boot.firmware {
         Firmware::Acpi { rsdp } => match acpi::parse(rsdp, &acpi_find::read_direct_map::<A>) {
             Ok(info) => {

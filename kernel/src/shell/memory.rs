@@ -23,13 +23,18 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
         } else {
             "ram"
         };
+        let offline: u64 = hot
+            .blocks
+            .iter()
+            .map(|b| crate::hotplug::parts::pages(&b.offline))
+            .sum();
         let verified = match hot.verified {
             None => "pending",
             Some(r) if r.passed() => "pass",
             Some(_) => "fail",
         };
         kprintln!(
-            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} state=online verify={verified} {}",
+            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} offline.pages={offline} state=online verify={verified} {}",
             hot.range.start,
             hot.range.end,
             hot.blocks.len(),
@@ -37,13 +42,12 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
             hot.via
         );
     }
-    // A memory block of the engine is one section (the unit of memmap_on_memory).
-    let block = kernel.mm.as_ref().map_or(0, |mm| mm.arch().section_bytes());
     kprintln!(
-        "hotplug.summary ranges={} sources={} memmap_on_memory={:?} block.bytes={block:#x}",
+        "hotplug.summary ranges={} sources={} memmap_on_memory={:?} block.bytes={:#x}",
         kernel.hotplug.ranges().len(),
         kernel.sources.len(),
-        kernel.hotplug.mode()
+        kernel.hotplug.mode(),
+        kernel.hotplug.block().bytes
     );
     for source in &kernel.sources {
         let _ = source.describe(&mut Console);

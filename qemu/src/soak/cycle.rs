@@ -107,6 +107,26 @@ impl Soak {
         self.check_alarms()
     }
 
+    /// Waits until the virtio-mem driver holds no unit: a memory block whose last
+    /// sub-block went offline is removed on the driver's next poll, after the records the
+    /// remove waited for.
+    fn wait_units_gone(&mut self) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let kernel = self.kernel_view()?;
+            let left: usize = kernel.vmem.iter().map(|v| v.units.len()).sum();
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(drift(format!(
+                    "virtio-mem still holds {left} units after shrinking to 0"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls both views until they agree (they may lag each other by a QMP round trip).
     pub(super) fn check_views(&mut self, what: &str) -> Result<(KernelView, QemuView)> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
@@ -212,7 +232,7 @@ impl Soak {
                 .unwrap_or_default();
             let keep = (pick % unit_list.len().max(1) as u64) as usize;
             if keep > 0 {
-                let target: u64 = unit_list[..keep].iter().map(|(s, e)| e - s).sum();
+                let target: u64 = unit_list[..keep].iter().map(|u| u.2).sum();
                 self.resize(target, window)?;
                 detail.resizes += 1;
                 vmem += &format!("->{}(kept {keep})", size_text(target));
@@ -243,6 +263,7 @@ impl Soak {
         for (_, mem, _) in &ids {
             self.object_del(mem)?;
         }
+        self.wait_units_gone()?;
         self.check_views("after the remove")?;
         self.check_ost()?;
         Ok(detail)

@@ -45,6 +45,8 @@ use records::opt;
 const PROMPT: &str = "hotmem> ";
 /// The virtio-mem device of the hotplug profile.
 const VMEM: &str = "vm0";
+/// The base page size, for `pages=` figures.
+const PAGE: u64 = 4096;
 /// From a QMP command to the kernel's last record of that step.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// One shell command.

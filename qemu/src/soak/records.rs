@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
-use super::PROMPT;
+use super::{PAGE, PROMPT};
 
 /// The `key=value` words of a line.
 pub(super) fn fields(line: &str) -> HashMap<&str, &str> {
@@ -53,17 +53,23 @@ pub struct Record {
     pub kind: String,
     pub start: u64,
     pub end: u64,
+    /// `pages=` (online and offline records).
+    pub pages: Option<u64>,
 }
 
 impl Record {
     pub fn parse(line: &str) -> Option<Record> {
         let rest = line.trim().strip_prefix("hotplug: ")?;
         let kind = rest.split_whitespace().next()?.to_string();
-        let range = rest
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("range="))?;
-        let (start, end) = parse_range(range)?;
-        Some(Record { kind, start, end })
+        let word = |key: &str| rest.split_whitespace().find_map(|w| w.strip_prefix(key));
+        let (start, end) = parse_range(word("range=")?)?;
+        let pages = word("pages=").and_then(parse_number);
+        Some(Record {
+            kind,
+            start,
+            end,
+            pages,
+        })
     }
 }
 
@@ -87,15 +93,19 @@ pub fn is_alarm(line: &str) -> bool {
         || line.starts_with("panic")
 }
 
-/// Net bytes hot-added inside `window` by `records` (online minus remove).
+/// Net bytes onlined inside `window` by `records` (the pages of `online` records minus
+/// those of `offline` records; a remove's own `offline` record counts what it took).
 pub fn net_bytes(records: &[Record], window: (u64, u64)) -> i128 {
     records
         .iter()
         .filter(|r| r.start >= window.0 && r.end <= window.1)
-        .map(|r| match r.kind.as_str() {
-            "online" => i128::from(r.end - r.start),
-            "remove" => -i128::from(r.end - r.start),
-            _ => 0,
+        .map(|r| {
+            let bytes = i128::from(r.pages.unwrap_or(0) * PAGE);
+            match r.kind.as_str() {
+                "online" => bytes,
+                "offline" => -bytes,
+                _ => 0,
+            }
         })
         .sum()
 }

@@ -131,15 +131,15 @@ fn heap_may_settle_but_not_climb() {
 }
 
 const HOTPLUG: &str = "hotplug\n\
-    hotplug.range range=0x180000000-0x1a0000000 blocks=4 memmap=altmap altmap.alloc=2048 altmap.align=0 online.pages=129024 state=online via=dimm slot=0\n\
-    hotplug.range range=0x100000000-0x108000000 blocks=1 memmap=altmap altmap.alloc=512 altmap.align=0 online.pages=32256 state=online via=virtio-mem device=0\n\
-    hotplug.range range=0x108000000-0x108600000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=1536 state=online via=virtio-mem device=0\n\
-    hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled\n\
+    hotplug.range range=0x180000000-0x1a0000000 blocks=4 memmap=altmap altmap.alloc=2048 altmap.align=0 online.pages=129024 offline.pages=0 state=online via=dimm slot=0\n\
+    hotplug.range range=0x100000000-0x108000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=32768 offline.pages=0 state=online via=virtio-mem device=0\n\
+    hotplug.range range=0x108000000-0x110000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=1536 offline.pages=31232 state=online via=virtio-mem device=0\n\
+    hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled block.bytes=0x8000000\n\
     hotplug.source name=acpi-mhpd base=0xcf00 slots=4 scans=3 inserts=1 removes=0 ejects=0 refusals=0 notify=sci\n\
     hotplug.slot source=acpi-mhpd slot=0 range=0x180000000-0x1a0000000 node=0 state=online\n\
     virtio-mem dev=0 name=virtio-mem-pci.0 addr=0x100000000 region=0x80000000 usable=0x10000000 block=0x200000 plugged=0x8600000 requested=0x8600000 kernel=0x8600000 units=2 stranded=0 state=ok\n\
-    virtio-mem.unit dev=0 range=0x100000000-0x108000000 state=Live\n\
-    virtio-mem.unit dev=0 range=0x108000000-0x108600000 state=Live\n";
+    virtio-mem.unit dev=0 range=0x100000000-0x108000000 plugged=0x8000000 steps=64/64 busy=0 state=Live\n\
+    virtio-mem.unit dev=0 range=0x108000000-0x110000000 plugged=0x600000 steps=3/64 busy=0 state=Live\n";
 
 fn qemu_json(dimm_addr: u64, vmem_size: u64) -> Value {
     json!([
@@ -187,16 +187,24 @@ fn views_agree_and_every_difference_is_named() {
 
 #[test]
 fn records_alarms_and_net_bytes() {
-    let r = Record::parse("hotplug: online range=0x40000000-0x50000000 pages=1 free=2").unwrap();
+    let r =
+        Record::parse("hotplug: online range=0x40000000-0x50000000 pages=65536 free=2").unwrap();
     assert_eq!(
-        (r.kind.as_str(), r.start, r.end),
-        ("online", 0x4000_0000, 0x5000_0000)
+        (r.kind.as_str(), r.start, r.end, r.pages),
+        ("online", 0x4000_0000, 0x5000_0000, Some(65536))
     );
     assert!(Record::parse("hotplug.range range=0x0-0x1").is_none());
-    let gone = Record::parse("hotplug: remove range=0x40000000-0x48000000 tables.freed=0").unwrap();
-    let outside = Record::parse("hotplug: online range=0x90000000-0x98000000").unwrap();
+    // A sub-block part taken offline, then the emptied block removed (its offline
+    // record counts nothing more).
+    let part = Record::parse("hotplug: offline range=0x48000000-0x50000000 pages=32768").unwrap();
+    let empty = Record::parse("hotplug: offline range=0x40000000-0x50000000 pages=0").unwrap();
+    let gone = Record::parse("hotplug: remove range=0x40000000-0x50000000 tables.freed=0").unwrap();
+    let outside = Record::parse("hotplug: online range=0x90000000-0x98000000 pages=32768").unwrap();
     let window = (0x4000_0000, 0xc000_0000);
-    assert_eq!(net_bytes(&[r.clone(), gone], window), 0x800_0000);
+    assert_eq!(
+        net_bytes(&[r.clone(), part, empty, gone], window),
+        0x800_0000
+    );
     assert_eq!(
         net_bytes(&[r, outside], (0x4000_0000, 0x5000_0000)),
         0x1000_0000

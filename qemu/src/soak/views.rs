@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::PAGE;
 use super::records::{fields, number, opt, parse_number, parse_range};
 use crate::hotplug::{self, MemoryDevice};
 
@@ -21,6 +22,8 @@ pub struct KernelRange {
     pub slot: Option<u64>,
     /// virtio-mem device index.
     pub device: Option<u64>,
+    /// Pages of the range that are online.
+    pub online_pages: u64,
 }
 
 /// One virtio-mem device of the kernel's `hotplug` listing.
@@ -34,8 +37,8 @@ pub struct KernelVmem {
     /// Plugged as the driver counts it.
     pub kernel: u64,
     pub stranded: u64,
-    /// Units in plug order.
-    pub units: Vec<(u64, u64)>,
+    /// Units (memory blocks or big blocks), ascending: `(start, end, plugged bytes)`.
+    pub units: Vec<(u64, u64, u64)>,
 }
 
 /// The kernel's side: the `hotplug` command's ranges and virtio-mem devices.
@@ -70,6 +73,7 @@ impl KernelView {
                     via: f.get("via").unwrap_or(&"?").to_string(),
                     slot: f.get("slot").and_then(|t| parse_number(t)),
                     device: f.get("device").and_then(|t| parse_number(t)),
+                    online_pages: number(&f, "online.pages", line)?,
                 });
             } else if line.starts_with("hotplug.summary ") {
                 summary = Some(number(&f, "ranges", line)?);
@@ -94,19 +98,22 @@ impl KernelView {
                     .iter_mut()
                     .rfind(|v| v.dev == dev)
                     .with_context(|| format!("unit before its device: {line:?}"))?;
-                owner.units.push(range);
+                owner
+                    .units
+                    .push((range.0, range.1, number(&f, "plugged", line)?));
             }
         }
         view.summary_ranges = summary.with_context(|| format!("no hotplug.summary in:\n{text}"))?;
         Ok(view)
     }
 
-    /// Bytes of the ranges hot-added through virtio-mem device `dev`.
+    /// Online bytes of the ranges hot-added through virtio-mem device `dev` (their
+    /// memmap is in RAM, so every plugged byte is online).
     pub fn vmem_range_bytes(&self, dev: u64) -> u64 {
         self.ranges
             .iter()
             .filter(|r| r.via == "virtio-mem" && r.device == Some(dev))
-            .map(|r| r.end - r.start)
+            .map(|r| r.online_pages * PAGE)
             .sum()
     }
 }
@@ -186,7 +193,7 @@ pub fn compare_views(kernel: &KernelView, qemu: &QemuView) -> Vec<String> {
             ));
             continue;
         };
-        let units: u64 = k.units.iter().map(|(s, e)| e - s).sum();
+        let units: u64 = k.units.iter().map(|u| u.2).sum();
         let ranges = kernel.vmem_range_bytes(k.dev);
         for (what, value) in [
             ("config plugged", k.plugged),

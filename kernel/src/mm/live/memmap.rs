@@ -2,7 +2,8 @@
 //! (`pfn_to_page(pfn) = vmemmap_base + 64·pfn`), the only place generic code dereferences
 //! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
 //! so no pointer is formed (and no slice handed out) for a frame whose memmap is not
-//! mapped. Bulk initialisation goes through the arch's [`FillPages`] hook.
+//! mapped: a slice is checked over every subsection it touches, not only its two ends.
+//! Bulk initialisation goes through the arch's [`FillPages`] hook.
 
 use alloc::collections::BTreeMap;
 use core::cell::Cell;
@@ -78,7 +79,12 @@ impl LiveMemmap {
             "struct-page slice spans sections"
         );
         if let Some(pfn) = self.first_missing(first..last.add(1)) {
-            panic!("struct page of pfn {:#x} is not mapped", pfn.0);
+            panic!(
+                "struct pages of pfns {:#x}-{:#x} are not all mapped (pfn {:#x} is not)",
+                first.0,
+                last.0 + 1,
+                pfn.0
+            );
         }
     }
 }
@@ -142,5 +148,37 @@ impl MemmapAccess for LiveMemmap {
     fn fill(&mut self, first: Pfn, count: usize, template: &Page) {
         let fill = self.fill;
         fill(self.pages_mut(first, count), template);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section 0 with subsections 0 and 2 present and a hole at 1.
+    fn holed() -> LiveMemmap {
+        let mut m = LiveMemmap::new(
+            &crate::mm::sim::models::SECTIONS_128M_LEAF_2M,
+            crate::mm::memmap::fill_pages,
+        );
+        m.present.insert(0, 0b101);
+        m
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_over_a_hole_is_refused_though_both_ends_are_mapped() {
+        let mut m = holed();
+        assert!(m.has_page(Pfn(0)) && m.has_page(Pfn(1535)) && !m.has_page(Pfn(600)));
+        // Before the check looked at the two ends only, this formed a slice over the
+        // unmapped struct pages of subsection 1.
+        let _ = m.pages_mut(Pfn(0), 1536);
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_crossing_into_a_hole_by_one_page_is_refused() {
+        let mut m = holed();
+        let _ = m.pages_mut(Pfn(511), 2);
     }
 }

@@ -21,11 +21,14 @@ use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
 use crate::mm::buddy::Buddy;
 use crate::mm::error::MmError;
+use crate::mm::gather;
 use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::Features;
 use crate::mm::sparse::Sparse;
+use crate::mm::table_frames::{Packed, TableFrames};
+use crate::mm::teardown::{self, Leftover};
 use crate::mm::vmemmap::{Vmemmap, VmemmapArch};
 use crate::mm::walk::{self, Translation, WalkFault};
 
@@ -65,6 +68,10 @@ pub struct LiveMm<F: VmemmapArch> {
     movable: Buddy,
     boot: BootFigures,
     clock: fn() -> u64,
+    /// Table pages taken from the buddy since boot (sub-page tables packed).
+    tables: TableFrames,
+    /// Table pages the boot set-up took (the bump allocator packs tables back to back).
+    boot_table_pages: u64,
 }
 
 impl<F: VmemmapArch> LiveMm<F> {
@@ -114,6 +121,7 @@ impl<F: VmemmapArch> LiveMm<F> {
             bump_bytes: bump.next - bump.start,
             ns: now_ns().saturating_sub(t0),
         };
+        let boot_table_pages = sparse.vmemmap().stats().table_pages();
         Ok(LiveMm {
             config,
             sparse,
@@ -122,26 +130,36 @@ impl<F: VmemmapArch> LiveMm<F> {
             movable: Buddy::new(),
             boot,
             clock: now_ns,
+            tables: TableFrames::new(),
+            boot_table_pages,
         })
     }
 
     /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
-    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards.
+    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards, before
+    /// anything a failed add rolled back goes back to the buddy.
     pub fn add(
         &mut self,
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.add(&mut frames, range, altmap);
-        (self.config.flush_tlb)();
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
+        let sparse = &mut self.sparse;
+        // A failed add rolls back: what it freed waits for the flush too.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.add(g, range, altmap)
+        });
         self.memmap.sync(&self.sparse);
         result
     }
 
     /// Removes frames `range` and frees its memmap through `altmap` (the one it was added
-    /// with): Linux's `__remove_pages`.
+    /// with): Linux's `__remove_pages`. The TLB is flushed after the entries are cleared
+    /// and before any leaf or table goes back to the buddy ([`gather`]).
     pub fn remove(
         &mut self,
         range: Range<Pfn>,
@@ -149,11 +167,45 @@ impl<F: VmemmapArch> LiveMm<F> {
     ) -> Result<(), MmError> {
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.remove(&mut frames, range, altmap);
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
+        let sparse = &mut self.sparse;
+        // Entries cleared, then the flush, then leaves and tables back to the buddy.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.remove(g, range, altmap)
+        });
         self.memmap.sync(&self.sparse);
-        (self.config.flush_tlb)();
         result
+    }
+
+    /// Whether [`LiveMm::remove`] of `range` through `altmap` would succeed; changes
+    /// nothing.
+    pub fn check_remove(
+        &mut self,
+        range: Range<Pfn>,
+        altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
+        let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
+        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
+        self.sparse.check_remove(&mut frames, range, altmap)
+    }
+
+    /// What a remove of `range` through `altmap` left behind, if anything
+    /// ([`crate::mm::teardown`]), read from the live tables.
+    pub fn teardown_check(
+        &self,
+        range: Range<Pfn>,
+        altmap: Option<&VmemAltmap>,
+    ) -> Result<(), Leftover> {
+        teardown::check(&self.sparse, &self.direct_map(), range, altmap)
+    }
+
+    /// Pages of RAM the vmemmap's tables occupy: what boot took plus what hotplug took
+    /// from the buddy (two 2 KiB s390x page tables to a page), not the tables' byte sum.
+    pub fn table_pages(&self) -> u64 {
+        self.boot_table_pages + self.tables.pages()
     }
 
     /// Nanoseconds on the clock the memory manager was brought up with (phase timing).

@@ -100,6 +100,19 @@ impl MemmapAccess for SimMemmap {
     fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
         self.check_slice(first, count);
         let (section, index) = self.locate(first);
-        &mut self.sections.get_mut(&section).expect("no struct page").1[index..index + count]
+        let chunk = crate::mm::sparse::Chunk {
+            section,
+            first,
+            nr_pages: count as u64,
+        };
+        let wanted = subsection_mask(self.arch, &chunk);
+        let entry = self.sections.get_mut(&section).expect("no struct page");
+        // As the live memmap: every subsection of the range present, not only its ends.
+        assert!(
+            entry.0 & wanted == wanted,
+            "struct pages of pfns {:#x}+{count} are not all present",
+            first.0
+        );
+        &mut entry.1[index..index + count]
     }
 }
