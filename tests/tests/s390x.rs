@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Memory, Outcome, Profile};
-use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+use tests::{boot, boot_to_prompt, fields, line, number, shell};
 
 const ARCH: Arch = Arch::S390x;
 /// Overall limit of one machine.
@@ -17,17 +17,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A TCG boot takes about a second; a kernel silent this long after start has hung.
 const HANG_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
-
 #[test]
 fn shell_reports_memory_cpu_and_cmdline_then_powers_off() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(512 * MIB).with_maxmem(2 * GIB);
@@ -103,7 +95,7 @@ fn shell_reports_memory_cpu_and_cmdline_then_powers_off() -> Result<()> {
 
 #[test]
 fn a_panic_fails_with_status_1() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot(&Profile::new(ARCH), "selftest=panic", MACHINE_TIMEOUT)?;
@@ -119,7 +111,7 @@ fn a_panic_fails_with_status_1() -> Result<()> {
 
 #[test]
 fn a_kernel_that_never_exits_times_out() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot(&Profile::new(ARCH), "selftest=hang", MACHINE_TIMEOUT)?;
@@ -135,7 +127,7 @@ fn a_kernel_that_never_exits_times_out() -> Result<()> {
 
 #[test]
 fn exit_n_fails_with_status_n() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot_to_prompt(&Profile::new(ARCH), "", MACHINE_TIMEOUT)?;
@@ -147,7 +139,7 @@ fn exit_n_fails_with_status_n() -> Result<()> {
 
 #[test]
 fn a_program_check_is_reported_and_fails_with_status_2() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot(&Profile::new(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
@@ -172,7 +164,7 @@ fn a_program_check_is_reported_and_fails_with_status_2() -> Result<()> {
 /// counts exactly where they started.
 #[test]
 fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(GIB);
@@ -264,7 +256,7 @@ fn probe_hot_adds_hidden_ram_with_memmap_on_memory_and_cycles_balance() -> Resul
 /// a two-section add fails in turn, and every failure rolls back exactly.
 #[test]
 fn fault_sweep_rolls_back_every_failure() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
@@ -275,7 +267,7 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
 /// the hot-add is refused with ENOMEM, nothing changes, and the next attempt succeeds.
 #[test]
 fn injected_allocation_failure_refuses_the_add_and_changes_nothing() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile = Profile::new(ARCH).with_memory(Memory::ram(GIB));
@@ -308,7 +300,7 @@ fn injected_allocation_failure_refuses_the_add_and_changes_nothing() -> Result<(
 /// boot and hot-added RAM writable and not executable, the vmemmap hole unmapped.
 #[test]
 fn hostile_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let bad = [
@@ -350,7 +342,7 @@ fn hostile_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
 /// exception handler, which names the vmemmap and the frame, and fails the run.
 #[test]
 fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), EXIT_TIMEOUT + tests::BOOT_TIMEOUT)

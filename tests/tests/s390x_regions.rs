@@ -7,20 +7,12 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Memory, Outcome, Profile};
-use tests::{boot_to_prompt, fields, line, number, selected, shell};
+use tests::{boot_to_prompt, fields, line, number, shell};
 
 const ARCH: Arch = Arch::S390x;
 /// Overall limit of one machine.
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
 
 /// Legacy pmem on s390x: `memmap=SIZE!START` carves RAM; the region gets the nvdimm pfn
 /// layout's altmap; its memmap is populated through the 4 KiB PTE path (TCG has no EDAT-1)
@@ -28,7 +20,7 @@ fn skip() -> bool {
 /// refused with one line each and the good one still comes up.
 #[test]
 fn memmap_pmem_region_is_carved_populated_from_its_altmap_and_verified() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     const PAGE: u64 = 4096;
@@ -125,7 +117,7 @@ fn memmap_pmem_region_is_carved_populated_from_its_altmap_and_verified() -> Resu
 /// why. Under `linux` every one comes from the altmap and verification passes.
 #[test]
 fn rfc_2017_takes_every_pte_leaf_from_ram_and_linux_from_the_altmap() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     const PAGE: u64 = 4096;
