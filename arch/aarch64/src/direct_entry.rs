@@ -205,6 +205,8 @@ extern "C" fn aarch64_direct_early(dtb: u64, image_pa: u64, entry_el: u64) {
     barrier::dsb(barrier::SY);
     barrier::isb(barrier::SY);
     // SAFETY: invalidates stale TLB entries before translation starts; no memory access.
+    // asm: aarch64-cpu has no TLB maintenance instructions (as in `cpu::flush_tlb_all`);
+    // before the MMU is on only this core's entries matter, hence `dsb nsh`.
     unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", options(nostack)) };
     barrier::isb(barrier::SY);
     SCTLR_EL1.modify(SCTLR_EL1::M::Enable + SCTLR_EL1::C::Cacheable + SCTLR_EL1::I::Cacheable);
