@@ -52,6 +52,11 @@ mod timer;
 #[cfg(target_os = "none")]
 pub use port::Aarch64;
 
+/// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;
+
 /// The mm scenarios of linux-mm.md §6.4 and the per-format walks, on simulated memory.
 #[cfg(test)]
 mod mm_tests {
@@ -85,6 +90,26 @@ mod mm_tests {
             &ARCH, FEATURES, kind, altmap, sections, neighbour,
         )
         .1
+    }
+
+    #[test]
+    fn heap_failure_at_each_allocation_rolls_back_exactly() {
+        for altmap in [true, false] {
+            for neighbour in [false, true] {
+                let (tried, failed) = scenarios::failure_at_each_allocation::<A64>(
+                    &ARCH,
+                    FEATURES,
+                    AllocKind::Heap,
+                    altmap,
+                    3,
+                    neighbour,
+                );
+                assert!(
+                    tried > 0 && failed == tried,
+                    "{tried} tried, {failed} refused"
+                );
+            }
+        }
     }
 
     #[test]

@@ -403,6 +403,26 @@ mod mm_tests {
     }
 
     #[test]
+    fn heap_failure_at_each_allocation_rolls_back_exactly() {
+        for (features, altmap) in [(EDAT1, true), (NO_EDAT, true), (NO_EDAT, false)] {
+            for neighbour in [false, true] {
+                let (tried, failed) = scenarios::failure_at_each_allocation::<S390>(
+                    &ARCH,
+                    features,
+                    AllocKind::Heap,
+                    altmap,
+                    2,
+                    neighbour,
+                );
+                assert!(
+                    tried > 0 && failed == tried,
+                    "{tried} tried, {failed} refused"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn failure_injected_at_each_leaf_rolls_back_exactly() {
         let (tried, failed) = scenarios::failure_at_each_allocation::<S390>(
             &ARCH,

@@ -51,6 +51,11 @@ mod virtio_pci;
 #[cfg(target_os = "none")]
 pub use port::X86_64;
 
+/// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;
+
 /// The mm scenarios of linux-mm.md §6.4 and the per-format walks, on simulated memory.
 #[cfg(test)]
 mod mm_tests {
@@ -166,6 +171,26 @@ mod mm_tests {
             3,
             "3 PT"
         );
+    }
+
+    #[test]
+    fn heap_failure_at_each_allocation_rolls_back_exactly() {
+        for (features, altmap) in [(PSE, true), (PSE, false), (NO_PSE, false)] {
+            for neighbour in [false, true] {
+                let (tried, failed) = scenarios::failure_at_each_allocation::<X86>(
+                    &ARCH,
+                    features,
+                    AllocKind::Heap,
+                    altmap,
+                    3,
+                    neighbour,
+                );
+                assert!(
+                    tried > 0 && failed == tried,
+                    "{tried} tried, {failed} refused"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Polling the event sources and handling their events, one at a time in arrival order,
 //! with one stable record line per step (see the README's record table).
+//!
+//! The event queue is the kernel's, with room reserved at boot ([`EVENT_ROOM`]), so a
+//! poll does not allocate: an event reaches the engine even when the heap refuses
+//! everything, and the engine's refusal is what the source hears.
 
 use alloc::vec::Vec;
 
@@ -7,9 +11,18 @@ use super::engine::{HotplugError, MemmapFrom};
 use super::event::Event;
 use crate::{Arch, Kernel, kprintln};
 
+/// Events the queue holds without allocating (sources emit at most 16 per poll, and
+/// reserve fallibly beyond what is free).
+pub const EVENT_ROOM: usize = 64;
+
+/// An empty event queue with its room reserved (at boot: an infallible allocation).
+pub fn event_queue() -> Vec<Event> {
+    Vec::with_capacity(EVENT_ROOM)
+}
+
 /// Polls every source once and handles what they report. Returns how many events ran.
 pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
-    let mut events = Vec::new();
+    let mut events = core::mem::take(&mut kernel.events);
     let mut handled = 0;
     for index in 0..kernel.sources.len() {
         kernel.sources[index].poll(&mut events);
@@ -21,6 +34,7 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
             handled += 1;
         }
     }
+    kernel.events = events;
     handled
 }
 
@@ -30,11 +44,12 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         kprintln!("hotplug: refuse op=event {}", HotplugError::NoMm);
         return Err(HotplugError::NoMm);
     };
+    mm.tend_heap();
     let t0 = A::timestamp_ns();
     match event {
         Event::Add { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
-            let free_before = mm.free_pages();
+            let free_before = mm.free_pages() + mm.heap_pages();
             match kernel.hotplug.add_memory(mm, range.clone(), *via) {
                 Ok(hot) => {
                     let (alloc, align) = hot.altmap_totals();
@@ -57,9 +72,11 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                     );
                     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
                     // Pages the add took from RAM (table pages, RAM leaves): free grows by
-                    // exactly the onlined count minus these.
+                    // exactly the onlined count minus these (and minus what the heap grew
+                    // by, which is not the add's).
                     let free = mm.free_pages();
-                    let ram_pages = (free_before + hot.online_pages()).saturating_sub(free);
+                    let ram_pages =
+                        (free_before + hot.online_pages()).saturating_sub(free + mm.heap_pages());
                     kprintln!(
                         "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
                         range.start,
@@ -111,6 +128,13 @@ fn add_device<A: Arch>(
         super::event::Via::Nvdimm { range_index } => *range_index,
         _ => 0,
     };
+    // Room for the live device first, so a device that comes up is never dropped.
+    if kernel.devices.try_reserve(1).is_err() {
+        let e = HotplugError::Mm(crate::mm::error::MmError::NoMemory(
+            crate::mm::error::AllocKind::Heap,
+        ));
+        return refuse("add-device", range, via, e);
+    }
     let request = RegionRequest {
         start: range.start,
         size: range.end - range.start,
@@ -126,7 +150,9 @@ fn add_device<A: Arch>(
             return Err(HotplugError::Overlap { at: range.start });
         }
     };
-    let region = kernel.regions.get(id).expect("just added").clone();
+    let Some(region) = kernel.regions.get(id).cloned() else {
+        return Err(HotplugError::NotAdded(range.clone()));
+    };
     kprintln!("{}", region.record());
     let mm = kernel.mm.as_mut().ok_or(HotplugError::NoMm)?;
     match crate::devices::populate_one::<A>(mm, &region) {

@@ -13,11 +13,16 @@
 //!
 //! Hot-added RAM is onlined into the movable allocator (Linux's ZONE_MOVABLE): it is not
 //! in the direct map, so page tables and other kernel memory never come from it.
+//!
+//! Heap use: an add reserves its bookkeeping (the block list, the range record) before it
+//! changes anything, so a refused heap allocation refuses the add with `reason=mm
+//! errno=-12` and nothing changed; a remove never allocates.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
+use crate::heap::fallible::TryVec;
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
@@ -180,13 +185,16 @@ impl Hotplug {
     ) -> Result<&HotRange, HotplugError> {
         check_aligned(&range)?;
         self.check_free(mm, &range)?;
-        let blocks = self.plan(mm, &range);
+        self.ranges.try_reserve(1).map_err(MmError::from)?;
+        let blocks = self.plan(mm, &range)?;
         let memmap = if blocks.iter().all(|b| b.altmap.is_some()) {
             MemmapFrom::Altmap
         } else {
             MemmapFrom::Ram
         };
         let mut done: Vec<Block> = Vec::new();
+        done.try_reserve_exact(blocks.len())
+            .map_err(MmError::from)?;
         for mut block in blocks {
             if let Err(e) = add_block(mm, &mut block) {
                 for mut earlier in done.into_iter().rev() {
@@ -225,30 +233,38 @@ impl Hotplug {
     }
 
     /// Memory blocks of `range`: one altmap each when memmap_on_memory applies.
-    fn plan<F: PageTableFormat>(&self, mm: &LiveMm<F>, range: &Range<u64>) -> Vec<Block> {
+    fn plan<F: PageTableFormat>(
+        &self,
+        mm: &LiveMm<F>,
+        range: &Range<u64>,
+    ) -> Result<Vec<Block>, HotplugError> {
         let arch = mm.arch();
         let block_bytes = arch.section_bytes();
         let pfns = Pfn(range.start / PAGE_SIZE)..Pfn(range.end / PAGE_SIZE);
         let whole_blocks =
             range.start.is_multiple_of(block_bytes) && range.end.is_multiple_of(block_bytes);
+        let mut blocks = Vec::new();
         if whole_blocks {
-            let per_block: Option<Vec<Block>> = (range.start..range.end)
-                .step_by(block_bytes as usize)
-                .map(|start| {
-                    let first = Pfn(start / PAGE_SIZE);
-                    let altmap =
-                        memmap_on_memory_altmap(arch, first, block_bytes, self.mode).ok()?;
-                    Some(Block {
-                        pfns: first..first.add(block_bytes / PAGE_SIZE),
-                        altmap: Some(altmap),
-                    })
-                })
-                .collect();
-            if let Some(blocks) = per_block {
-                return blocks;
+            blocks
+                .try_reserve_exact(((range.end - range.start) / block_bytes) as usize)
+                .map_err(MmError::from)?;
+            for start in (range.start..range.end).step_by(block_bytes as usize) {
+                let first = Pfn(start / PAGE_SIZE);
+                let Ok(altmap) = memmap_on_memory_altmap(arch, first, block_bytes, self.mode)
+                else {
+                    blocks.clear();
+                    break;
+                };
+                blocks.push(Block {
+                    pfns: first..first.add(block_bytes / PAGE_SIZE),
+                    altmap: Some(altmap),
+                });
             }
         }
-        alloc::vec![Block { pfns, altmap: None }]
+        if blocks.is_empty() {
+            blocks.try_push(Block { pfns, altmap: None })?;
+        }
+        Ok(blocks)
     }
 
     /// Refuses a range that overlaps an earlier add or anything with a memmap.

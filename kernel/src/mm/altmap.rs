@@ -139,6 +139,7 @@ impl VmemAltmap {
                 nr_free: self.nr_free(),
             });
         }
+        self.blocks.try_reserve(1)?;
         self.alloc += nr_pages;
         self.align += padding;
         self.blocks.push(AltmapBlock {

@@ -9,15 +9,15 @@
 //!
 //! Unlike Linux, which leaks the sections added before a failing one (§6.3 item 11),
 //! a failed `add` undoes the whole add, and `remove` validates everything before it
-//! changes anything.
+//! changes anything. The bookkeeping is a sorted vector of present sections whose room
+//! is reserved (fallibly) before an add changes anything; `remove` never allocates.
 
 mod subsection;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-pub use subsection::{Chunk, check_span, chunks, subsection_mask};
+pub use subsection::{Chunk, check_span, chunks, section_span, subsection_mask};
 
 use super::addr::Pfn;
 use super::altmap::VmemAltmap;
@@ -53,7 +53,8 @@ pub struct AddTimes {
 /// Sections plus the vmemmap that backs their memmap.
 pub struct Sparse<F: PageTableFormat> {
     arch: &'static MmArch,
-    sections: BTreeMap<u64, Section>,
+    /// Present sections, ascending by number.
+    sections: Vec<(u64, Section)>,
     vmemmap: Vmemmap<F>,
     clock: Option<fn() -> u64>,
     last_add: AddTimes,
@@ -73,7 +74,7 @@ impl<F: PageTableFormat> Sparse<F> {
     pub fn with_vmemmap(vmemmap: Vmemmap<F>) -> Self {
         Sparse {
             arch: vmemmap.arch(),
-            sections: BTreeMap::new(),
+            sections: Vec::new(),
             vmemmap,
             clock: None,
             last_add: AddTimes::default(),
@@ -116,12 +117,18 @@ impl<F: PageTableFormat> Sparse<F> {
 
     /// A present section.
     pub fn section(&self, nr: u64) -> Option<&Section> {
-        self.sections.get(&nr)
+        let index = self.sections.binary_search_by_key(&nr, |(n, _)| *n).ok()?;
+        Some(&self.sections[index].1)
     }
 
     /// All present sections, ascending.
-    pub fn sections(&self) -> impl Iterator<Item = (u64, &Section)> {
+    pub fn sections(&self) -> impl DoubleEndedIterator<Item = (u64, &Section)> {
         self.sections.iter().map(|(nr, s)| (*nr, s))
+    }
+
+    /// Number of present sections.
+    pub fn section_count(&self) -> usize {
+        self.sections.len()
     }
 
     /// `pfn_valid`: the frame's subsection is present (so its struct page is mapped).
@@ -131,16 +138,15 @@ impl<F: PageTableFormat> Sparse<F> {
             first: pfn,
             nr_pages: 1,
         };
-        self.sections
-            .get(&chunk.section)
+        self.section(chunk.section)
             .is_some_and(|s| s.present & subsection_mask(self.arch, &chunk) != 0)
     }
 
     /// Frames in present subsections.
     pub fn present_pages(&self) -> u64 {
         self.sections
-            .values()
-            .map(|s| u64::from(s.present.count_ones()))
+            .iter()
+            .map(|(_, s)| u64::from(s.present.count_ones()))
             .sum::<u64>()
             * self.arch.pages_per_subsection()
     }
@@ -160,17 +166,23 @@ impl<F: PageTableFormat> Sparse<F> {
         if let Some(altmap) = altmap.as_deref() {
             check_altmap(altmap, &range)?;
         }
+        let (mut nr_chunks, mut new_sections) = (0, 0);
         for chunk in chunks(self.arch, range.start, range.end) {
-            let present = self.sections.get(&chunk.section).map_or(0, |s| s.present);
-            let overlap = present & subsection_mask(self.arch, &chunk);
+            let present = self.section(chunk.section).map(|s| s.present);
+            let overlap = present.unwrap_or(0) & subsection_mask(self.arch, &chunk);
             if overlap != 0 {
                 return Err(MmError::SubsectionExists {
                     section: chunk.section,
                     overlap,
                 });
             }
+            nr_chunks += 1;
+            new_sections += usize::from(present.is_none());
         }
+        // Room for everything the add records, reserved before anything changes.
+        self.sections.try_reserve(new_sections)?;
         let mut added: Vec<Chunk> = Vec::new();
+        added.try_reserve_exact(nr_chunks)?;
         times.activate_ns += self.now().saturating_sub(t_checks);
         for chunk in chunks(self.arch, range.start, range.end) {
             let t0 = self.now();
@@ -228,7 +240,7 @@ impl<F: PageTableFormat> Sparse<F> {
     ) -> Result<(), MmError> {
         check_span(self.arch, range.start, range.end)?;
         for chunk in chunks(self.arch, range.start, range.end) {
-            let present = self.sections.get(&chunk.section).map_or(0, |s| s.present);
+            let present = self.section(chunk.section).map_or(0, |s| s.present);
             let missing = subsection_mask(self.arch, &chunk) & !present;
             if missing != 0 {
                 log::warn!(
@@ -255,17 +267,32 @@ impl<F: PageTableFormat> Sparse<F> {
         Ok(())
     }
 
+    /// Marks the chunk's subsections present. A new section takes room reserved by `add`
+    /// (so this never allocates).
     fn activate(&mut self, chunk: &Chunk) {
-        self.sections.entry(chunk.section).or_default().present |=
-            subsection_mask(self.arch, chunk);
+        let mask = subsection_mask(self.arch, chunk);
+        match self
+            .sections
+            .binary_search_by_key(&chunk.section, |(n, _)| *n)
+        {
+            Ok(i) => self.sections[i].1.present |= mask,
+            Err(i) => {
+                debug_assert!(self.sections.len() < self.sections.capacity());
+                self.sections
+                    .insert(i, (chunk.section, Section { present: mask }));
+            }
+        }
     }
 
     fn deactivate(&mut self, chunk: &Chunk) {
         let mask = subsection_mask(self.arch, chunk);
-        if let Some(section) = self.sections.get_mut(&chunk.section) {
-            section.present &= !mask;
-            if !section.has_memmap() {
-                self.sections.remove(&chunk.section);
+        if let Ok(i) = self
+            .sections
+            .binary_search_by_key(&chunk.section, |(n, _)| *n)
+        {
+            self.sections[i].1.present &= !mask;
+            if !self.sections[i].1.has_memmap() {
+                self.sections.remove(i);
             }
         }
     }

@@ -65,6 +65,7 @@ impl fmt::Display for RejectRecord<'_> {
         source_fields(f, &e.source)?;
         match &e.reason {
             Reason::ZeroSize | Reason::OutOfRange { .. } => Ok(()),
+            Reason::NoMemory => write!(f, " errno=-12"),
             Reason::Unaligned { what, value, align } => {
                 write!(f, " what={what} value={value:#x} align={align:#x}")
             }

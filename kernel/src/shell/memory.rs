@@ -58,7 +58,16 @@ pub fn alloc<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
         kprintln!("error: alloc: memory manager is down");
         return;
     };
+    // Room for the record first: a refused heap allocation takes no page.
+    let room = kernel.allocated.try_reserve(count as usize);
     let mut got: Vec<Pfn> = Vec::new();
+    if room
+        .and_then(|()| got.try_reserve_exact(count as usize))
+        .is_err()
+    {
+        kprintln!("error: alloc: no heap room to record {count} pages (reason=mm errno=-12)");
+        return;
+    }
     for i in 0..count {
         let result = match at {
             Some(Some(first)) => {

@@ -6,6 +6,7 @@
 //! of the page tables the CPU is using, its direct map and its TLB flush.
 
 mod frames;
+mod heap;
 mod memmap;
 
 use alloc::vec::Vec;
@@ -62,6 +63,8 @@ pub struct LiveMm<F: PageTableFormat> {
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    /// Pages the kernel heap holds from `buddy`.
+    heap_pages: u64,
 }
 
 impl<F: PageTableFormat> LiveMm<F> {
@@ -92,6 +95,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         }
         (config.flush_tlb)();
         let mut memmap = LiveMemmap::new(arch);
+        memmap.reserve(sparse.section_count())?;
         memmap.sync(&sparse);
         for span in &spans {
             init_reserved(&mut memmap, arch, span.clone());
@@ -111,14 +115,17 @@ impl<F: PageTableFormat> LiveMm<F> {
             bump_bytes: bump.next - bump.start,
             ns: now_ns().saturating_sub(t0),
         };
-        Ok(LiveMm {
+        let mut mm = LiveMm {
             config,
             sparse,
             memmap,
             buddy,
             movable: Buddy::new(),
             boot,
-        })
+            heap_pages: 0,
+        };
+        mm.tend_heap();
+        Ok(mm)
     }
 
     /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
@@ -128,6 +135,10 @@ impl<F: PageTableFormat> LiveMm<F> {
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.tend_heap();
+        let sections = crate::mm::sparse::section_span(self.config.arch, &range);
+        self.memmap
+            .reserve(self.sparse.section_count() + sections)?;
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
         let result = self.sparse.add(&mut frames, range, altmap);
@@ -143,6 +154,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.tend_heap();
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let mut frames = LiveFrames::new(self.config.phys_to_virt, source);

@@ -1,11 +1,11 @@
 //! Leaf bookkeeping: which 4 KiB pages of each huge leaf are in use, which altmap each
 //! altmap-backed leaf belongs to, and the allocate/release choke points for leaves.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::{LeafSource, Vmemmap};
+use crate::heap::fallible::TryVec;
 use crate::mm::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::{AllocKind, MmError};
@@ -55,43 +55,63 @@ struct AltmapUse {
     leaves: u64,
 }
 
-/// Out-of-band leaf state.
+/// Out-of-band leaf state. Growing it is fallible; shrinking never allocates.
 #[derive(Clone, Debug, Default)]
 pub(super) struct LeafBook {
-    /// Huge leaf virtual address → pages in use.
-    huge: BTreeMap<u64, PageBits>,
+    /// (huge leaf virtual address, pages in use), ascending by address.
+    huge: Vec<(u64, PageBits)>,
     altmaps: Vec<AltmapUse>,
 }
 
 impl LeafBook {
+    fn find(&self, leaf_va: u64) -> Result<usize, usize> {
+        self.huge.binary_search_by_key(&leaf_va, |(va, _)| *va)
+    }
+
     pub(super) fn users(&self, leaf_va: u64) -> Option<PageBits> {
-        self.huge.get(&leaf_va).copied()
+        self.find(leaf_va).ok().map(|i| self.huge[i].1)
     }
 
     /// Marks pages `[start, end)` of the leaf at `leaf_va` used; returns the newly set bits.
-    pub(super) fn mark(&mut self, leaf_va: u64, start: u64, end: u64) -> PageBits {
+    pub(super) fn mark(&mut self, leaf_va: u64, start: u64, end: u64) -> Result<PageBits, MmError> {
         let wanted = PageBits::range((start - leaf_va) >> PAGE_SHIFT, (end - start) >> PAGE_SHIFT);
-        let users = self.huge.entry(leaf_va).or_default();
+        let index = match self.find(leaf_va) {
+            Ok(i) => i,
+            Err(i) => {
+                self.huge.try_insert(i, (leaf_va, PageBits::default()))?;
+                i
+            }
+        };
+        let users = &mut self.huge[index].1;
         let new = wanted.minus(*users);
         *users = users.union(wanted);
-        new
+        Ok(new)
     }
 
     /// Clears `bits` of the leaf at `leaf_va`; returns what remains in use.
     pub(super) fn unmark(&mut self, leaf_va: u64, bits: PageBits) -> PageBits {
-        let users = self.huge.entry(leaf_va).or_default();
-        *users = users.minus(bits);
-        *users
+        match self.find(leaf_va) {
+            Ok(i) => {
+                let users = &mut self.huge[i].1;
+                *users = users.minus(bits);
+                *users
+            }
+            Err(_) => PageBits::default(),
+        }
     }
 
     pub(super) fn forget(&mut self, leaf_va: u64) {
-        self.huge.remove(&leaf_va);
+        if let Ok(i) = self.find(leaf_va) {
+            self.huge.remove(i);
+        }
     }
 
     fn owner_of(&self, pfn: u64) -> Option<&AltmapUse> {
         self.altmaps.iter().find(|u| u.storage.contains(&pfn))
     }
 
+    /// Counts one more leaf of `altmap` (room for a new entry must have been reserved
+    /// with [`LeafBook::reserve_altmap`]).
     fn attach(&mut self, altmap: &VmemAltmap) {
         match self
             .altmaps
@@ -105,6 +125,14 @@ impl LeafBook {
                 leaves: 1,
             }),
         }
+    }
+
+    /// Room for `altmap`'s entry, if it has none yet.
+    fn reserve_altmap(&mut self, altmap: &VmemAltmap) -> Result<(), MmError> {
+        if !self.altmaps.iter().any(|u| u.base_pfn == altmap.base_pfn) {
+            self.altmaps.try_reserve(1)?;
+        }
+        Ok(())
     }
 
     fn detach(&mut self, base_pfn: u64) {
@@ -129,6 +157,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         match altmap {
             Some(altmap) => {
                 self.faults.check(AllocKind::AltmapLeaf)?;
+                self.book.reserve_altmap(altmap)?;
                 let pfn = altmap.alloc_bytes(bytes)?;
                 self.book.attach(altmap);
                 self.stats.altmap_pages += bytes / PAGE_SIZE;

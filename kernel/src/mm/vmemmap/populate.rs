@@ -1,4 +1,6 @@
 //! `populate`: one descent per table, a leaf per slot, an undo log for exact roll-back.
+//! The log's room is reserved before each change, so a refused heap allocation stops the
+//! walk with nothing unlogged.
 
 use alloc::vec::Vec;
 
@@ -6,7 +8,7 @@ use super::leaves::PageBits;
 use super::{LeafPlan, LeafSource, Vmemmap};
 use crate::mm::addr::{PAGE_SIZE, PhysAddr, VirtAddr, align_down};
 use crate::mm::altmap::VmemAltmap;
-use crate::mm::error::MmError;
+use crate::mm::error::{AllocKind, MmError};
 use crate::mm::pgtable::{Entry, PageTableFormat};
 use crate::mm::phys::{FrameSource, PhysMem};
 
@@ -108,6 +110,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         match F::decode(level, mem.read_u64(entry)) {
             Entry::Table(child) => Ok(child),
             Entry::Empty => {
+                call.undo.try_reserve(1)?;
                 let child = self.new_table(mem, level + 1)?;
                 mem.write_u64(entry, F::table_entry(level, child));
                 call.undo.push(Undo::Table {
@@ -139,7 +142,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         match F::decode(level, mem.read_u64(entry)) {
             Entry::Leaf { frame, .. } => {
                 self.check_leaf_reuse(call.altmap.as_deref(), frame)?;
-                self.mark_users(call, leaf_va, addr, next);
+                self.mark_users(call, leaf_va, addr, next)?;
                 return Ok(());
             }
             Entry::Table(pte_table) => {
@@ -158,6 +161,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         let covers_slot = addr == leaf_va && next - addr == span;
         let huge_allowed = covers_slot || call.altmap.is_none();
         if let (LeafPlan::Huge { fallback_to_base }, true) = (call.plan, huge_allowed) {
+            call.undo.try_reserve(2)?;
             match self.alloc_leaf(mem, call.altmap.as_deref_mut(), span) {
                 Ok((frame, source)) => {
                     mem.write_u64(entry, F::leaf_entry(level, frame, self.attrs));
@@ -169,10 +173,13 @@ impl<F: PageTableFormat> Vmemmap<F> {
                         bytes: span,
                         source,
                     });
-                    self.mark_users(call, leaf_va, addr, next);
+                    self.mark_users(call, leaf_va, addr, next)?;
                     return Ok(());
                 }
-                Err(error) if !fallback_to_base => return Err(error),
+                // A refused heap allocation is no reason to try smaller leaves.
+                Err(error) if !fallback_to_base || error == MmError::NoMemory(AllocKind::Heap) => {
+                    return Err(error);
+                }
                 Err(error) => log::debug!(
                     "vmemmap: huge leaf at {leaf_va:#x} failed ({error}); using base pages"
                 ),
@@ -194,6 +201,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         match F::decode(level, mem.read_u64(entry)) {
             Entry::Leaf { .. } => Ok(()),
             Entry::Empty => {
+                call.undo.try_reserve(1)?;
                 let (frame, source) =
                     self.alloc_leaf(mem, call.altmap.as_deref_mut(), PAGE_SIZE)?;
                 mem.write_u64(entry, F::leaf_entry(level, frame, self.attrs));
@@ -214,11 +222,19 @@ impl<F: PageTableFormat> Vmemmap<F> {
         }
     }
 
-    fn mark_users(&mut self, call: &mut Populate<'_>, leaf_va: u64, addr: u64, next: u64) {
-        let bits = self.book.mark(leaf_va, addr, next);
+    fn mark_users(
+        &mut self,
+        call: &mut Populate<'_>,
+        leaf_va: u64,
+        addr: u64,
+        next: u64,
+    ) -> Result<(), MmError> {
+        call.undo.try_reserve(1)?;
+        let bits = self.book.mark(leaf_va, addr, next)?;
         if !bits.is_empty() {
             call.undo.push(Undo::Users { leaf_va, bits });
         }
+        Ok(())
     }
 
     /// Reverts every change of a failed call, newest first (so altmap frees are LIFO).

@@ -33,6 +33,7 @@ use self::config::{ConfigError, MemConfig};
 use self::plan::Geometry;
 use self::request::{BlockState, RESPONSE_LEN, Request, Response};
 use super::request_queue::RequestQueue;
+use crate::heap::fallible::{TryVec, try_collect};
 use crate::hotplug::engine::HotplugError;
 use crate::hotplug::event::{Event, EventSource, Via};
 
@@ -228,15 +229,18 @@ impl<T: Transport> VirtioMem<T> {
 
     /// Bytes plugged as the driver counts them (units and stranded ranges).
     pub fn plugged_bytes(&self) -> u64 {
-        self.taken().iter().map(|r| r.end - r.start).sum()
+        (self.units.iter().map(|u| &u.range))
+            .chain(&self.stranded)
+            .map(|r| r.end - r.start)
+            .sum()
     }
 
-    fn taken(&self) -> Vec<Range<u64>> {
-        self.units
-            .iter()
-            .map(|u| u.range.clone())
-            .chain(self.stranded.iter().cloned())
-            .collect()
+    /// Every plugged range (units and stranded), or `None` when the heap refuses the list.
+    fn taken(&self) -> Option<Vec<Range<u64>>> {
+        try_collect(
+            (self.units.iter().map(|u| u.range.clone())).chain(self.stranded.iter().cloned()),
+        )
+        .ok()
     }
 
     fn via(&self) -> Via {
@@ -250,7 +254,7 @@ impl<T: Transport> VirtioMem<T> {
     /// and the device is given up after [`CONFIG_READS`] reads without that.
     fn refresh(&mut self) -> bool {
         let mut previous = None;
-        let mut problem = alloc::string::String::new();
+        let mut problem = Unsettled::Unsettled;
         for attempt in 1..=CONFIG_READS {
             let config = match MemConfig::read(&self.transport) {
                 Ok(c) => c,
@@ -259,14 +263,11 @@ impl<T: Transport> VirtioMem<T> {
             if config == self.config {
                 return true;
             }
-            let checked = config
-                .validate()
-                .map_err(|e| alloc::format!("{e}"))
-                .and_then(|()| {
-                    (Geometry::new(&config, self.geo.memory_block) == self.geo)
-                        .then_some(())
-                        .ok_or_else(|| "reason=geometry-changed".into())
-                });
+            let checked = config.validate().map_err(Unsettled::Config).and_then(|()| {
+                (Geometry::new(&config, self.geo.memory_block) == self.geo)
+                    .then_some(())
+                    .ok_or(Unsettled::GeometryChanged)
+            });
             match checked {
                 Ok(()) if previous == Some(config) => {
                     self.config = config;
@@ -282,9 +283,6 @@ impl<T: Transport> VirtioMem<T> {
                     previous = None;
                 }
             }
-        }
-        if problem.is_empty() {
-            problem = "reason=unsettled".into();
         }
         self.fail(format_args!("{problem} reads={CONFIG_READS}"))
     }
@@ -304,7 +302,10 @@ impl<T: Transport> VirtioMem<T> {
             return;
         }
         for _ in 0..BATCH {
-            let taken = self.taken();
+            let Some(taken) = self.taken() else {
+                self.stop("grow", "no-memory");
+                return;
+            };
             let usable = self.config.usable_region_size;
             let Some(range) = plan::next_plug(&self.geo, usable, requested, &taken) else {
                 if self.plugged_bytes() < requested {
@@ -312,14 +313,27 @@ impl<T: Transport> VirtioMem<T> {
                 }
                 return;
             };
+            // Room for the unit and its event before the device plugs anything: a refused
+            // heap allocation stops growing with nothing plugged.
+            if self.units.try_reserve(1).is_err() || out.try_reserve(1).is_err() {
+                self.stop("grow", "no-memory");
+                return;
+            }
             let plug = Request::plug(&range, self.geo.block_size).expect("planned in blocks");
             match self.request(plug) {
                 Some(Response::Ack) => {}
-                other => {
+                Some(other) => {
                     log::warn!(
-                        "virtio-mem: refused dev={} {plug} response={}",
-                        self.index,
-                        other.map_or(String::from("none"), |r| alloc::format!("{r}"))
+                        "virtio-mem: refused dev={} {plug} response={other}",
+                        self.index
+                    );
+                    self.stop("grow", "plug-refused");
+                    return;
+                }
+                None => {
+                    log::warn!(
+                        "virtio-mem: refused dev={} {plug} response=none",
+                        self.index
                     );
                     self.stop("grow", "plug-refused");
                     return;
@@ -350,18 +364,23 @@ impl<T: Transport> VirtioMem<T> {
         }
         let mut over = self.plugged_bytes().saturating_sub(requested);
         for _ in 0..BATCH {
-            let live: Vec<(usize, Range<u64>)> = (self.units.iter().enumerate())
-                .filter(|(_, u)| u.state == UnitState::Live)
-                .map(|(i, u)| (i, u.range.clone()))
-                .collect();
-            let ranges: Vec<Range<u64>> = live.iter().map(|(_, r)| r.clone()).collect();
-            let Some(pick) = plan::next_unplug(&ranges, over) else {
+            // plan::next_unplug over the live units, without building the list: the most
+            // recently plugged live unit no larger than `over`.
+            let pick = self
+                .units
+                .iter()
+                .rposition(|u| u.state == UnitState::Live && u.range.end - u.range.start <= over);
+            let Some(i) = pick else {
                 if out.is_empty() && over > 0 {
                     self.stop("shrink", "no-unit-fits");
                 }
                 return;
             };
-            let (i, range) = live[pick].clone();
+            if out.try_reserve(1).is_err() {
+                // Nothing changed: the next poll tries again.
+                return;
+            }
+            let range = self.units[i].range.clone();
             self.units[i].state = UnitState::Removing;
             over -= range.end - range.start;
             out.push(Event::Remove {
@@ -421,7 +440,12 @@ impl<T: Transport> VirtioMem<T> {
                     "virtio-mem: refused dev={} {unplug} response={other:?}; range stays plugged",
                     self.index
                 );
-                self.stranded.push(range);
+                if self.stranded.try_push(range).is_err() {
+                    log::error!(
+                        "virtio-mem: error dev={} no heap room to record the stranded range",
+                        self.index
+                    );
+                }
             }
         }
     }
@@ -434,6 +458,27 @@ impl<T: Transport> VirtioMem<T> {
                 self.fail(format_args!("reason=queue request={request} detail={e:?}"));
                 None
             }
+        }
+    }
+}
+
+/// Why a changed config was not taken (no heap: the reason is kept as a value).
+#[derive(Clone, Copy, Debug)]
+enum Unsettled {
+    /// No two reads agreed.
+    Unsettled,
+    /// A read failed validation.
+    Config(ConfigError),
+    /// A read described another region or block size.
+    GeometryChanged,
+}
+
+impl fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsettled::Unsettled => write!(f, "reason=unsettled"),
+            Unsettled::Config(e) => write!(f, "{e}"),
+            Unsettled::GeometryChanged => write!(f, "reason=geometry-changed"),
         }
     }
 }
