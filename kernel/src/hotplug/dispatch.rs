@@ -22,6 +22,9 @@ pub fn event_queue() -> Vec<Event> {
 
 /// Polls every source once and handles what they report. Returns how many events ran.
 pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
+    if let Some(mm) = kernel.mm.as_mut() {
+        mm.tend_heap();
+    }
     let mut events = core::mem::take(&mut kernel.events);
     let mut handled = 0;
     for index in 0..kernel.sources.len() {
@@ -50,7 +53,19 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         Event::Add { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
             let free_before = mm.free_pages() + mm.heap_pages();
-            match kernel.hotplug.add_memory(mm, range.clone(), *via) {
+            let mut added = kernel
+                .hotplug
+                .add_memory(mm, range.clone(), *via)
+                .map(|_| ());
+            // Refused for heap room (nothing changed)? If the heap can grow now, once more.
+            if is_heap_refusal(&added) && mm.tend_heap() {
+                added = kernel
+                    .hotplug
+                    .add_memory(mm, range.clone(), *via)
+                    .map(|_| ());
+            }
+            let added = added.map(|()| kernel.hotplug.ranges().last().expect("just added"));
+            match added {
                 Ok(hot) => {
                     let (alloc, align) = hot.altmap_totals();
                     let memmap = if hot.memmap == MemmapFrom::Altmap {
@@ -167,6 +182,14 @@ fn add_device<A: Arch>(
         }
         None => Err(HotplugError::NotAdded(range.clone())),
     }
+}
+
+fn is_heap_refusal<T>(result: &Result<T, HotplugError>) -> bool {
+    use crate::mm::error::{AllocKind, MmError};
+    matches!(
+        result,
+        Err(HotplugError::Mm(MmError::NoMemory(AllocKind::Heap)))
+    )
 }
 
 fn refuse(

@@ -15,8 +15,9 @@ use super::LiveMm;
 impl<F: PageTableFormat> LiveMm<F> {
     /// Grows the heap while it wants memory and the buddy has a block for it, then hands
     /// back grown chunks that are empty and not needed. A failed growth is not an error:
-    /// the heap keeps refusing what it cannot serve.
-    pub fn tend_heap(&mut self) {
+    /// the heap keeps refusing what it cannot serve. Returns whether the heap grew.
+    pub fn tend_heap(&mut self) -> bool {
+        let mut grew = false;
         while let Some(bytes) = heap::wants() {
             let pages = (bytes as u64).div_ceil(PAGE_SIZE).next_power_of_two();
             let order = pages.trailing_zeros().min(MAX_ORDER);
@@ -33,6 +34,7 @@ impl<F: PageTableFormat> LiveMm<F> {
                 break;
             }
             self.heap_pages += 1 << order;
+            grew = true;
             log::debug!("heap: grown by {chunk_bytes} bytes at {:#x}", pfn.addr().0);
         }
         while let Some((bottom, bytes)) = heap::take_empty() {
@@ -42,6 +44,7 @@ impl<F: PageTableFormat> LiveMm<F> {
             self.heap_pages -= 1 << order;
             log::debug!("heap: gave back {bytes} bytes at {phys:#x}");
         }
+        grew
     }
 
     /// Pages the heap holds from the buddy allocator.
