@@ -17,6 +17,7 @@ pub mod hotplug;
 pub mod machine;
 pub mod profile;
 pub mod qmp;
+pub mod scale;
 pub mod soak;
 
 pub use accel::{Accel, AccelChoice};

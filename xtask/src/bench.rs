@@ -1,7 +1,10 @@
-//! `cargo xtask bench [--arch A] [--quick]`: per arch, QEMU start to prompt and kernel
-//! entry to prompt over several boots, then the in-kernel benchmark (phases per region
-//! size against the memset roofline). Prints one table per arch and writes
-//! `target/bench/<arch>.json` and `target/bench/<arch>.svg` (log-log, one line per phase).
+//! `cargo xtask bench [--arch A] [--quick] [--scale-only]`: per arch, QEMU start to prompt
+//! and kernel entry to prompt over several boots, the in-kernel benchmark (phases per
+//! region size against the memset roofline), hot-add latency, and the large sizes
+//! (pc-dimm and virtio-mem from 1 to 256 GiB on `reserve=off` backends, time per GiB).
+//! Prints the tables per arch and writes `target/bench/<arch>.json` and
+//! `target/bench/<arch>.svg` (log-log, one line per phase); `--scale-only` runs only the
+//! large sizes and writes `target/bench/<arch>-scale.json`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,7 +15,7 @@ use qemu::Arch;
 use qemu::bench::{PHASES, validate};
 use serde_json::Value;
 
-pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
+pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => vec![a],
@@ -26,6 +29,23 @@ pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     for arch in arches {
         let started = Instant::now();
+        if scale_only {
+            let image = qemu::build(arch, true)?;
+            let doc = serde_json::json!({
+                "arch": arch.name(),
+                "scale": qemu::scale::collect(&image, qemu::scale::sizes(quick))?,
+            });
+            let json_path = out.join(format!("{arch}-scale.json"));
+            std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
+            println!("== {arch} large hot-adds ==");
+            qemu::scale::print(&doc);
+            println!(
+                "wrote {} ({:.0} s)\n",
+                json_path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
         let doc = bench_arch(arch, quick)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
@@ -34,6 +54,7 @@ pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
         plot(&doc, &svg_path)?;
         print_table(&doc);
         print_hotplug(&doc);
+        qemu::scale::print(&doc);
         println!(
             "wrote {} and {} ({:.0} s)\n",
             json_path.display(),
@@ -47,7 +68,8 @@ pub fn run(arch: Option<Arch>, quick: bool) -> Result<()> {
 fn bench_arch(arch: Arch, quick: bool) -> Result<Value> {
     let image = qemu::build(arch, true)?;
     let mut doc = qemu::bench::collect(image.clone(), quick, if quick { 2 } else { 5 })?;
-    doc["hotplug"] = qemu::bench::hotplug_latency(image, quick, if quick { 1 } else { 3 })?;
+    doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, if quick { 1 } else { 3 })?;
+    doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick))?;
     Ok(doc)
 }
 

@@ -105,6 +105,9 @@ enum Cmd {
         /// Region sizes up to 1 GiB and two boots per arch (a few minutes in all).
         #[arg(long)]
         quick: bool,
+        /// Only the large hot-add sizes (1 to 256 GiB; 1 and 8 GiB with --quick).
+        #[arg(long)]
+        scale_only: bool,
     },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
@@ -186,7 +189,11 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Test { arch, release } => pipeline::run(arch, release),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
-        Cmd::Bench { arch, quick } => bench::run(arch, quick),
+        Cmd::Bench {
+            arch,
+            quick,
+            scale_only,
+        } => bench::run(arch, quick, scale_only),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),

@@ -302,12 +302,12 @@ impl<T: Transport> VirtioMem<T> {
             return;
         }
         for _ in 0..BATCH {
-            let Some(taken) = self.taken() else {
+            let Some(mut taken) = self.taken() else {
                 self.stop("grow", "no-memory");
                 return;
             };
             let usable = self.config.usable_region_size;
-            let Some(range) = plan::next_plug(&self.geo, usable, requested, &taken) else {
+            let Some(range) = plan::next_plug(&self.geo, usable, requested, &mut taken) else {
                 if self.plugged_bytes() < requested {
                     self.stop("grow", "no-room");
                 }

@@ -50,27 +50,45 @@ impl Geometry {
 }
 
 /// The next range to plug, given the usable size, the host's request and the ranges
-/// plugged already (in any order). `None` when nothing more is wanted or fits.
+/// plugged already (in any order; sorted here, in place). `None` when nothing more is
+/// wanted or fits. The lowest free place wins; the search jumps over plugged ranges, so
+/// it costs O(n log n) for n ranges (a large device plugs thousands of units).
 pub fn next_plug(
     geo: &Geometry,
     usable: u64,
     requested: u64,
-    taken: &[Range<u64>],
+    taken: &mut [Range<u64>],
 ) -> Option<Range<u64>> {
     let plugged: u64 = taken.iter().map(|r| r.end - r.start).sum();
     let want = requested.checked_sub(plugged).filter(|&w| w > 0)?;
     let limit = geo.addr + usable.min(geo.region_size);
-    let free = |r: &Range<u64>| !taken.iter().any(|t| t.start < r.end && r.start < t.end);
+    taken.sort_unstable_by_key(|r| r.start);
+    let taken = &*taken;
+    // The end of a plugged range overlapping `[start, start + len)`, if any.
+    let clash = |start: u64, len: u64| -> Option<u64> {
+        let i = taken.partition_point(|t| t.end <= start);
+        taken
+            .get(i)
+            .filter(|t| t.start < start + len)
+            .map(|t| t.end)
+    };
+    // The lowest `align`-aligned free `[start, start + len)` at or after `from`.
+    let first_free = |from: u64, len: u64, align: u64| -> Option<u64> {
+        let mut start = from.next_multiple_of(align);
+        while start + len <= limit {
+            match clash(start, len) {
+                None => return Some(start),
+                Some(end) => start = end.next_multiple_of(align),
+            }
+        }
+        None
+    };
 
     let unit = geo.block_unit();
-    if want >= unit {
-        let mut start = geo.addr.next_multiple_of(unit);
-        while start + unit <= limit {
-            if free(&(start..start + unit)) {
-                return Some(start..start + unit);
-            }
-            start += unit;
-        }
+    if want >= unit
+        && let Some(start) = first_free(geo.addr, unit, unit)
+    {
+        return Some(start..start + unit);
     }
 
     let granule = geo.granule();
@@ -79,22 +97,16 @@ pub fn next_plug(
         return None;
     }
     let max_len = want.min(u64::from(u16::MAX) * geo.block_size / granule * granule);
-    let mut start = geo.addr.next_multiple_of(granule);
-    while start + granule <= limit {
-        if free(&(start..start + granule)) {
-            let mut end = start + granule;
-            while end - start < max_len
-                && !end.is_multiple_of(geo.memory_block)
-                && end + granule <= limit
-                && free(&(end..end + granule))
-            {
-                end += granule;
-            }
-            return Some(start..end);
-        }
-        start += granule;
+    let start = first_free(geo.addr, granule, granule)?;
+    let mut end = start + granule;
+    while end - start < max_len
+        && !end.is_multiple_of(geo.memory_block)
+        && end + granule <= limit
+        && clash(end, granule).is_none()
+    {
+        end += granule;
     }
-    None
+    Some(start..end)
 }
 
 /// Which unit to give back when `over` bytes too many are plugged: the most recently
@@ -175,14 +187,14 @@ mod tests {
         grow(&geo, 100 * MIB, GIB, &mut units);
         assert_eq!(units.len(), 1);
         assert_eq!(units[0], 0x4000_0000..0x4640_0000);
-        assert_eq!(next_plug(&geo, 0, GIB, &[]), None, "nothing usable");
-        assert_eq!(next_plug(&geo, GIB, 0, &[]), None, "nothing requested");
+        assert_eq!(next_plug(&geo, 0, GIB, &mut []), None, "nothing usable");
+        assert_eq!(next_plug(&geo, GIB, 0, &mut []), None, "nothing requested");
         assert_eq!(
             next_plug(
                 &geo,
                 GIB,
                 256 * MIB,
-                &[Range {
+                &mut [Range {
                     start: GIB,
                     end: GIB + 256 * MIB
                 }]
