@@ -45,26 +45,26 @@ fn acpi_tables<A: Arch>(boot: &BootInfo) -> (Option<Nfit>, Option<Srat>) {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return (None, None);
     };
-    let read = |pa: u64, len: usize| -> Option<&'static [u8]> {
-        // SAFETY: ACPI tables are firmware memory the loader maps in the direct map
-        // (Limine base revision >= 4 maps ACPI ranges) and nothing writes them.
-        Some(unsafe { core::slice::from_raw_parts(A::phys_to_virt(pa), len) })
-    };
-    let nfit = match acpi_find::find(rsdp, b"NFIT", &read) {
+    let read = acpi_find::read_direct_map::<A>;
+    let nfit = match acpi_find::find::<acpi_find::Nfit>(rsdp, &read) {
         Ok(bytes) => nfit::parse_table(bytes)
             .map_err(|e| kprintln!("error: NFIT ignored: {e}"))
             .ok(),
         Err(acpi_find::FindError::NotFound) => None,
         Err(e) => {
-            kprintln!("error: NFIT lookup failed: {e:?}");
+            kprintln!("error: NFIT lookup failed: {e}");
             None
         }
     };
-    let srat = match acpi_find::find(rsdp, b"SRAT", &read) {
+    let srat = match acpi_find::find::<acpi_find::Srat>(rsdp, &read) {
         Ok(bytes) => srat::parse_table(bytes)
             .map_err(|e| kprintln!("error: SRAT ignored: {e}"))
             .ok(),
-        Err(_) => None,
+        Err(acpi_find::FindError::NotFound) => None,
+        Err(e) => {
+            kprintln!("error: SRAT lookup failed: {e}");
+            None
+        }
     };
     (nfit, srat)
 }

@@ -2,29 +2,34 @@
 //! (PARange, supported granules and their block sizes, VHE), the translation registers
 //! in use and the generic timer.
 
+use core::arch::asm;
 use core::fmt;
 
-/// Reads a system register by name, e.g. `sysreg!("currentel")`.
-macro_rules! sysreg {
-    ($name:literal) => {{
-        let v: u64;
-        // SAFETY: reading an EL1-accessible system register has no side effects.
-        unsafe {
-            core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }};
-}
-pub(crate) use sysreg;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CurrentEL, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, MAIR_EL1, MIDR_EL1, Readable, SCTLR_EL1,
+    TCR_EL1, TTBR1_EL1,
+};
 
 /// The exception level the kernel runs at (1, or 2 with VHE).
 pub fn current_el() -> u64 {
-    (sysreg!("currentel") >> 2) & 3
+    CurrentEL.read(CurrentEL::EL)
+}
+
+/// Invalidates every EL1 TLB entry of this VMID (inner shareable) once earlier
+/// table writes are visible, and waits until the invalidation is complete.
+pub fn flush_tlb_all() {
+    barrier::dsb(barrier::ISHST);
+    // SAFETY: TLBI VMALLE1 only drops cached translations; it accesses no memory.
+    // aarch64-cpu has no TLB maintenance instructions, so this one stays asm.
+    unsafe { asm!("tlbi vmalle1", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
 }
 
 /// Physical address bits from ID_AA64MMFR0_EL1.PARange.
 pub fn pa_bits() -> u32 {
-    pa_bits_of(sysreg!("id_aa64mmfr0_el1") & 0xf)
+    pa_bits_of(ID_AA64MMFR0_EL1.get() & 0xf)
 }
 
 /// PARange encoding to bits.
@@ -75,7 +80,7 @@ fn granules(mmfr0: u64) -> [Granule; 3] {
 
 /// The `cpu` report: stable `key=value` lines.
 pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
-    let midr = sysreg!("midr_el1");
+    let midr = MIDR_EL1.get();
     writeln!(
         out,
         "cpu midr={midr:#x} implementer={:#x} part={:#x} variant={} revision={}",
@@ -84,8 +89,8 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
         (midr >> 20) & 0xf,
         midr & 0xf
     )?;
-    let mmfr0 = sysreg!("id_aa64mmfr0_el1");
-    let mmfr1 = sysreg!("id_aa64mmfr1_el1");
+    let mmfr0 = ID_AA64MMFR0_EL1.get();
+    let mmfr1 = ID_AA64MMFR1_EL1.get();
     writeln!(
         out,
         "cpu.el current_el=EL{} vhe={}",
@@ -113,10 +118,10 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
         out,
         "cpu.paging format={} ttbr1={:#x} tcr={:#x} mair={:#x} sctlr={:#x} table_frames={}",
         <crate::paging::Aarch64Paging as kernel::mm::pgtable::PageTableFormat>::NAME,
-        sysreg!("ttbr1_el1"),
-        sysreg!("tcr_el1"),
-        sysreg!("mair_el1"),
-        sysreg!("sctlr_el1"),
+        TTBR1_EL1.get(),
+        TCR_EL1.get(),
+        MAIR_EL1.get(),
+        SCTLR_EL1.get(),
         crate::kpt::frames_used()
     )?;
     writeln!(

@@ -15,6 +15,10 @@
 /// Bytes of the boot stack (SP_EL1).
 pub const STACK_BYTES: usize = 128 * 1024;
 
+// Asm because none of this can be Rust, so aarch64-cpu cannot help: the entry runs
+// before any stack exists (it selects SP_EL1 and sets VBAR_EL1 first), the vectors are
+// fixed 0x80-byte slots in a 2 KiB-aligned table, and the IRQ path saves and restores
+// every register, ELR_EL1 and SPSR_EL1 around the Rust handler and ends in `eret`.
 core::arch::global_asm!(
     r#"
     .section .text.entry, "ax"

@@ -3,7 +3,8 @@
 //! `exception: vector=.. kind=.. class=.. esr=.. elr=.. far=.. spsr=..`, and ends the run
 //! with status 2 through the kernel's exit protocol.
 
-use crate::cpu::sysreg;
+use aarch64_cpu::registers::{ELR_EL1, ESR_EL1, FAR_EL1, Readable, SPSR_EL1};
+
 use crate::power;
 
 /// Exit status of a run that took an unexpected exception.
@@ -26,10 +27,10 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
         // The semihosting trap of `power::exit` faulted: no semihosting here.
         power::system_off();
     }
-    let esr = sysreg!("esr_el1");
+    let esr = ESR_EL1.get();
     let v = (vector & 15) as usize;
     if v.is_multiple_of(4) {
-        crate::probe::recover(frame, esr, sysreg!("far_el1"));
+        crate::probe::recover(frame, esr, FAR_EL1.get());
     }
     kernel::kprintln!(
         "exception: vector={v} kind={} from={} class={} ec={:#x} esr={esr:#x} elr={:#x} far={:#x} spsr={:#x} lr={:#x}",
@@ -37,14 +38,14 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
         ORIGINS[v / 4],
         class_name(esr >> 26),
         esr >> 26,
-        sysreg!("elr_el1"),
-        sysreg!("far_el1"),
-        sysreg!("spsr_el1"),
+        ELR_EL1.get(),
+        FAR_EL1.get(),
+        SPSR_EL1.get(),
         frame.x[30],
     );
     if matches!(esr >> 26, 0x20 | 0x21 | 0x24 | 0x25) {
         let (arch, name) = (&kernel::mm::arch::MmArch::AARCH64, class_name(esr >> 26));
-        kernel::probe::report_vmemmap_fault(arch, name, sysreg!("far_el1"));
+        kernel::probe::report_vmemmap_fault(arch, name, FAR_EL1.get());
     }
     kernel::console::exit(FAULT_STATUS)
 }

@@ -7,6 +7,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use aarch64_cpu::registers::{DAIF, ReadWriteable};
+
 use crate::mmio::Mmio;
 
 /// Distributor registers.
@@ -130,9 +132,10 @@ impl Gic {
 
 /// Unmasks IRQs on this CPU (PSTATE.I); FIQ, SError and debug stay masked.
 pub fn unmask_irqs() {
-    // SAFETY: every IRQ the GIC can deliver has been routed to `aarch64_irq`, which
-    // returns to the interrupted code with its registers restored (`entry.rs`).
-    unsafe { core::arch::asm!("msr daifclr, #2", options(nomem, nostack)) };
+    // Every IRQ the GIC can deliver has been routed to `aarch64_irq`, which returns to
+    // the interrupted code with its registers restored (`entry.rs`). IRQs are masked
+    // until here, so nothing changes DAIF between the read and the write.
+    DAIF.modify(DAIF::I::Unmasked);
 }
 
 /// IRQs taken so far, and IRQs with no handler (or spurious).

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use kernel::BootInfo;
 use kernel::boot_info::Firmware;
 use kernel::firmware::acpi::{self, PhysWindow};
-use kernel::firmware::{acpi_find, cmdline, dsdt_scan, fadt, fdt, mhpd};
+use kernel::firmware::{acpi_find, cmdline, dsdt_scan, fdt, mhpd};
 use kernel::hotplug::event::EventSource;
 
 use crate::ged::{self, GedMhpdRegs};
@@ -28,7 +28,7 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     match boot.firmware {
         Firmware::Acpi { rsdp } => {
             acpi_sources(rsdp, boot.cmdline, &mut sources);
-            let ecam = acpi::parse(rsdp, window)
+            let ecam = acpi::parse(rsdp, &read_phys)
                 .ok()
                 .and_then(|i| i.ecam.items().iter().find(|e| e.segment == 0).copied());
             match ecam {
@@ -67,21 +67,9 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     sources
 }
 
-/// Reads `len` bytes of firmware memory through the HHDM.
+/// Reads firmware memory through the HHDM, every page checked mapped by our tables.
 fn read_phys(pa: u64, len: usize) -> Option<&'static [u8]> {
-    // SAFETY: ACPI tables are firmware memory the HHDM maps (the loader keeps ACPI
-    // ranges mapped) and nothing writes them.
-    Some(unsafe { core::slice::from_raw_parts(port::phys_to_virt(pa), len) })
-}
-
-/// A whole table at `pa` (its header's length).
-fn table_at(pa: u64) -> Option<&'static [u8]> {
-    let head = read_phys(pa, 36)?;
-    let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-    (36..16 << 20)
-        .contains(&len)
-        .then(|| read_phys(pa, len))
-        .flatten()
+    acpi_find::read_direct_map::<port::Aarch64>(pa, len)
 }
 
 /// What the DSDT and SSDT say about the GED's devices.
@@ -97,11 +85,7 @@ struct AcpiHotplug {
 }
 
 fn acpi_hotplug(rsdp: u64) -> AcpiHotplug {
-    let dsdt = acpi_find::find(rsdp, b"FACP", &read_phys)
-        .ok()
-        .and_then(|t| fadt::parse(t).ok())
-        .and_then(|f| table_at(f.dsdt))
-        .unwrap_or(&[]);
+    let dsdt = acpi_find::dsdt(rsdp, &read_phys).unwrap_or(&[]);
     let mhpd = dsdt_scan::op_region(dsdt, b"HPMR").filter(|r| r.space == 0 && r.len >= 0x18);
     let ged = dsdt_scan::op_region(dsdt, b"EREG").filter(|r| r.space == 0 && r.len >= 4);
     AcpiHotplug {
@@ -112,7 +96,7 @@ fn acpi_hotplug(rsdp: u64) -> AcpiHotplug {
         },
         mhpd: mhpd.map_or(ged::MHPD_BASE, |r| r.base),
         ged: ged.map(|r| r.base),
-        nvdimm: acpi_find::find(rsdp, b"SSDT", &read_phys)
+        nvdimm: acpi_find::find::<acpi_find::Ssdt>(rsdp, &read_phys)
             .is_ok_and(|t| t.len() >= 24 && t[16..22] == *b"NVDIMM"),
     }
 }
@@ -135,7 +119,7 @@ fn acpi_sources(rsdp: u64, cmd: &str, sources: &mut Vec<Box<dyn EventSource>>) {
     if found.nvdimm {
         devices.push((nvdimm::DSM_MAILBOX, 4));
     }
-    let info = acpi::parse(rsdp, PhysWindow::direct_map(port::hhdm() as usize)).ok();
+    let info = acpi::parse(rsdp, &read_phys).ok();
     let gicv2 = info
         .as_ref()
         .and_then(|i| i.gic)

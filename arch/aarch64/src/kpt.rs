@@ -13,6 +13,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{self, Readable, TCR_EL1, TTBR1_EL1, Writeable};
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::map::{self, MapError, MapStats};
 use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
@@ -128,16 +130,9 @@ pub fn map_device(pa: u64, len: u64) -> Result<(), MapError> {
     for page in (start..end).step_by(0x1000) {
         t.map_device(page, 0x1000)?;
     }
-    // SAFETY: barriers and a TLB invalidation; the new entries were invalid before.
-    unsafe {
-        core::arch::asm!(
-            "dsb ishst",
-            "tlbi vmalle1",
-            "dsb ish",
-            "isb",
-            options(nostack)
-        );
-    }
+    // The new entries were invalid before: nothing stale is cached, but the flush
+    // orders the table writes before the first access through them.
+    crate::cpu::flush_tlb_all();
     Ok(())
 }
 
@@ -153,25 +148,15 @@ pub fn image_pa(va: u64) -> Option<u64> {
 /// # Safety
 /// `root` must designate complete tables that map everything the kernel touches next.
 unsafe fn load_ttbr1(root: u64) {
-    let tcr = crate::cpu::sysreg!("tcr_el1") | TCR_EPD0;
-    // SAFETY: the caller guarantees the tables; the barriers order the table writes
-    // before the walk and the TLB invalidation before the next access.
-    unsafe {
-        core::arch::asm!(
-            "msr mair_el1, {mair}",
-            "dsb ishst",
-            "msr ttbr1_el1, {root}",
-            "msr tcr_el1, {tcr}",
-            "isb",
-            "tlbi vmalle1",
-            "dsb ish",
-            "isb",
-            mair = in(reg) MAIR_EL1,
-            root = in(reg) root,
-            tcr = in(reg) tcr,
-            options(nostack, preserves_flags)
-        );
-    }
+    let tcr = TCR_EL1.get() | TCR_EPD0;
+    registers::MAIR_EL1.set(MAIR_EL1);
+    // The table writes reach the walker before it may use the new root.
+    barrier::dsb(barrier::ISHST);
+    TTBR1_EL1.set(root);
+    TCR_EL1.set(tcr);
+    barrier::isb(barrier::SY);
+    // No translation cached from the loader's tables survives the switch.
+    crate::cpu::flush_tlb_all();
 }
 
 /// Page-rounded, sorted, merged physical ranges the HHDM maps.

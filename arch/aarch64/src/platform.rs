@@ -8,7 +8,7 @@ use kernel::firmware::acpi::{self, PhysWindow};
 use kernel::firmware::fdt;
 
 use crate::power::Conduit;
-use crate::requests::Handover;
+use crate::requests::{Handover, hhdm_maps};
 
 /// QEMU `virt`'s PL011 (hw/arm/virt.c `base_memmap[VIRT_UART]`), used only when
 /// firmware names no console UART.
@@ -38,7 +38,7 @@ pub fn discover(h: &Handover) -> Platform {
     };
     if let Some(rsdp) = h.rsdp {
         p.firmware = Firmware::Acpi { rsdp };
-        if let Ok(info) = acpi::parse(rsdp, window) {
+        if let Ok(info) = acpi::parse_boot(rsdp, &|pa, len| loader_hhdm(h, pa, len)) {
             if let Some(u) = info.uart.filter(|u| u.kind == "pl011" && !u.io) {
                 (p.uart, p.uart_source) = (u.base, "spcr");
             }
@@ -58,6 +58,24 @@ pub fn discover(h: &Handover) -> Platform {
         }
     }
     p
+}
+
+/// Firmware memory through the loader's HHDM, before our own tables exist: only bytes
+/// inside memory-map entries that HHDM maps (base revision 4 on: everything but
+/// RESERVED and BAD_MEMORY, and every ACPI table lies in ACPI_RECLAIMABLE, ACPI_NVS or
+/// RESERVED_MAPPED memory).
+fn loader_hhdm(h: &Handover, pa: u64, len: usize) -> Option<&'static [u8]> {
+    let end = pa.checked_add(len as u64)?;
+    let mut at = pa;
+    while at < end {
+        let entry = h.entries.iter().find(|e| {
+            hhdm_maps(e.type_) && (e.base..e.base.saturating_add(e.length)).contains(&at)
+        })?;
+        at = entry.base.saturating_add(entry.length);
+    }
+    // SAFETY: every byte of the range lies in memory the loader's HHDM maps (checked
+    // above against its memory map), and firmware tables are never written.
+    Some(unsafe { core::slice::from_raw_parts((h.hhdm + pa) as *const u8, len) })
 }
 
 /// The `firmware=` value of the platform record.

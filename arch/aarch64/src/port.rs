@@ -6,6 +6,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{PAR_EL1, Readable, TTBR1_EL1};
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::arch::MmArch;
@@ -58,8 +60,7 @@ impl Arch for Aarch64 {
 
     fn halt() -> ! {
         loop {
-            // SAFETY: waits for an event with interrupts masked; no memory effects.
-            unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+            aarch64_cpu::asm::wfe();
         }
     }
 
@@ -82,16 +83,14 @@ impl Arch for Aarch64 {
     }
 
     fn mm_config() -> LiveConfig {
-        let ttbr1: u64;
-        // SAFETY: reading TTBR1_EL1 has no side effects.
-        unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr1, options(nomem, nostack)) };
+        let ttbr1 = TTBR1_EL1.get();
         LiveConfig {
             arch: &MmArch::AARCH64,
             features: Features::NO_EXECUTE,
             // BADDR: bits 47:1 (the ASID and CnP bits are not part of the address).
             root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),
             phys_to_virt: <Self as Arch>::phys_to_virt,
-            flush_tlb: flush_tlb_all,
+            flush_tlb: cpu::flush_tlb_all,
         }
     }
 
@@ -100,19 +99,13 @@ impl Arch for Aarch64 {
     }
 
     fn hw_translate(va: u64) -> Option<u64> {
-        let par: u64;
         // SAFETY: AT S1E1R only performs a stage-1 EL1 read translation and writes
-        // PAR_EL1; the ISB makes the result visible to the MRS.
-        unsafe {
-            core::arch::asm!(
-                "at s1e1r, {va}",
-                "isb",
-                "mrs {par}, par_el1",
-                va = in(reg) va,
-                par = out(reg) par,
-                options(nostack, nomem),
-            );
-        }
+        // PAR_EL1; it accesses no memory. aarch64-cpu has no address-translation
+        // instructions, so this one stays asm.
+        unsafe { core::arch::asm!("at s1e1r, {va}", va = in(reg) va, options(nostack, nomem)) };
+        // The ISB makes the translation's result visible to the PAR_EL1 read.
+        barrier::isb(barrier::SY);
+        let par = PAR_EL1.get();
         // PAR_EL1.F (bit 0) set: the translation aborted. PA is bits 47:12.
         (par & 1 == 0).then_some((par & 0x0000_ffff_ffff_f000) | (va & 0xfff))
     }
@@ -129,19 +122,5 @@ impl Arch for Aarch64 {
 
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
         cpu::report(out)
-    }
-}
-
-/// Invalidates every EL1 TLB entry of this CPU after the tables changed.
-fn flush_tlb_all() {
-    // SAFETY: barriers plus a TLB invalidation; no memory is accessed.
-    unsafe {
-        core::arch::asm!(
-            "dsb ishst",
-            "tlbi vmalle1",
-            "dsb ish",
-            "isb",
-            options(nostack)
-        );
     }
 }

@@ -76,6 +76,8 @@ pub fn exit(status: u32) -> ! {
         let block = exit_block(status);
         // SAFETY: the semihosting call reads the two-word block on this stack and
         // ends QEMU; without semihosting it traps and the vectors call `system_off`.
+        // Asm because the semihosting trap (`HLT #0xf000` with its x0/x1 convention)
+        // is not in aarch64-cpu.
         unsafe {
             core::arch::asm!(
                 "hlt #0xf000",
@@ -92,7 +94,8 @@ pub fn exit(status: u32) -> ! {
 #[cfg(target_os = "none")]
 pub fn system_off() -> ! {
     // SAFETY: SYSTEM_OFF takes no arguments and does not return on success; the
-    // conduit is the one the firmware tables named.
+    // conduit is the one the firmware tables named. Asm because aarch64-cpu has no
+    // HVC/SMC calls (the PSCI function ID goes in x0, which the call may clobber).
     unsafe {
         match conduit() {
             Conduit::Hvc => {
@@ -104,8 +107,7 @@ pub fn system_off() -> ! {
         }
     }
     loop {
-        // SAFETY: waits for an event with interrupts masked; no memory effects.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        aarch64_cpu::asm::wfe();
     }
 }
 

@@ -6,6 +6,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use aarch64_cpu::registers::{ELR_EL1, Writeable};
 use kernel::probe::{Access, ProbeFault};
 
 use crate::exceptions::{Frame, class_name};
@@ -24,12 +25,15 @@ pub fn recover(frame: &Frame, esr: u64, far: u64) {
     }
     FAULT[0].store(esr, Ordering::SeqCst);
     FAULT[1].store(far, Ordering::SeqCst);
+    // The exception returns to the probe's recovery label.
+    ELR_EL1.set(resume);
     // SAFETY: `frame` is where the vector saved x0-x30 (SP at the vector, 256 bytes);
     // reloading them, dropping the frame and returning with ELR_EL1 at the probe's
     // label resumes the probe exactly as it was at the fault, SPSR_EL1 untouched.
+    // Asm because an exception return that reloads every general register and SP
+    // cannot be written in Rust, and aarch64-cpu's `eret` restores none of them.
     unsafe {
         asm!(
-            "msr elr_el1, {resume}",
             "mov sp, {frame}",
             "ldp x0, x1, [sp, #0]",
             "ldp x2, x3, [sp, #16]",
@@ -49,7 +53,6 @@ pub fn recover(frame: &Frame, esr: u64, far: u64) {
             "ldr x30, [sp, #240]",
             "add sp, sp, #256",
             "eret",
-            resume = in(reg) resume,
             frame = in(reg) frame as *const Frame,
             options(noreturn),
         );
@@ -64,7 +67,9 @@ pub fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
     let out: u64;
     // SAFETY: the slot is armed before the one access and cleared on both paths; an
     // exception resumes at label 2 with every register as at the faulting instruction.
-    // The access is the one the shell asked for.
+    // The access is the one the shell asked for. Asm because the recovery label must
+    // be the address right after the one faulting instruction, with the registers the
+    // handler restores; no crate (aarch64-cpu included) expresses a guarded access.
     unsafe {
         asm!(
             "adr {tmp}, 2f",

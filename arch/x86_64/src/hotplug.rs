@@ -8,10 +8,10 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use kernel::BootInfo;
 use kernel::boot_info::Firmware;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
-use kernel::{Arch, BootInfo};
 
 use crate::X86_64;
 use crate::mhpd_io::PortMhpd;
@@ -21,21 +21,9 @@ use crate::sci::{self, Notify};
 /// QEMU's fixed MHPD base, used when the DSDT has no `HPMR` region.
 const MHPD_DEFAULT_BASE: u16 = 0x0a00;
 
-/// Reads physical memory through the HHDM (ACPI tables are mapped there).
+/// Reads firmware memory through the HHDM, every page checked mapped by our tables.
 fn read(pa: u64, len: usize) -> Option<&'static [u8]> {
-    // SAFETY: ACPI tables are firmware memory the loader maps in the HHDM and the
-    // kernel's own tables keep mapped (ACPI kinds are HHDM ranges); nothing writes them.
-    Some(unsafe { core::slice::from_raw_parts(<X86_64 as Arch>::phys_to_virt(pa), len) })
-}
-
-/// A whole table at `pa` (its header's length).
-fn table_at(pa: u64) -> Option<&'static [u8]> {
-    let head = read(pa, 36)?;
-    let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-    (36..16 << 20)
-        .contains(&len)
-        .then(|| read(pa, len))
-        .flatten()
+    acpi_find::read_direct_map::<X86_64>(pa, len)
 }
 
 /// Every source this machine has.
@@ -44,19 +32,14 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let Firmware::Acpi { rsdp } = boot.firmware else {
         return crate::virtio_pci::sources();
     };
-    let Some(fadt) = acpi_find::find(rsdp, b"FACP", &read)
-        .ok()
-        .and_then(|t| fadt::parse(t).ok())
-    else {
+    let Ok(fadt) = fadt::find(rsdp, &read) else {
         log::warn!("hotplug: no usable FADT: no ACPI hotplug sources");
         return crate::virtio_pci::sources();
     };
-    let dsdt = table_at(fadt.dsdt).unwrap_or(&[]);
+    let dsdt = acpi_find::dsdt(rsdp, &read).unwrap_or(&[]);
     let slots = dsdt_scan::mdnr(dsdt).unwrap_or(0);
     let nvdimm_aml = dsdt.windows(4).any(|w| w == b"_E04");
-    let madt = acpi_find::find(rsdp, b"APIC", &read)
-        .ok()
-        .and_then(|t| apic::parse(t).ok());
+    let madt = apic::find(rsdp, &read).ok();
     let force_poll = cmdline::value(boot.cmdline, "hotplug.notify") == Some("poll");
     let mask = sci::GPE_MEMORY | sci::GPE_NVDIMM;
     let notify = if slots > 0 || nvdimm_aml {

@@ -1,20 +1,25 @@
 //! ACPI tables through the `acpi` crate: the facts the kernel needs from MADT (GIC),
 //! SPCR (console UART), MCFG (PCI ECAM), SRAT (memory affinity, hot-pluggable ranges)
-//! and FADT (PSCI conduit on Arm), gathered into one fixed-size [`AcpiInfo`].
+//! and FADT (PSCI conduit on Arm), gathered into one fixed-size [`AcpiInfo`] in one walk
+//! ([`acpi_find::with_tables`]).
 //!
-//! Nothing here allocates (the arch crate parses before the heap exists), and physical
-//! memory is reached through a [`PhysWindow`], so host tests run the same code over a
-//! dump of QEMU's tables.
+//! Nothing here allocates except the SRAT parser (the arch crate parses before the heap
+//! exists; the SRAT is read once the heap is up, see [`AcpiInfo::srat`]), and physical
+//! memory is reached only through a checked [`ReadPhys`], so host tests run the same
+//! code over a dump of QEMU's tables.
 
 use core::fmt;
-use core::ptr::NonNull;
+use core::mem::size_of;
 
 use acpi::fadt::Fadt;
 use acpi::madt::{Madt, MadtEntry};
 use acpi::mcfg::Mcfg;
-use acpi::sdt::{SdtHeader, Signature};
 use acpi::spcr::{Spcr, SpcrInterfaceType};
-use acpi::{AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping};
+use acpi::{AcpiTable, AcpiTables, PhysicalMapping};
+
+use super::acpi_find::{self, Handler, ReadPhys};
+use super::srat::{self, MemAffinity};
+use super::{apic, fadt};
 
 /// A linear view of physical memory: `pa` is at `base_va + (pa - base_pa)` for
 /// `len` bytes from `base_pa` (a direct map on the target, a buffer in host tests).
@@ -94,26 +99,6 @@ impl Ecam {
     }
 }
 
-/// One SRAT memory-affinity structure.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemAffinity {
-    /// First byte.
-    pub base: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// Proximity domain.
-    pub node: u32,
-    /// Flags: bit 0 enabled, bit 1 hot-pluggable, bit 2 non-volatile.
-    pub flags: u32,
-}
-
-impl MemAffinity {
-    /// The entry describes memory that may be hot-plugged.
-    pub const fn hotpluggable(&self) -> bool {
-        self.flags & 2 != 0
-    }
-}
-
 /// Up to [`MAX_ENTRIES`] items plus a count of all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct List<T: Copy + Default> {
@@ -146,6 +131,14 @@ impl<T: Copy + Default> List<T> {
     }
 }
 
+impl<T: Copy + Default> FromIterator<T> for List<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut list = List::default();
+        items.into_iter().for_each(|item| list.push(item));
+        list
+    }
+}
+
 /// What the kernel learned from the ACPI tables.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AcpiInfo {
@@ -161,7 +154,9 @@ pub struct AcpiInfo {
     pub uart: Option<Uart>,
     /// From the MCFG.
     pub ecam: List<Ecam>,
-    /// From the SRAT (`None`: no SRAT).
+    /// The SRAT's enabled memory-affinity structures (`None`: no SRAT, a SRAT that
+    /// [`srat::parse_table`] refuses, or a summary made before the heap exists by
+    /// [`parse_boot`]).
     pub srat: Option<List<MemAffinity>>,
     /// From the FADT's Arm boot flags: `Some(true)` PSCI over HVC, `Some(false)` SMC.
     pub psci_hvc: Option<bool>,
@@ -176,14 +171,30 @@ pub enum AcpiError {
     BadRoot,
 }
 
-/// Parses the tables reachable from the RSDP at physical `rsdp`.
-pub fn parse(rsdp: u64, window: PhysWindow) -> Result<AcpiInfo, AcpiError> {
-    window.ptr(rsdp, 36).ok_or(AcpiError::Unreachable)?;
-    let handler = Handler(window);
-    // SAFETY: the window covers the RSDP (checked above); the handler refuses, by
-    // panicking, any table outside the window, so the crate reads only mapped memory.
-    let tables =
-        unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }.map_err(|_| AcpiError::BadRoot)?;
+/// Parses the tables reachable from the RSDP at physical `rsdp`, reading physical
+/// memory only through `read`. Allocates (the SRAT parser): use [`parse_boot`] before
+/// the heap exists.
+pub fn parse(rsdp: u64, read: ReadPhys<'_>) -> Result<AcpiInfo, AcpiError> {
+    parse_with(rsdp, read, true)
+}
+
+/// [`parse`] without the SRAT, allocation-free, for the arch crate's first steps.
+pub fn parse_boot(rsdp: u64, read: ReadPhys<'_>) -> Result<AcpiInfo, AcpiError> {
+    parse_with(rsdp, read, false)
+}
+
+fn parse_with(rsdp: u64, read: ReadPhys<'_>, with_srat: bool) -> Result<AcpiInfo, AcpiError> {
+    read(rsdp, 36).ok_or(AcpiError::Unreachable)?;
+    let (info, refused) =
+        acpi_find::with_tables(rsdp, read, |tables| summary(tables, read, with_srat))
+            .map_err(|_| AcpiError::BadRoot)?;
+    if let Some(r) = refused {
+        log::warn!("acpi: {r}: skipped");
+    }
+    Ok(info)
+}
+
+fn summary(tables: &AcpiTables<Handler<'_>>, read: ReadPhys<'_>, with_srat: bool) -> AcpiInfo {
     let mut info = AcpiInfo {
         revision: tables.revision(),
         tables: tables.headers().count(),
@@ -192,36 +203,46 @@ pub fn parse(rsdp: u64, window: PhysWindow) -> Result<AcpiInfo, AcpiError> {
     if let Some(h) = tables.headers().next() {
         info.oem = h.oem_id;
     }
-    if let Ok(madt) = tables.find_table::<Madt>() {
-        info.gic = gic(madt.get().entries());
+    let bytes = |span: Option<(usize, usize)>| span.and_then(|(pa, len)| read(pa as u64, len));
+    let madt = bytes(tables.find_table::<Madt>().ok().and_then(span));
+    if let Some((_, entries)) = madt.and_then(|t| apic::madt_entries(t).ok()) {
+        info.gic = gic(entries);
     }
     if let Ok(spcr) = tables.find_table::<Spcr>() {
         info.uart = uart(&spcr);
     }
     if let Ok(mcfg) = tables.find_table::<Mcfg>() {
-        for e in mcfg.entries() {
-            info.ecam.push(Ecam {
-                base: e.base_address,
-                segment: e.pci_segment_group,
-                bus_start: e.bus_number_start,
-                bus_end: e.bus_number_end,
-            });
+        // The crate subtracts the fixed part from `length` without checking it.
+        if mcfg.header().length as usize >= size_of::<Mcfg>() {
+            for e in mcfg.entries() {
+                info.ecam.push(Ecam {
+                    base: e.base_address,
+                    segment: e.pci_segment_group,
+                    bus_start: e.bus_number_start,
+                    bus_end: e.bus_number_end,
+                });
+            }
         }
     }
-    if let Ok(srat) = tables.find_table::<Srat>() {
-        let len = srat.header.length as usize;
-        // SAFETY: the mapping covers the whole table (`length` bytes from its start).
-        let bytes =
-            unsafe { core::slice::from_raw_parts(srat.virtual_start().as_ptr().cast(), len) };
-        info.srat = Some(srat_memory(bytes));
+    if with_srat {
+        let srat = bytes(tables.find_table::<acpi_find::Srat>().ok().and_then(span));
+        info.srat = srat
+            .and_then(|t| srat::parse_table(t).ok())
+            .map(|s| s.memory.iter().filter(|m| m.enabled()).copied().collect());
     }
-    if let Ok(fadt) = tables.find_table::<Fadt>() {
+    let fadt = bytes(tables.find_table::<Fadt>().ok().and_then(span));
+    if let Some(fadt) = fadt.and_then(|t| fadt::padded(t).ok()) {
         let flags = fadt.arm_boot_arch;
         info.psci_hvc = flags
             .implements_psci()
             .then(|| flags.use_hvc_as_psci_conduit());
     }
-    Ok(info)
+    info
+}
+
+/// Where a table the crate found lies: its physical start and `length`.
+fn span<T: AcpiTable>(m: PhysicalMapping<Handler<'_>, T>) -> Option<(usize, usize)> {
+    Some((m.physical_start(), m.region_length()))
 }
 
 fn gic<'a>(entries: impl Iterator<Item = MadtEntry<'a>>) -> Option<Gic> {
@@ -262,67 +283,6 @@ fn uart(spcr: &Spcr) -> Option<Uart> {
         base: address.address,
         io: matches!(address.address_space, acpi::address::AddressSpace::SystemIo),
     })
-}
-
-/// Enabled SRAT memory-affinity structures (type 1, 40 bytes) from the raw table
-/// (QEMU pads x86 SRATs with disabled all-zero entries; those are skipped).
-pub fn srat_memory(table: &[u8]) -> List<MemAffinity> {
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-    let u64_at = |b: &[u8], o: usize| u64::from(u32_at(b, o)) | u64::from(u32_at(b, o + 4)) << 32;
-    let mut list = List::default();
-    let mut off = 48;
-    while off + 2 <= table.len() {
-        let (ty, len) = (table[off], usize::from(table[off + 1]));
-        if len < 2 || off + len > table.len() {
-            break;
-        }
-        if ty == 1 && len >= 40 && u32_at(table, off + 28) & 1 != 0 {
-            let e = &table[off..off + len];
-            list.push(MemAffinity {
-                node: u32_at(e, 2),
-                base: u64_at(e, 8),
-                len: u64_at(e, 16),
-                flags: u32_at(e, 28),
-            });
-        }
-        off += len;
-    }
-    list
-}
-
-/// The SRAT header (structures follow), so the crate can find and map the table.
-#[repr(C, packed)]
-struct Srat {
-    header: SdtHeader,
-    _reserved1: u32,
-    _reserved2: u64,
-}
-
-// SAFETY: `Srat` is the SRAT's fixed part with the SDT header first, as the trait needs.
-unsafe impl AcpiTable for Srat {
-    const SIGNATURE: Signature = Signature::SRAT;
-
-    fn header(&self) -> &SdtHeader {
-        &self.header
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Handler(PhysWindow);
-
-impl AcpiHandler for Handler {
-    unsafe fn map_physical_region<T>(&self, pa: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let va = self
-            .0
-            .ptr(pa as u64, size as u64)
-            .unwrap_or_else(|| panic!("ACPI: table at {pa:#x}+{size:#x} outside physical memory"));
-        let va = NonNull::new(va.cast_mut().cast()).expect("window maps no null pointer");
-        // SAFETY: `va` points at `size` bytes of the window for `pa`, which stay
-        // mapped for the kernel's lifetime (direct map) or the test's buffer.
-        unsafe { PhysicalMapping::new(pa, va, size, size, *self) }
-    }
-
-    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
 }
 
 impl fmt::Display for AcpiInfo {
@@ -389,8 +349,8 @@ impl AcpiInfo {
                 out,
                 "firmware.srat start={:#x} end={:#x} node={} flags={:#x} hotplug={}",
                 m.base,
-                m.base + m.len,
-                m.node,
+                m.end(),
+                m.domain,
                 m.flags,
                 u8::from(m.hotpluggable())
             )?;

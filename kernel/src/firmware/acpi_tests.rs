@@ -26,18 +26,18 @@ fn memory() -> Vec<u8> {
     mem
 }
 
-fn window(mem: &[u8]) -> PhysWindow {
-    PhysWindow {
-        base_pa: BASE,
-        base_va: mem.as_ptr() as usize,
-        len: mem.len() as u64,
+/// A reader over that memory (leaked, so its slices live for the test run).
+fn reader(mem: Vec<u8>) -> impl Fn(u64, usize) -> Option<&'static [u8]> {
+    let mem: &'static [u8] = Box::leak(mem.into_boxed_slice());
+    move |pa, len| {
+        let off = usize::try_from(pa.checked_sub(BASE)?).ok()?;
+        mem.get(off..off.checked_add(len)?)
     }
 }
 
 #[test]
 fn qemu_virt_tables_match_qemus_memory_map() {
-    let mem = memory();
-    let info = parse(RSDP, window(&mem)).expect("parses");
+    let info = parse(RSDP, &reader(memory())).expect("parses");
     assert_eq!(info.revision, 2);
     assert_eq!(
         info.tables, 10,
@@ -71,8 +71,7 @@ fn qemu_virt_tables_match_qemus_memory_map() {
 
 #[test]
 fn srat_lists_boot_ram_and_the_hotpluggable_device_memory() {
-    let mem = memory();
-    let srat = parse(RSDP, window(&mem))
+    let srat = parse(RSDP, &reader(memory()))
         .unwrap()
         .srat
         .expect("memhp makes a NUMA node");
@@ -82,15 +81,15 @@ fn srat_lists_boot_ram_and_the_hotpluggable_device_memory() {
         srat.items(),
         &[
             MemAffinity {
+                domain: 0,
                 base: 0x4000_0000,
-                len: 1 << 30,
-                node: 0,
+                length: 1 << 30,
                 flags: 1
             },
             MemAffinity {
+                domain: 0,
                 base: 0x8000_0000,
-                len: (7 + 4) << 30,
-                node: 0,
+                length: (7 + 4) << 30,
                 flags: 3
             },
         ]
@@ -100,8 +99,7 @@ fn srat_lists_boot_ram_and_the_hotpluggable_device_memory() {
 
 #[test]
 fn record_and_details_are_key_value() {
-    let mem = memory();
-    let info = parse(RSDP, window(&mem)).unwrap();
+    let info = parse(RSDP, &reader(memory())).unwrap();
     let text = format!("{info}");
     assert!(text.contains(" uart.pl011=0x9000000 "), "{text}");
     assert!(text.contains(" pci.ecam=0x4010000000 "), "{text}");
@@ -118,9 +116,9 @@ fn record_and_details_are_key_value() {
 
 #[test]
 fn rsdp_outside_the_window_is_refused() {
-    let mem = memory();
-    assert_eq!(parse(0x1000, window(&mem)), Err(AcpiError::Unreachable));
-    assert_eq!(parse(BASE, window(&mem)), Err(AcpiError::BadRoot));
+    let read = reader(memory());
+    assert_eq!(parse(0x1000, &read), Err(AcpiError::Unreachable));
+    assert_eq!(parse(BASE, &read), Err(AcpiError::BadRoot));
 }
 
 #[test]
@@ -134,4 +132,75 @@ fn window_bounds() {
     assert_eq!(w.ptr(0x10ff, 2), None);
     assert_eq!(w.ptr(0xfff, 1), None);
     assert_eq!(PhysWindow::direct_map(0).ptr(u64::MAX, 2), None);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// QEMU's tables with random bytes overwritten (lengths, checksums, offsets,
+    /// structure framing alike): the walk and every decoder either answer or refuse,
+    /// never panic or read outside the memory.
+    #[test]
+    fn corrupted_tables_never_panic(
+        hits in proptest::collection::vec((0usize..0x1_0000, proptest::prelude::any::<u8>()), 1..24)
+    ) {
+        let mut mem = memory();
+        for (at, value) in hits {
+            mem[at] = value;
+        }
+        let read = reader(mem);
+        let _ = parse(RSDP, &read);
+        let _ = parse_boot(RSDP, &read);
+        let _ = acpi_find::dsdt(RSDP, &read);
+        let _ = acpi_find::find::<acpi_find::Ssdt>(RSDP, &read);
+    }
+}
+
+/// Corruptions aimed at what the crate trusts, with the table's checksum made valid
+/// again so the crate gets past it: each table's `length`, each MADT structure's length
+/// byte, the RSDP's length.
+#[test]
+fn corrupted_lengths_with_valid_checksums_are_survived() {
+    let clean = memory();
+    // (offset of the byte, offset of the table whose checksum covers it)
+    let mut targets: Vec<(usize, usize)> = Vec::new();
+    let mut rest = TABLES;
+    while !rest.is_empty() {
+        let pa = u64::from_le_bytes(rest[..8].try_into().unwrap());
+        let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let off = (pa - BASE) as usize;
+        if &rest[12..16] != b"RSD " {
+            targets.extend([(off + 4, off), (off + 5, off)]);
+        }
+        if &rest[12..16] == b"APIC" {
+            targets.extend(
+                (off + 44..off + len)
+                    .filter(|o| o % 2 == 1)
+                    .map(|o| (o, off)),
+            );
+        }
+        rest = &rest[12 + len..];
+    }
+    let mut madt_cut = 0;
+    for (at, table) in targets {
+        for value in [0u8, 1, 2, 35, 36, 0x7f, 0xff] {
+            let mut mem = clean.clone();
+            mem[at] = value;
+            let len = u32::from_le_bytes(mem[table + 4..table + 8].try_into().unwrap()) as usize;
+            let end = (table + len).min(mem.len());
+            mem[table + 9] = 0;
+            let sum = mem[table..end].iter().fold(0u8, |a, &b| a.wrapping_add(b));
+            mem[table + 9] = sum.wrapping_neg();
+            let read = reader(mem);
+            if let Ok(info) = parse(RSDP, &read)
+                && info.gic.is_none_or(|g| g.gicc.is_none())
+            {
+                madt_cut += 1;
+            }
+        }
+    }
+    assert!(
+        madt_cut > 0,
+        "some corruption reached the MADT framing check"
+    );
 }

@@ -11,8 +11,9 @@
 //! Hostile input is refused as for the NFIT: truncated structure, zero or too-short
 //! length, length past the table, bad checksum, a range that wraps, and overlapping
 //! hot-pluggable windows (both named). Other overlaps are legitimate (NVDIMM entries
-//! inside the window) and are not errors. `crate::firmware::acpi` keeps a lenient summary
-//! for boot facts; this is the strict parser the region list uses.
+//! inside the window) and are not errors. This is the kernel's one SRAT parser: the
+//! region list and the `firmware` summary (`crate::firmware::acpi`) both use it, on a
+//! table the `acpi` crate found (it has no SRAT type of its own).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -45,7 +46,7 @@ pub const fn min_len(ty: u8) -> usize {
 }
 
 /// One memory affinity structure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemAffinity {
     /// Proximity domain (8 bits in SRAT revision 1, as Linux masks it).
     pub domain: u32,
@@ -71,6 +72,11 @@ impl MemAffinity {
     /// The entry is in use.
     pub const fn enabled(&self) -> bool {
         self.flags & MEM_ENABLED != 0
+    }
+
+    /// The hot-pluggable flag is set.
+    pub const fn hotpluggable(&self) -> bool {
+        self.flags & MEM_HOTPLUGGABLE != 0
     }
 
     /// An enabled, non-empty, hot-pluggable window.

@@ -309,10 +309,10 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
 /// `firmware kind=acpi|fdt|sclp|none ...` then `firmware.*` detail records.
 fn firmware<A: Arch>(boot: &BootInfo) {
     use crate::boot_info::Firmware;
-    use crate::firmware::{acpi, fdt};
+    use crate::firmware::{acpi, acpi_find, fdt};
     let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize);
     match boot.firmware {
-        Firmware::Acpi { rsdp } => match acpi::parse(rsdp, window) {
+        Firmware::Acpi { rsdp } => match acpi::parse(rsdp, &acpi_find::read_direct_map::<A>) {
             Ok(info) => {
                 kprintln!("firmware kind=acpi rsdp={rsdp:#x} {info}");
                 let _ = info.details(&mut Console);
