@@ -138,22 +138,22 @@ impl ChunkedHeap {
         }
     }
 
-    /// Bytes the heap wants added: at least `grow_min`, and at least the largest request
-    /// refused since the last growth, when free space fell below `low_water` or a request
-    /// was refused. `None` when it has enough, or no chunk slot is left.
+    /// Bytes the heap wants added when free space fell below `low_water` or a request was
+    /// refused: at least `grow_min`, half the heap (so the chunk slots last: growth is
+    /// geometric up to [`MAX_GROWTH`]) and the largest request refused since the last
+    /// growth. `None` when it has enough, or no chunk slot is left.
     pub fn wants(&self, low_water: usize, grow_min: usize) -> Option<usize> {
         if self.count == MAX_CHUNKS {
             return None;
         }
-        let free: usize = self.chunks[..self.count].iter().map(Heap::free).sum();
+        let chunks = &self.chunks[..self.count];
+        let free: usize = chunks.iter().map(Heap::free).sum();
         if free >= low_water && self.deficit == 0 {
             return None;
         }
-        Some(
-            grow_min
-                .max(self.deficit.next_power_of_two())
-                .min(MAX_GROWTH),
-        )
+        let half = chunks.iter().map(Heap::size).sum::<usize>() / 2;
+        let want = grow_min.max(half).max(self.deficit).next_power_of_two();
+        Some(want.min(MAX_GROWTH))
     }
 
     /// Removes a grown chunk (never the first) that holds no allocation, if the heap keeps
