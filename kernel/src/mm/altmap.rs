@@ -1,38 +1,49 @@
 //! `VmemAltmap`: Linux's bump allocator for memmap storage inside device or hot-added
 //! memory, with its fields and arithmetic kept exactly (linux-mm.md §1.1–1.2).
 //!
-//! Where Linux has hazards we track instead:
+//! Where Linux has hazards we track instead, in O(1) state (no record per block):
 //! - **Non-LIFO frees.** Linux's `vmem_altmap_free` only decrements `alloc`, so freeing a
 //!   block below a live one makes the next allocation hand out the live block's pages.
-//!   We keep the outstanding blocks as a stack. Freeing the top block rolls `alloc`
-//!   back; freeing a block below it only marks it freed, and the roll-back happens
-//!   (cascading) once everything above it is freed too. `next_pfn` therefore never
-//!   retreats over a live block. The price: pages of a buried freed block stay counted in
-//!   `alloc` until the blocks above them go ([`VmemAltmap::live_pages`] tells the truth).
-//! - **`align` never returned.** Each block remembers its padding; rolling a block back
-//!   returns its padding too, so after a LIFO teardown `alloc == align == 0` and a reused
-//!   altmap lays out exactly like a fresh one.
-
-use alloc::vec::Vec;
+//!   Here a free of the block that ends at `next_pfn` (the top) rolls `alloc` back; a free
+//!   below the top only counts its pages as *buried* and remembers where they are in a
+//!   small table of holes ([`MAX_HOLES`], merged when adjacent). When the top goes, the
+//!   holes right below it go too (cascading), so `next_pfn` never retreats over a live
+//!   block. A hole that does not fit the table is only counted: its pages come back when
+//!   the altmap empties. [`VmemAltmap::live_pages`] always tells the truth, and once no
+//!   page is live `alloc`, `align` and the table are reset, whatever the order of frees.
+//! - **`align` never returned.** The padding an allocation skips is remembered as a hole
+//!   too; rolling the block above it back rolls the padding back, so after a LIFO
+//!   teardown `alloc == align == 0` and a reused altmap lays out exactly like a fresh one.
+//!
+//! The page tables are the record of which blocks are out: the vmemmap walker frees the
+//! leaves it finds mapped, and [`VmemAltmap::is_outstanding`] checks a free against the
+//! allocated span and the holes.
 
 use super::addr::{PAGE_SIZE, Pfn};
 use super::error::MmError;
 
-/// One outstanding allocation.
+/// Holes (buried frees and paddings) remembered by position; more are only counted.
+pub const MAX_HOLES: usize = 8;
+
+/// What a hole holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct AltmapBlock {
-    /// First frame handed out (after padding).
-    pfn: u64,
-    /// Pages handed out.
-    nr_pages: u64,
-    /// Padding pages skipped before it.
-    padding: u64,
-    /// Freed, waiting for the blocks above it.
-    freed: bool,
+enum HoleKind {
+    /// Pages freed below the top (still counted in `alloc`).
+    Freed,
+    /// Pages skipped for alignment (counted in `align`).
+    Padding,
 }
 
-/// Linux's `struct vmem_altmap`, plus the stack of outstanding blocks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[start, end)` frames that no live block occupies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hole {
+    start: u64,
+    end: u64,
+    kind: HoleKind,
+}
+
+/// Linux's `struct vmem_altmap`, plus the holes below the top.
+#[derive(Clone)]
 pub struct VmemAltmap {
     /// First frame of the whole mapping (the device range or memory block).
     pub base_pfn: u64,
@@ -42,12 +53,50 @@ pub struct VmemAltmap {
     pub reserve: u64,
     /// Capacity after `reserve` set aside for memmap (not decremented on allocation).
     pub free: u64,
-    /// Padding pages spent on alignment by the outstanding blocks.
+    /// Padding pages spent on alignment below the top.
     pub align: u64,
-    /// Pages handed out (including freed blocks still buried under live ones).
+    /// Pages handed out (including freed pages still buried under live blocks).
     pub alloc: u64,
-    blocks: Vec<AltmapBlock>,
+    /// Of `alloc`, pages freed below the top.
+    buried: u64,
+    /// Holes by position, ascending, non-overlapping; `holes[..nr_holes]` are valid.
+    holes: [Hole; MAX_HOLES],
+    nr_holes: usize,
 }
+
+impl PartialEq for VmemAltmap {
+    fn eq(&self, other: &Self) -> bool {
+        let fields = |a: &Self| {
+            (
+                a.base_pfn, a.end_pfn, a.reserve, a.free, a.align, a.alloc, a.buried,
+            )
+        };
+        fields(self) == fields(other) && self.holes() == other.holes()
+    }
+}
+
+impl Eq for VmemAltmap {}
+
+impl core::fmt::Debug for VmemAltmap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VmemAltmap")
+            .field("base_pfn", &self.base_pfn)
+            .field("end_pfn", &self.end_pfn)
+            .field("reserve", &self.reserve)
+            .field("free", &self.free)
+            .field("align", &self.align)
+            .field("alloc", &self.alloc)
+            .field("buried", &self.buried)
+            .field("holes", &self.holes())
+            .finish()
+    }
+}
+
+const NO_HOLE: Hole = Hole {
+    start: 0,
+    end: 0,
+    kind: HoleKind::Freed,
+};
 
 impl VmemAltmap {
     /// A fresh altmap (`alloc = align = 0`).
@@ -59,7 +108,9 @@ impl VmemAltmap {
             free,
             align: 0,
             alloc: 0,
-            blocks: Vec::new(),
+            buried: 0,
+            holes: [NO_HOLE; MAX_HOLES],
+            nr_holes: 0,
         }
     }
 
@@ -96,22 +147,24 @@ impl VmemAltmap {
     }
 
     /// Pages in live (not freed) blocks.
-    pub fn live_pages(&self) -> u64 {
-        self.blocks
-            .iter()
-            .filter(|b| !b.freed)
-            .map(|b| b.nr_pages)
-            .sum()
+    pub const fn live_pages(&self) -> u64 {
+        self.alloc - self.buried
     }
 
-    /// Number of live blocks.
-    pub fn live_blocks(&self) -> usize {
-        self.blocks.iter().filter(|b| !b.freed).count()
+    /// Of `alloc`, pages freed below the top and not yet rolled back.
+    pub const fn buried_pages(&self) -> u64 {
+        self.buried
     }
 
-    /// Whether `[pfn, pfn + nr_pages)` is exactly one live block.
-    pub fn has_live_block(&self, pfn: Pfn, nr_pages: u64) -> bool {
-        self.find_live(pfn.0, nr_pages).is_some()
+    /// Whether `[pfn, pfn + nr_pages)` may be a live block: inside what was handed out
+    /// and in no hole (the page tables say which blocks exist; this checks a free).
+    pub fn is_outstanding(&self, pfn: Pfn, nr_pages: u64) -> bool {
+        let (start, end) = (pfn.0, pfn.0.saturating_add(nr_pages));
+        nr_pages > 0
+            && start >= self.base_pfn + self.reserve
+            && end <= self.next_pfn()
+            && self.live_pages() >= nr_pages
+            && !self.holes().iter().any(|h| h.start < end && start < h.end)
     }
 
     /// `altmap_alloc_block_buf`: `size` bytes, aligned to the lowest set bit of the page
@@ -139,40 +192,88 @@ impl VmemAltmap {
                 nr_free: self.nr_free(),
             });
         }
-        self.blocks.try_reserve(1)?;
+        if padding > 0 {
+            self.note_hole(pfn, pfn + padding, HoleKind::Padding);
+        }
         self.alloc += nr_pages;
         self.align += padding;
-        self.blocks.push(AltmapBlock {
-            pfn: pfn + padding,
-            nr_pages,
-            padding,
-            freed: false,
-        });
         Ok(Pfn(pfn + padding))
     }
 
-    /// Returns a block. Rolls `alloc` and `align` back for it and for any freed blocks
-    /// below it once it is the top; otherwise only marks it freed. Refuses (changing
+    /// Returns a block. The top block rolls `alloc` back, with the holes right below it;
+    /// a block below the top is buried (see the module header). Refuses (changing
     /// nothing) a block that is not outstanding.
     pub fn free_block(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
-        let index = self
-            .find_live(pfn.0, nr_pages)
-            .ok_or(MmError::AltmapBlockUnknown { pfn, nr_pages })?;
-        self.blocks[index].freed = true;
-        if index + 1 != self.blocks.len() {
-            log::debug!("altmap: non-LIFO free of {pfn}+{nr_pages} deferred until blocks above go");
+        if !self.is_outstanding(pfn, nr_pages) {
+            return Err(MmError::AltmapBlockUnknown { pfn, nr_pages });
         }
-        while let Some(top) = self.blocks.last().copied().filter(|b| b.freed) {
-            self.alloc -= top.nr_pages;
-            self.align -= top.padding;
-            self.blocks.pop();
+        let end = pfn.0 + nr_pages;
+        if end == self.next_pfn() {
+            self.alloc -= nr_pages;
+            self.roll_back_holes();
+        } else {
+            log::debug!(
+                "altmap: non-LIFO free of {pfn}+{nr_pages} buried until the blocks above go"
+            );
+            self.buried += nr_pages;
+            self.note_hole(pfn.0, end, HoleKind::Freed);
+        }
+        if self.live_pages() == 0 {
+            // Nothing is live: every buried page and every padding comes back.
+            self.alloc = 0;
+            self.align = 0;
+            self.buried = 0;
+            self.nr_holes = 0;
         }
         Ok(())
     }
 
-    fn find_live(&self, pfn: u64, nr_pages: u64) -> Option<usize> {
-        self.blocks
-            .iter()
-            .rposition(|b| !b.freed && b.pfn == pfn && b.nr_pages == nr_pages)
+    fn holes(&self) -> &[Hole] {
+        &self.holes[..self.nr_holes]
+    }
+
+    /// While the highest hole ends at `next_pfn`, gives it back.
+    fn roll_back_holes(&mut self) {
+        while let Some(top) = self.holes().last().copied() {
+            if top.end != self.next_pfn() {
+                break;
+            }
+            let pages = top.end - top.start;
+            match top.kind {
+                HoleKind::Freed => {
+                    self.alloc -= pages;
+                    self.buried -= pages;
+                }
+                HoleKind::Padding => self.align -= pages,
+            }
+            self.nr_holes -= 1;
+        }
+    }
+
+    /// Remembers `[start, end)` as a hole of `kind`, merged with a neighbour of the same
+    /// kind; a hole that fits nowhere is only counted (by the caller).
+    fn note_hole(&mut self, start: u64, end: u64, kind: HoleKind) {
+        let at = self.holes().partition_point(|h| h.end <= start);
+        let n = self.nr_holes;
+        if at > 0 && self.holes[at - 1].end == start && self.holes[at - 1].kind == kind {
+            self.holes[at - 1].end = end;
+            if at < n && self.holes[at].start == end && self.holes[at].kind == kind {
+                self.holes[at - 1].end = self.holes[at].end;
+                self.holes.copy_within(at + 1..n, at);
+                self.nr_holes -= 1;
+            }
+            return;
+        }
+        if at < n && self.holes[at].start == end && self.holes[at].kind == kind {
+            self.holes[at].start = start;
+            return;
+        }
+        if n == MAX_HOLES {
+            log::debug!("altmap: hole table full; {start:#x}-{end:#x} only counted");
+            return;
+        }
+        self.holes.copy_within(at..n, at + 1);
+        self.holes[at] = Hole { start, end, kind };
+        self.nr_holes += 1;
     }
 }

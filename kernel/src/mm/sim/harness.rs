@@ -182,7 +182,7 @@ impl<F: PageTableFormat> World<F> {
                 "leaf past next_pfn"
             );
             assert!(
-                altmap.has_live_block(leaf.frame.pfn(), leaf.bytes / PAGE_SIZE),
+                altmap.is_outstanding(leaf.frame.pfn(), leaf.bytes / PAGE_SIZE),
                 "leaf is no live block"
             );
             per_altmap[owner] += leaf.bytes / PAGE_SIZE;
@@ -343,7 +343,7 @@ pub fn run_ops<F: PageTableFormat>(
                         );
                         if let Some(altmap) = &altmap {
                             assert_eq!(
-                                (altmap.alloc, altmap.align, altmap.live_blocks()),
+                                (altmap.alloc, altmap.align, altmap.live_pages()),
                                 (0, 0, 0)
                             );
                         }
@@ -357,7 +357,7 @@ pub fn run_ops<F: PageTableFormat>(
                     .expect("removing a live add");
                 if let Some(altmap) = &altmap {
                     assert_eq!(
-                        (altmap.alloc, altmap.align, altmap.live_blocks()),
+                        (altmap.alloc, altmap.align, altmap.live_pages()),
                         (0, 0, 0),
                         "altmap not returned"
                     );

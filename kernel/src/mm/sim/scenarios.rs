@@ -158,7 +158,7 @@ pub fn failure_at_each_allocation<F: PageTableFormat>(
         assert_eq!(world.mem.handed_out() - world.mem.returned(), handed_out);
         if let Some(map) = map {
             assert_eq!(
-                (map.alloc, map.align, map.live_blocks()),
+                (map.alloc, map.align, map.live_pages()),
                 (0, 0, 0),
                 "altmap after failing #{nth}"
             );

@@ -197,7 +197,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
         };
         match altmap {
             Some(altmap) if altmap.base_pfn == owner.base_pfn => {
-                if altmap.has_live_block(pfn, bytes / PAGE_SIZE) {
+                if altmap.is_outstanding(pfn, bytes / PAGE_SIZE) {
                     Ok(LeafSource::Altmap)
                 } else {
                     Err(MmError::AltmapBlockUnknown {
