@@ -97,12 +97,19 @@ pub struct Geometry {
     pub max_dimms: u64,
 }
 
+/// The largest pc-dimm of a `--large` soak (three of them at most, plus virtio-mem).
+pub const LARGE_DIMM: u64 = 64 * GIB;
+/// The virtio-mem device of a `--large` soak.
+pub const LARGE_VMEM: u64 = 64 * GIB;
+
 impl Geometry {
-    /// `arch`'s sizes, with the virtio-mem device's block and region size (from QEMU).
-    pub fn new(arch: Arch, granule: u64, vmem_region: u64) -> Geometry {
+    /// `arch`'s sizes, with the virtio-mem device's block and region size (from QEMU);
+    /// `large`: pc-dimms up to [`LARGE_DIMM`].
+    pub fn new(arch: Arch, granule: u64, vmem_region: u64, large: bool) -> Geometry {
         let memory_block = memory_block(arch);
         let (dimm_max, max_dimms) = match arch {
             Arch::S390x => (0, 0),
+            Arch::X86_64 | Arch::Aarch64 if large => (LARGE_DIMM, 3),
             // Four slots in the hotplug profile; three leave one free for `qmp add-dimm`.
             Arch::X86_64 | Arch::Aarch64 => (GIB, 3),
         };
@@ -237,7 +244,9 @@ fn parse_range(text: &str) -> Option<(u64, u64)> {
 /// The kernel's counters: every number of the `mem.mm` record, and the heap in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counters {
-    /// `mem.mm` fields in print order (managed, free, ..., vmemmap.tables).
+    /// `mem.mm` fields in print order (managed, free, ..., vmemmap.tables); `free` counts
+    /// the pages the heap holds from the buddy allocator too (`mem.heap buddy.pages`): the
+    /// heap grows and shrinks with what the kernel keeps, not with what was hot-added.
     pub mm: Vec<(String, u64)>,
     /// `mem.heap used=`.
     pub heap_used: u64,
@@ -258,6 +267,13 @@ impl Counters {
         }
         let heap = find_line(text, "mem.heap ")?;
         let heap_used = number(&fields(heap), "used", heap)?;
+        if let Ok(buddy) = number(&fields(heap), "buddy.pages", heap) {
+            for (key, value) in &mut mm {
+                if key == "free" {
+                    *value += buddy;
+                }
+            }
+        }
         Ok(Counters { mm, heap_used })
     }
 
@@ -686,6 +702,9 @@ pub struct Options {
     /// before it runs again. A remove is not affected: the guest's own eject
     /// write unmaps the DIMM on the vCPU thread, which flushes at once.
     pub pause_for_dimms: bool,
+    /// Large sizes (issue 18): pc-dimms up to [`LARGE_DIMM`] and a [`LARGE_VMEM`]
+    /// virtio-mem device, on `reserve=off` backends (the host backs only the memmap).
+    pub large: bool,
 }
 
 impl Options {
@@ -699,6 +718,7 @@ impl Options {
             console_log: None,
             echo: false,
             pause_for_dimms: false,
+            large: false,
         }
     }
 }
@@ -806,6 +826,26 @@ fn drift(text: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Drift(text.into()))
 }
 
+/// The machine of a `--large` soak: the default RAM, room for three [`LARGE_DIMM`]s and
+/// a [`LARGE_VMEM`] virtio-mem device, every backend `reserve=off`.
+fn large_profile(arch: Arch) -> Profile {
+    let base = Profile::new(arch);
+    let ram = base.memory.ram;
+    let memory = match arch {
+        Arch::S390x => base.memory.with_maxmem(ram + LARGE_VMEM),
+        Arch::X86_64 | Arch::Aarch64 => base
+            .memory
+            .with_slots(4)
+            .with_maxmem(ram + 3 * LARGE_DIMM + LARGE_VMEM),
+    };
+    let driver = crate::hotplug::virtio_mem_driver(arch);
+    base.with_memory(memory)
+        .with_object(format!(
+            "memory-backend-ram,id=vmem0,size={LARGE_VMEM},reserve=off"
+        ))
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+}
+
 /// Boots `image` on the hotplug profile and runs `opts.cycles` cycles; `progress` gets one
 /// line per cycle. `Err` only when the machine could not be started or read at all.
 pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Verdict> {
@@ -819,7 +859,11 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     run_opts.append = opts.append.clone();
     run_opts.extra_args = opts.qemu_args.clone();
     run_opts.echo = run_opts.echo || opts.echo;
-    let profile = Profile::new(arch).with_hotplug();
+    let profile = if opts.large {
+        large_profile(arch)
+    } else {
+        Profile::new(arch).with_hotplug()
+    };
     let mut m = Machine::spawn(&profile, &run_opts)?;
     m.expect("boot: ready", Duration::from_secs(300))?;
     m.expect(PROMPT, COMMAND_TIMEOUT)?;
@@ -834,6 +878,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
         alarms: Vec::new(),
         start: None,
         pause_for_dimms: opts.pause_for_dimms,
+        large: opts.large,
     };
     let start = soak.counters()?;
     let mut summary = Summary {
@@ -861,7 +906,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     let (granule, region) = vmem
         .and_then(|d| Some((d.block_size?, d.max_size?)))
         .context("no virtio-mem vm0 block-size and max-size in query-memory-devices")?;
-    let geo = Geometry::new(arch, granule, region);
+    let geo = Geometry::new(arch, granule, region, opts.large);
     let mut rng = Rng::new(opts.seed);
     for cycle in 1..=opts.cycles {
         let plan = CyclePlan::random(&mut rng, &geo);
@@ -918,6 +963,7 @@ struct Soak {
     alarms: Vec<String>,
     start: Option<Counters>,
     pause_for_dimms: bool,
+    large: bool,
 }
 
 impl Soak {
@@ -1156,8 +1202,11 @@ impl Soak {
         if self.pause_for_dimms {
             self.qmp.execute("stop", Value::Null)?;
         }
+        let reserve = !self.large;
         let added = ids.iter().try_for_each(|(id, mem, size)| {
-            hotplug::add_ram_backend(&mut self.qmp, mem, *size)?;
+            let args = json!({"qom-type": "memory-backend-ram", "id": mem, "size": size,
+                "reserve": reserve});
+            self.qmp.execute("object-add", args)?;
             hotplug::add_pc_dimm(&mut self.qmp, id, mem)
         });
         if self.pause_for_dimms {
@@ -1271,7 +1320,7 @@ mod tests {
     #[test]
     fn plans_respect_the_geometry() {
         for arch in Arch::ALL {
-            let geo = Geometry::new(arch, 2 * MIB, 2 * GIB);
+            let geo = Geometry::new(arch, 2 * MIB, 2 * GIB, false);
             let mut rng = Rng::new(42);
             let (mut dimm, mut vmem, mut partial) = (0, 0, 0);
             for _ in 0..500 {
@@ -1301,7 +1350,7 @@ mod tests {
 
     #[test]
     fn plans_replay_from_the_seed() {
-        let geo = Geometry::new(Arch::X86_64, 2 * MIB, 2 * GIB);
+        let geo = Geometry::new(Arch::X86_64, 2 * MIB, 2 * GIB, false);
         let run = |seed| {
             let mut rng = Rng::new(seed);
             (0..20)
