@@ -315,6 +315,9 @@ fn find_line<'a>(text: &'a str, prefix: &str) -> Result<&'a str> {
 
 /// The heap may end a cycle above its boot figure by at most this much.
 pub const HEAP_SLACK: u64 = 32 << 10;
+/// The same for a `--large` soak: vectors sized by hundreds of ranges and units keep
+/// their capacity (about 64 KiB at 64 GiB).
+pub const LARGE_HEAP_SLACK: u64 = 256 << 10;
 
 /// Judges `mem.heap used` over the cycles, loosely. It is not compared exactly: vectors
 /// of the engine and the sources keep the capacity of the busiest cycle so far (most
@@ -326,6 +329,7 @@ pub const HEAP_SLACK: u64 = 32 << 10;
 #[derive(Clone, Debug)]
 pub struct HeapWatch {
     start: u64,
+    slack: u64,
     high: u64,
     /// Cycles that ended above every earlier one, and the last of them.
     rises: u32,
@@ -342,8 +346,14 @@ impl HeapWatch {
     pub const MAX_RISING: u32 = 6;
 
     pub fn new(start: u64) -> HeapWatch {
+        HeapWatch::with_slack(start, HEAP_SLACK)
+    }
+
+    /// A watch that allows `slack` bytes above `start`.
+    pub fn with_slack(start: u64, slack: u64) -> HeapWatch {
         HeapWatch {
             start,
+            slack,
             high: start,
             rises: 0,
             last_rise: 0,
@@ -361,8 +371,8 @@ impl HeapWatch {
         } else {
             self.rising = 0;
         }
-        let leak = if used > self.start + HEAP_SLACK {
-            format!("more than {HEAP_SLACK} bytes above the start")
+        let leak = if used > self.start + self.slack {
+            format!("more than {} bytes above the start", self.slack)
         } else if self.rises > Self::MAX_RISES {
             format!("a new high in {} cycles", self.rises)
         } else if self.rising >= Self::MAX_RISING {
@@ -895,7 +905,12 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
         took: Duration::ZERO,
     };
     soak.start = Some(summary.start.clone());
-    let mut heap = HeapWatch::new(summary.start.heap_used);
+    let slack = if opts.large {
+        LARGE_HEAP_SLACK
+    } else {
+        HEAP_SLACK
+    };
+    let mut heap = HeapWatch::with_slack(summary.start.heap_used, slack);
     if let Err(e) = soak
         .check_views("at boot")
         .and_then(|_| soak.check_alarms())
