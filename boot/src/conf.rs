@@ -3,10 +3,12 @@
 //! Syntax (Limine 8+): comment lines start with `#`; global options come first as
 //! `key: value`; an entry starts with `/Title` (extra leading slashes mark sub-entries,
 //! which are treated as plain entries); entry options follow as `key: value`. Option
-//! names are case-insensitive. Understood: `protocol: limine`, `path:` (alias
-//! `kernel_path:`) with a `boot():/...` resource, `cmdline:` (alias `kernel_cmdline:`),
-//! and the global `default_entry:`. Other Limine options are accepted and ignored so a
-//! config stays usable with real Limine; an unknown option is an error.
+//! names are case-insensitive. Understood: `protocol: limine`, `kernel_path:` (alias
+//! `path:`) with a `boot():/...` resource, `cmdline:` (alias `kernel_cmdline:`), and the
+//! global `default_entry:`. Other Limine options are accepted and ignored so a config
+//! stays usable with real Limine; an unknown option is an error. `kernel_path:` is the
+//! spelling to write: every Limine release from 8.x to 12.x takes it, while Limine before
+//! 8.6 panics on a `path:`-only entry ("KERNEL_PATH not specified").
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -163,7 +165,7 @@ fn finish(parts: Vec<Partial>, default_entry: Option<(usize, usize)>) -> Result<
             Some(_) => {}
         }
         let Some(path) = p.path else {
-            return Err(err(p.line, "entry has no `path:`"));
+            return Err(err(p.line, "entry has no `kernel_path:` (or `path:`)"));
         };
         entries.push(Entry {
             name: p.name,
@@ -223,6 +225,35 @@ mod tests {
     const SAMPLE: &str = "# hotmem\ntimeout: 0\nserial: yes\n\n/hotmem\n    protocol: limine\n    \
                           path: boot():/boot/kernel\n    cmdline: loglevel=info selftest=fault\n";
 
+    /// The file the ESP gets.
+    const SHIPPED: &str = include_str!("../limine.conf");
+
+    #[test]
+    fn the_shipped_file_uses_the_key_every_limine_accepts() {
+        let c = parse(SHIPPED).unwrap();
+        let e = c.default_entry();
+        assert_eq!(
+            (e.name.as_str(), e.path.as_str()),
+            ("hotmem", "/boot/kernel")
+        );
+        assert_eq!(e.cmdline, "loglevel=info");
+        let keys: Vec<&str> = SHIPPED
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim()))
+            .collect();
+        assert!(keys.contains(&"kernel_path"), "{keys:?}");
+        assert!(!keys.contains(&"path"), "Limine < 8.6 ignores `path:`");
+    }
+
+    #[test]
+    fn path_and_kernel_path_are_the_same_option() {
+        let a = parse(SAMPLE).unwrap();
+        let b = parse(&SAMPLE.replace("path:", "kernel_path:")).unwrap();
+        assert_eq!(a, b);
+    }
+
     #[test]
     fn parses_the_shipped_shape() {
         let c = parse(SAMPLE).unwrap();
@@ -268,7 +299,7 @@ mod tests {
                 2,
                 "unsupported protocol",
             ),
-            ("timeout: 0\n/a\nprotocol: limine\n", 2, "no `path:`"),
+            ("timeout: 0\n/a\nprotocol: limine\n", 2, "no `kernel_path:`"),
             ("/a\npath: boot():/k\n", 1, "no `protocol:`"),
             ("path: boot():/k\n", 1, "before the first"),
             (

@@ -5,7 +5,8 @@
 //! are absolute, at least two bytes and hash-free; every entry line and error line points
 //! at a real, non-comment line of the input (error line 0 means the whole file).
 //! Metamorphic checks: a comment line put in front moves every line number by one and
-//! changes nothing else; a comment line put at the end changes nothing.
+//! changes nothing else; a comment line put at the end changes nothing; spelling the
+//! `path:` key `kernel_path:` (the form every Limine 8.x to 12.x accepts) changes nothing.
 #![no_main]
 
 use boot::conf::{ConfError, Config, parse};
@@ -25,7 +26,31 @@ fuzz_target!(|data: &[u8]| {
 
     let suffixed = parse(&format!("{text}\n# fuzz"));
     assert_eq!(suffixed, result, "comment line at the end");
+
+    let renamed = parse(&kernel_path_spelling(&text));
+    assert_eq!(renamed, result, "`path:` spelled `kernel_path:`");
 });
+
+/// `text` with every option line keyed `path` (any case) rekeyed `kernel_path`.
+fn kernel_path_spelling(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        match body.split_once(':') {
+            Some((key, value)) if key.trim().eq_ignore_ascii_case("path") => {
+                out.push_str(indent);
+                out.push_str("kernel_path:");
+                out.push_str(value);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
 
 fn is_real_line(lines: &[&str], line: usize) -> bool {
     line >= 1

@@ -52,13 +52,10 @@ use kernel::mm::addr::{PAGE_SIZE, Pfn};
 use kernel::mm::altmap::VmemAltmap;
 use kernel::mm::arch::MmArch;
 use kernel::mm::error::{AllocKind, MmError};
-use kernel::mm::pgtable::{Features, PageTableFormat};
+use kernel::mm::pgtable::Features;
 use kernel::mm::sim::{Snapshot, World};
+use kernel::mm::vmemmap::VmemmapArch;
 use libfuzzer_sys::fuzz_target;
-
-static X86: MmArch = MmArch::X86_64;
-static ARM64: MmArch = MmArch::AARCH64;
-static S390: MmArch = MmArch::S390X;
 
 const NX: Features = Features::NO_EXECUTE;
 const X86_FEATURES: [Features; 4] = [
@@ -85,9 +82,9 @@ fuzz_target!(|data: &[u8]| {
     let (arch, features) = (b.u8() % 3, usize::from(b.u8()));
     let window = 1 + u64::from(b.u8() % 3);
     match arch {
-        0 => run::<X86_64Paging>(&X86, X86_FEATURES[features % 4], window, b),
-        1 => run::<Aarch64Paging>(&ARM64, ARM64_FEATURES[features % 2], window, b),
-        _ => run::<S390xPaging>(&S390, S390_FEATURES[features % 3], window, b),
+        0 => run::<X86_64Paging>(X86_FEATURES[features % 4], window, b),
+        1 => run::<Aarch64Paging>(ARM64_FEATURES[features % 2], window, b),
+        _ => run::<S390xPaging>(S390_FEATURES[features % 3], window, b),
     }
 });
 
@@ -178,7 +175,7 @@ struct LiveAdd {
     altmap: bool,
 }
 
-struct Sim<F: PageTableFormat> {
+struct Sim<F: VmemmapArch> {
     world: World<F>,
     window: u64,
     slots: BTreeMap<u64, Slot>,
@@ -189,7 +186,7 @@ struct Sim<F: PageTableFormat> {
 }
 
 /// Altmap-backed leaves `(pfn, pages)` in a snapshot (frames outside the simulated RAM).
-fn altmap_leaves<F: PageTableFormat>(world: &World<F>, snap: &Snapshot) -> BTreeSet<(u64, u64)> {
+fn altmap_leaves<F: VmemmapArch>(world: &World<F>, snap: &Snapshot) -> BTreeSet<(u64, u64)> {
     snap.tables
         .leaves
         .iter()
@@ -198,13 +195,9 @@ fn altmap_leaves<F: PageTableFormat>(world: &World<F>, snap: &Snapshot) -> BTree
         .collect()
 }
 
-fn run<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    window: u64,
-    mut b: Bytes<'_>,
-) {
-    let world = World::<F>::new(arch, features);
+fn run<F: VmemmapArch>(features: Features, window: u64, mut b: Bytes<'_>) {
+    let arch = F::MM;
+    let world = World::<F>::new(features);
     let start = world.snapshot();
     let mut sim = Sim {
         world,
@@ -264,7 +257,7 @@ fn run<F: PageTableFormat>(
     );
 }
 
-impl<F: PageTableFormat> Sim<F> {
+impl<F: VmemmapArch> Sim<F> {
     fn arch(&self) -> &'static MmArch {
         self.world.arch()
     }

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use crate::BootInfo;
 use crate::hotplug::event::EventSource;
 use crate::mm::live::LiveConfig;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 use crate::probe::{Access, ProbeFault};
 
 /// One architecture port.
@@ -21,8 +21,9 @@ pub trait Arch: 'static {
     /// Short architecture name printed in records, e.g. `"s390x"`.
     const NAME: &'static str;
 
-    /// The translation-table format this CPU walks (the vmemmap walker's `F`).
-    type PageTable: PageTableFormat;
+    /// The translation-table format this CPU walks, with its vmemmap walker and
+    /// memory-model constants (`arch/<arch>/src/vmemmap.rs`).
+    type PageTable: VmemmapArch;
 
     /// Writes raw bytes to the boot console (blocking, no buffering).
     fn console_write(bytes: &[u8]);

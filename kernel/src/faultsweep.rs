@@ -43,7 +43,7 @@ struct Snapshot {
     managed: u64,
 }
 
-fn snapshot<F: crate::mm::pgtable::PageTableFormat>(mm: &LiveMm<F>) -> Snapshot {
+fn snapshot<F: crate::mm::vmemmap::VmemmapArch>(mm: &LiveMm<F>) -> Snapshot {
     let stats = mm.sparse().vmemmap().stats();
     Snapshot {
         sections: mm.sparse().sections().count(),
@@ -207,7 +207,7 @@ fn sweep_heap<A: Arch>(kernel: &mut Kernel<A>, range: core::ops::Range<u64>) -> 
     (tried, drift)
 }
 
-fn arm<F: crate::mm::pgtable::PageTableFormat>(mm: &mut LiveMm<F>, kind: AllocKind, n: u64) {
+fn arm<F: crate::mm::vmemmap::VmemmapArch>(mm: &mut LiveMm<F>, kind: AllocKind, n: u64) {
     let (walker, buddy) = mm.injectors();
     match kind {
         AllocKind::Buddy => buddy.fail_nth(kind, n),
@@ -215,19 +215,19 @@ fn arm<F: crate::mm::pgtable::PageTableFormat>(mm: &mut LiveMm<F>, kind: AllocKi
     }
 }
 
-fn disarm<F: crate::mm::pgtable::PageTableFormat>(mm: &mut LiveMm<F>) {
+fn disarm<F: crate::mm::vmemmap::VmemmapArch>(mm: &mut LiveMm<F>) {
     let (walker, buddy) = mm.injectors();
     walker.clear();
     buddy.clear();
 }
 
-fn injected<F: crate::mm::pgtable::PageTableFormat>(mm: &mut LiveMm<F>, kind: AllocKind) -> u64 {
+fn injected<F: crate::mm::vmemmap::VmemmapArch>(mm: &mut LiveMm<F>, kind: AllocKind) -> u64 {
     let (walker, buddy) = mm.injectors();
     walker.injected(kind) + buddy.injected(kind)
 }
 
 /// Whether the struct page of `start` is reachable in the live tables.
-fn memmap_mapped<F: crate::mm::pgtable::PageTableFormat>(mm: &LiveMm<F>, start: u64) -> bool {
+fn memmap_mapped<F: crate::mm::vmemmap::VmemmapArch>(mm: &LiveMm<F>, start: u64) -> bool {
     let va = mm.arch().pfn_to_page(Pfn(start / PAGE_SIZE)).0;
     mm.translate(va).is_ok()
 }

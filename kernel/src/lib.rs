@@ -61,6 +61,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
     let mut mm = bring_up_memory::<A>(&boot);
     if let Some(mm) = mm.as_mut() {
         shell::inject::from_cmdline(mm, boot.cmdline);
+        shell::switches::from_cmdline(mm, boot.cmdline);
     }
     let devices = mm
         .as_mut()

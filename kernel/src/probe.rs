@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn vmemmap_addresses_name_their_frame_and_section() {
-        for arch in [&MmArch::X86_64, &MmArch::AARCH64, &MmArch::S390X] {
+        for arch in &crate::mm::sim::models::ALL {
             let pfn = Pfn(arch.pages_per_section() * 5 + 7);
             let va = arch.pfn_to_page(pfn).0 + 8;
             let note = vmemmap_note(arch, va).expect("inside");

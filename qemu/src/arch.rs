@@ -26,6 +26,47 @@ pub enum BootKind {
     Uefi(UefiLoader),
 }
 
+/// Which way in a run takes (`--boot limine|direct`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BootPath {
+    /// UEFI firmware, then our Limine-protocol loader or Limine (x86_64, aarch64).
+    Limine,
+    /// QEMU `-kernel`: PVH on x86_64, the arm64 `Image` with a DTB on aarch64, IPL on
+    /// s390x.
+    Direct,
+}
+
+impl BootPath {
+    /// Both, in the order summaries list them.
+    pub const ALL: [BootPath; 2] = [BootPath::Limine, BootPath::Direct];
+
+    /// `limine` or `direct`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootPath::Limine => "limine",
+            BootPath::Direct => "direct",
+        }
+    }
+}
+
+impl fmt::Display for BootPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BootPath {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "limine" => Ok(BootPath::Limine),
+            "direct" => Ok(BootPath::Direct),
+            _ => bail!("unknown boot path {s:?} (expected limine or direct)"),
+        }
+    }
+}
+
 /// The UEFI side of a port: the `boot` crate built for a UEFI target, and its firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UefiLoader {
@@ -136,6 +177,40 @@ impl Arch {
         }
     }
 
+    /// The boot path a run takes unless told otherwise: Limine where it exists (how the
+    /// kernel is meant to boot), IPL on s390x.
+    pub fn default_boot(self) -> BootPath {
+        match self.boot_kind() {
+            BootKind::Uefi(_) => BootPath::Limine,
+            BootKind::DirectKernel => BootPath::Direct,
+        }
+    }
+
+    /// The boot paths this arch has (s390x: IPL only; Limine does not exist there).
+    pub fn boot_paths(self) -> &'static [BootPath] {
+        match self.boot_kind() {
+            BootKind::Uefi(_) => &BootPath::ALL,
+            BootKind::DirectKernel => &[BootPath::Direct],
+        }
+    }
+
+    /// Fails with a one-line message when `boot` does not exist on this arch.
+    pub fn ensure_boot(self, boot: BootPath) -> Result<()> {
+        if !self.boot_paths().contains(&boot) {
+            bail!("{self} boots only by IPL (--boot direct): Limine does not exist for {self}");
+        }
+        Ok(())
+    }
+
+    /// The `loader=` word of the kernel's `boot: ready` record on the direct path.
+    pub fn direct_loader(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "pvh",
+            Arch::Aarch64 => "linux-image",
+            Arch::S390x => "qemu-ipl",
+        }
+    }
+
     /// The tracking issue of a port that is not written yet, for error messages.
     fn port_issue(self) -> Option<u32> {
         match self {
@@ -237,6 +312,20 @@ mod tests {
             .ensure_ported(Path::new("/nonexistent"))
             .unwrap_err();
         assert_eq!(err.to_string(), "x86_64 port not built yet (issue 3)");
+    }
+
+    #[test]
+    fn boot_paths_per_arch() {
+        assert_eq!(Arch::X86_64.default_boot(), BootPath::Limine);
+        assert_eq!(Arch::S390x.default_boot(), BootPath::Direct);
+        assert!(Arch::Aarch64.ensure_boot(BootPath::Direct).is_ok());
+        let err = Arch::S390x.ensure_boot(BootPath::Limine).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s390x boots only by IPL (--boot direct): Limine does not exist for s390x"
+        );
+        assert_eq!("Direct".parse::<BootPath>().unwrap(), BootPath::Direct);
+        assert!("grub".parse::<BootPath>().is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Benchmark plumbing shared by `cargo xtask bench` and its test: the machine each arch
-//! runs the in-kernel benchmark on, parsing the kernel's `bench.result` records, the
-//! JSON document, and its schema check.
+//! Benchmark plumbing shared by `cargo xtask bench` and its test: boot times per boot
+//! path, the machine each arch runs the in-kernel benchmark on, parsing the kernel's
+//! `bench.result` records, the JSON document, and its schema check.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,36 +9,53 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::BootPath;
 use crate::profile::{GIB, MIB, Memory};
 use crate::{Arch, BootImage, Machine, Outcome, Profile, RunOptions};
 
 const PROMPT: &str = "hotmem> ";
 
-/// Boots `image` `boot_runs` times for the start-to-prompt figures, then runs the in-kernel
-/// benchmark once; returns the benchmark document (see [`validate`] for its schema).
-pub fn collect(image: BootImage, quick: bool, boot_runs: usize) -> Result<Value> {
+/// What to measure: the boot paths timed (each `boot_runs` times, QEMU start to prompt and
+/// kernel entry to prompt) and the path the in-kernel benchmark boots.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub quick: bool,
+    pub boot_runs: usize,
+    pub paths: Vec<BootPath>,
+    pub bench_boot: BootPath,
+}
+
+impl Plan {
+    /// Every boot path `arch` has, the benchmark on the direct one.
+    pub fn new(arch: Arch, quick: bool, boot_runs: usize) -> Plan {
+        Plan {
+            quick,
+            boot_runs,
+            paths: arch.boot_paths().to_vec(),
+            bench_boot: BootPath::Direct,
+        }
+    }
+}
+
+/// Boots `image` on every path of `plan` for the start-to-prompt figures, then runs the
+/// in-kernel benchmark once; returns the benchmark document (see [`validate`]).
+pub fn collect(image: BootImage, plan: &Plan) -> Result<Value> {
     let arch = image.arch;
-    let accel = accel::resolve(AccelChoice::Auto, arch)?;
-    let (mut start_ms, mut entry_ms) = (Vec::new(), Vec::new());
-    for _ in 0..boot_runs {
-        let mut opts = RunOptions::new(image.clone());
-        opts.accel = accel;
-        opts.timeout = Duration::from_secs(180);
-        let t0 = Instant::now();
-        let mut m = Machine::spawn(&Profile::new(arch), &opts)?;
-        m.expect(PROMPT, Duration::from_secs(170))?;
-        start_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let console = m.console();
-        let us: f64 = records(&console, "boot: ready ")
-            .first()
-            .and_then(|r| r.get("entry_to_prompt_us"))
-            .context("no boot record")?
-            .parse()?;
-        entry_ms.push(us / 1000.0);
-        m.send_line("poweroff")?;
-        let _ = m.wait_exit(Duration::from_secs(20));
+    let quick = plan.quick;
+    let accel = accel::resolve(AccelChoice::Auto, &image)?;
+    let mut boot = serde_json::Map::new();
+    for &path in &plan.paths {
+        let (start_ms, entry_ms) = boot_times(&image, path, accel, plan.boot_runs)?;
+        boot.insert(
+            path.name().into(),
+            json!({
+                "qemu_start_to_prompt_ms": spread(&start_ms),
+                "entry_to_prompt_ms": spread(&entry_ms),
+            }),
+        );
     }
     let (profile, append) = bench_machine(arch, quick);
+    let profile = profile.with_boot(plan.bench_boot);
     let mut opts = RunOptions::new(image);
     opts.accel = accel;
     opts.append = Some(append);
@@ -66,12 +83,41 @@ pub fn collect(image: BootImage, quick: bool, boot_runs: usize) -> Result<Value>
         "accel": format!("{accel:?}").to_lowercase(),
         "clock": clock,
         "mode": if quick { "quick" } else { "full" },
-        "boot": {
-            "qemu_start_to_prompt_ms": spread(&start_ms),
-            "entry_to_prompt_ms": spread(&entry_ms),
-        },
+        "boot": boot,
+        "bench_boot": plan.bench_boot.name(),
         "sizes": parse_results(&console)?,
     }))
+}
+
+/// `runs` boots of `image` by `path` on the default machine: milliseconds from spawning
+/// QEMU to the prompt, and the kernel's own entry-to-prompt figure.
+fn boot_times(
+    image: &BootImage,
+    path: BootPath,
+    accel: crate::Accel,
+    runs: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut start_ms, mut entry_ms) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut opts = RunOptions::new(image.clone());
+        opts.accel = accel;
+        opts.timeout = Duration::from_secs(180);
+        let profile = Profile::new(image.arch).with_boot(path);
+        let t0 = Instant::now();
+        let mut m = Machine::spawn(&profile, &opts)?;
+        m.expect(PROMPT, Duration::from_secs(170))?;
+        start_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let console = m.console();
+        let us: f64 = records(&console, "boot: ready ")
+            .first()
+            .and_then(|r| r.get("entry_to_prompt_us"))
+            .context("no boot record")?
+            .parse()?;
+        entry_ms.push(us / 1000.0);
+        m.send_line("poweroff")?;
+        let _ = m.wait_exit(Duration::from_secs(20));
+    }
+    Ok((start_ms, entry_ms))
 }
 
 /// Today's date (UTC) from the system clock, as YYYY-MM-DD (civil-from-days).
@@ -187,11 +233,16 @@ pub fn validate(doc: &Value) -> Result<()> {
             ensure!(entry[key].is_u64(), "size {size}: missing {key}");
         }
     }
-    for key in ["qemu_start_to_prompt_ms", "entry_to_prompt_ms"] {
-        ensure!(
-            doc["boot"][key]["median"].as_f64().is_some_and(|v| v > 0.0),
-            "boot.{key}"
-        );
+    let paths = doc["boot"].as_object().context("missing boot")?;
+    ensure!(!paths.is_empty(), "no boot path timed");
+    for (path, times) in paths {
+        path.parse::<BootPath>()?;
+        for key in ["qemu_start_to_prompt_ms", "entry_to_prompt_ms"] {
+            ensure!(
+                times[key]["median"].as_f64().is_some_and(|v| v > 0.0),
+                "boot.{path}.{key}"
+            );
+        }
     }
     Ok(())
 }
@@ -199,8 +250,14 @@ pub fn validate(doc: &Value) -> Result<()> {
 /// Hot-add latency: from the QMP command's return to the kernel's `hotplug: online`
 /// record(s) covering the size, for pc-dimm (x86_64, aarch64) and virtio-mem (all three),
 /// each size added and removed `runs` times. A source that fails is reported in the
-/// document (`error`) instead of stopping the benchmark.
-pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Value> {
+/// document (`error`) instead of stopping the benchmark. The machine boots by `boot`
+/// (aarch64 pc-dimm needs firmware's GED, so Limine there).
+pub fn hotplug_latency(
+    image: BootImage,
+    quick: bool,
+    runs: usize,
+    boot: BootPath,
+) -> Result<Value> {
     let arch = image.arch;
     let sizes: &[u64] = if quick {
         &[128 * MIB, GIB]
@@ -215,9 +272,10 @@ pub fn hotplug_latency(image: BootImage, quick: bool, runs: usize) -> Result<Val
     let profile = Profile::new(arch)
         .with_memory(memory)
         .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
-        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"));
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+        .with_boot(boot);
     let mut opts = RunOptions::new(image);
-    opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = Duration::from_secs(1200);
     opts.qmp = Some(crate::machine::temp_qmp_path(&format!(
         "bench-{}",
@@ -325,10 +383,16 @@ mod tests {
 
     #[test]
     fn validate_wants_positive_phases() {
-        let boot = json!({"qemu_start_to_prompt_ms": spread(&[100.0]), "entry_to_prompt_ms": spread(&[5.0])});
+        let times = json!({"qemu_start_to_prompt_ms": spread(&[100.0]), "entry_to_prompt_ms": spread(&[5.0])});
         let mut doc = json!({"arch": "s390x", "date": "d", "qemu": "10", "accel": "tcg", "clock": "stckf",
-            "boot": boot, "sizes": parse_results(CONSOLE).unwrap()});
+            "boot": {"direct": times}, "sizes": parse_results(CONSOLE).unwrap()});
         validate(&doc).unwrap();
+        doc["boot"]["grub"] = doc["boot"]["direct"].clone();
+        assert!(validate(&doc).is_err(), "unknown boot path");
+        doc["boot"].as_object_mut().unwrap().remove("grub");
+        doc["boot"]["direct"]["entry_to_prompt_ms"]["median"] = json!(0.0);
+        assert!(validate(&doc).is_err(), "zero boot time");
+        doc["boot"]["direct"]["entry_to_prompt_ms"]["median"] = json!(5.0);
         doc["sizes"][0]["verify_ns"] = json!(0);
         assert!(validate(&doc).is_err());
     }

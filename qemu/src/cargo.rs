@@ -1,5 +1,6 @@
-//! Building the kernels: the workspace location, a cargo command cleaned of the outer
-//! cargo's environment, and the per-arch build (plus the ESP directory for UEFI ports).
+//! Building the kernels: the workspace location, cargo commands cleaned of the outer
+//! cargo's environment (one for host crates on the caller's toolchain, one for the target
+//! builds on the pinned toolchain), and the per-arch build (plus the ESP for UEFI ports).
 //!
 //! xtask and the integration tests both call [`build`], so `cargo xtask build` and a bare
 //! `cargo test -p tests` produce the same files.
@@ -39,8 +40,9 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `cargo` through the rustup proxy, run in the workspace, without the variables an outer
-/// `cargo run`/`cargo test` leaves behind (so `rust-toolchain.toml` picks the toolchain).
+/// `cargo` for host crates (tests, tools): through the rustup proxy, run in the workspace,
+/// without the variables an outer `cargo run`/`cargo test` leaves behind, on the toolchain
+/// the outer cargo ran with (`RUSTUP_TOOLCHAIN` is kept; else rustup's default).
 pub fn cargo_command() -> Command {
     tool_command("cargo")
 }
@@ -57,6 +59,20 @@ pub fn tool_command(tool: &str) -> Command {
     cmd
 }
 
+/// `cargo` on the pinned toolchain (`kernel-toolchain.toml`): kernel, loader and fuzz
+/// builds and the lint. rustup does not install it on demand (`RUSTUP_AUTO_INSTALL=0` on
+/// machines of our kind): `cargo xtask` installs it first (`xtask/src/toolchain.rs`).
+pub fn kernel_cargo_command() -> Command {
+    kernel_tool_command("cargo")
+}
+
+/// Like [`kernel_cargo_command`] for any rustup-proxied tool.
+pub fn kernel_tool_command(tool: &str) -> Command {
+    let mut cmd = tool_command(tool);
+    cmd.env("RUSTUP_TOOLCHAIN", crate::toolchain::channel());
+    cmd
+}
+
 /// Builds the kernel (and, for UEFI ports, the loader and ESP) of `arch`; the ESP takes
 /// Limine's loader when one is installed (see [`crate::esp::find_limine`]).
 pub fn build(arch: Arch, release: bool) -> Result<BootImage> {
@@ -68,13 +84,18 @@ pub fn build_with(arch: Arch, release: bool, limine: Option<&Path>) -> Result<Bo
     let workspace = workspace_root();
     arch.ensure_ported(&workspace)?;
     let target = target_dir();
-    let mut cmd = cargo_command();
+    let mut cmd = kernel_cargo_command();
     cmd.arg("build").args(arch.kernel_build_args());
     cmd.arg("--target-dir").arg(&target);
     if release {
         cmd.arg("--release");
     }
-    run(&mut cmd).with_context(|| format!("building the {arch} kernel"))?;
+    run(&mut cmd).with_context(|| {
+        format!(
+            "building the {arch} kernel with {} (`cargo xtask doctor` checks the toolchain)",
+            crate::toolchain::channel()
+        )
+    })?;
     let kernel = arch.kernel_path(&target, release);
     if !kernel.is_file() {
         bail!("cargo succeeded but {} does not exist", kernel.display());
@@ -110,7 +131,7 @@ fn build_esp(
         }
     }
     let target = target_dir();
-    let mut cmd = cargo_command();
+    let mut cmd = kernel_cargo_command();
     cmd.args(["build", "-p", loader.crate_name, "--bin", loader.crate_name]);
     cmd.args(["--target", loader.triple]);
     cmd.arg("--target-dir").arg(&target);
@@ -155,13 +176,14 @@ fn rustup_proxy(tool: &str) -> PathBuf {
 }
 
 /// Hermit's `sanitize()`, narrowed: drop what the outer cargo and rustup set for *their*
-/// build (package metadata, target, flags, pinned toolchain), keep user settings that
-/// only describe the machine (homes, network, terminal).
+/// build (package metadata, target, flags), keep user settings that only describe the
+/// machine (homes, network, terminal) and the toolchain the outer cargo ran with (kernel
+/// commands override it with the pin).
 fn keep_for_inner_cargo(key: &OsString) -> bool {
     let Some(key) = key.to_str() else {
         return true;
     };
-    const KEEP: [&str; 8] = [
+    const KEEP: [&str; 9] = [
         "CARGO_HOME",
         "CARGO_TERM_",
         "CARGO_NET_",
@@ -170,6 +192,7 @@ fn keep_for_inner_cargo(key: &OsString) -> bool {
         "CARGO_REGISTRY_",
         "RUSTUP_HOME",
         "RUSTUP_AUTO_INSTALL",
+        "RUSTUP_TOOLCHAIN",
     ];
     if KEEP
         .iter()
@@ -209,7 +232,6 @@ mod tests {
             "RUSTC",
             "RUSTC_WRAPPER",
             "RUSTDOCFLAGS",
-            "RUSTUP_TOOLCHAIN",
             "RUSTUP_TOOLCHAIN_SOURCE",
             "RUST_RECURSION_COUNT",
             "LD_LIBRARY_PATH",
@@ -222,12 +244,30 @@ mod tests {
             "CARGO_HOME",
             "RUSTUP_HOME",
             "RUSTUP_AUTO_INSTALL",
+            "RUSTUP_TOOLCHAIN",
             "CARGO_TERM_COLOR",
             "CARGO_NET_OFFLINE",
             "RUST_BACKTRACE",
         ] {
             assert!(keep(kept), "{kept} should be kept");
         }
+    }
+
+    #[test]
+    fn kernel_builds_select_the_pinned_toolchain() {
+        let cmd = kernel_cargo_command();
+        let pin = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "RUSTUP_TOOLCHAIN")
+            .and_then(|(_, v)| v);
+        assert_eq!(pin, Some(std::ffi::OsStr::new(crate::toolchain::channel())));
+        let host = cargo_command();
+        assert!(
+            !host
+                .get_envs()
+                .any(|(k, v)| k == "RUSTUP_TOOLCHAIN" && v.is_some()),
+            "host commands keep the caller's toolchain"
+        );
     }
 
     #[test]

@@ -14,11 +14,16 @@ pub mod console;
 pub mod esp;
 pub mod host;
 pub mod hotplug;
+pub mod image;
+pub mod kvm;
+pub mod kvm_cache;
+pub mod limine_conf;
 pub mod machine;
 pub mod profile;
 pub mod qmp;
 pub mod scale;
 pub mod soak;
+pub mod toolchain;
 
 pub use accel::{Accel, AccelChoice};
 pub use arch::Arch;

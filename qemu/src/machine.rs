@@ -1,6 +1,8 @@
 //! A running QEMU: spawned with its console on pipes, watched by a timeout, killed on drop.
 //! Tests type with [`Machine::send_line`], read with [`Machine::expect`] and end with
-//! [`Machine::wait_exit`], which decodes the exit protocol into an [`Outcome`].
+//! [`Machine::wait_exit`], which decodes the exit protocol into an [`Outcome`]. A machine
+//! started under KVM is watched until its guest shows it runs; when KVM fails first, the
+//! same machine is started again under TCG ([`Machine::spawn`], one line says why).
 
 use std::fmt;
 use std::io::Write;
@@ -14,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::accel::Accel;
 use crate::cmdline::render;
 use crate::console::{Capture, Wait, parse_sentinel};
+use crate::kvm::{self, Progress};
 use crate::profile::{Profile, RunOptions, command};
 use crate::qmp::Qmp;
 
@@ -68,6 +72,7 @@ pub struct Machine {
     readers: Vec<JoinHandle<()>>,
     /// Console bytes before this offset were consumed by `expect`.
     cursor: usize,
+    started: Instant,
     deadline: Instant,
     killed_by_watchdog: Arc<AtomicBool>,
     _watchdog: Sender<()>,
@@ -78,10 +83,65 @@ pub struct Machine {
 
 impl Machine {
     /// Starts QEMU for `profile` with `opts` (console on pipes, whatever `opts.console` says
-    /// about the monitor), and a watchdog that kills it after `opts.timeout`.
+    /// about the monitor), and a watchdog that kills it after `opts.timeout`. Under KVM it
+    /// returns once the guest shows it runs (`boot: ready` on a working KVM); if KVM fails
+    /// before that, the verdict is cached for this machine and the run starts over under
+    /// TCG, with one line saying why.
     pub fn spawn(profile: &Profile, opts: &RunOptions) -> Result<Machine> {
+        crate::limine_conf::prepare(opts)?;
         let cmd = command(profile, opts)?;
-        Machine::spawn_command(cmd, opts.timeout, opts.echo, opts.qmp.clone())
+        let machine = Machine::spawn_command(cmd, opts.timeout, opts.echo, opts.qmp.clone())?;
+        if opts.accel != Accel::Kvm {
+            return Ok(machine);
+        }
+        machine.unless_kvm_fails(kvm::GRACE, |why| {
+            crate::accel::kvm_failed_at_run_time(profile.arch, why);
+            let mut tcg = opts.clone();
+            tcg.accel = Accel::Tcg;
+            let cmd = command(profile, &tcg)?;
+            Machine::spawn_command(cmd, tcg.timeout, tcg.echo, tcg.qmp.clone())
+        })
+    }
+
+    /// Waits until this machine (started under KVM) shows its guest runs, and returns it;
+    /// when [`kvm::judge`] finds that KVM failed first, kills it and returns `fallback(why)`.
+    pub fn unless_kvm_fails(
+        mut self,
+        grace: Duration,
+        fallback: impl FnOnce(&str) -> Result<Machine>,
+    ) -> Result<Machine> {
+        loop {
+            match self.kvm_progress(grace) {
+                Progress::Wait => thread::sleep(Duration::from_millis(50)),
+                Progress::Failed(why) => {
+                    self.kill();
+                    return fallback(&why);
+                }
+                Progress::Reached | Progress::Running | Progress::Exited => return Ok(self),
+            }
+        }
+    }
+
+    /// Where this machine stands by [`kvm::judge`], as if started under KVM.
+    pub fn kvm_progress(&mut self, grace: Duration) -> Progress {
+        let exit = match self.exit {
+            Some(status) => Some(status),
+            None => lock(&self.child).try_wait().ok().flatten(),
+        };
+        if let Some(status) = exit {
+            self.exit = Some(status);
+            // Let the readers drain the pipes so the verdict sees QEMU's last words.
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+        }
+        kvm::judge(
+            &self.console.text(),
+            &self.stderr.text(),
+            exit.map(|s| s.code()),
+            self.started.elapsed(),
+            grace,
+        )
     }
 
     /// Starts any command as a machine (its stdin/stdout are the console); `qmp` names the
@@ -109,7 +169,8 @@ impl Machine {
         let (stderr, stderr_reader) = Capture::spawn(stderr, echo);
         let child = Arc::new(Mutex::new(child));
         let killed_by_watchdog = Arc::new(AtomicBool::new(false));
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         let watchdog = spawn_watchdog(&child, &killed_by_watchdog, deadline);
         Ok(Machine {
             child,
@@ -118,6 +179,7 @@ impl Machine {
             stderr,
             readers: vec![console_reader, stderr_reader],
             cursor: 0,
+            started,
             deadline,
             killed_by_watchdog,
             _watchdog: watchdog,
@@ -335,96 +397,5 @@ pub fn ensure_outcome(machine: &Machine, outcome: Outcome, expected: Outcome) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sentinel_decides_not_the_qemu_exit_code() {
-        assert_eq!(
-            Outcome::from_console("x\n@@EXIT status=0\n", Some(1)),
-            Outcome::Pass
-        );
-        assert_eq!(
-            Outcome::from_console("@@EXIT status=3\n", Some(0)),
-            Outcome::Fail(3)
-        );
-        assert_eq!(
-            Outcome::from_console("boot: ready\n", Some(0)),
-            Outcome::NoSentinel(Some(0))
-        );
-        assert_eq!(Outcome::from_console("", None), Outcome::NoSentinel(None));
-        assert!(!Outcome::NoSentinel(Some(0)).is_pass());
-    }
-
-    /// A shell script stands in for QEMU and a kernel: prompt, echo a command, exit.
-    fn fake(script: &str, timeout: Duration) -> Machine {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", script]);
-        Machine::spawn_command(cmd, timeout, false, None).unwrap()
-    }
-
-    const SHELL: &str = r#"printf 'boot: ready\r\n\033[1mhotmem> \033[0m'
-        while read -r cmd; do
-          case "$cmd" in
-            exit*) echo "@@EXIT status=${cmd#exit }"; exit 0 ;;
-            *) printf 'you said %s\nhotmem> ' "$cmd" ;;
-          esac
-        done"#;
-
-    #[test]
-    fn expect_send_and_decode_the_exit_line() {
-        let mut m = fake(SHELL, Duration::from_secs(10));
-        let boot = m.expect("hotmem> ", Duration::from_secs(5)).unwrap();
-        assert_eq!(boot, "boot: ready\nhotmem> ");
-        let out = m
-            .run_command("mem", "hotmem> ", Duration::from_secs(5))
-            .unwrap();
-        assert_eq!(out, "you said mem\n");
-        m.send_line("exit 3").unwrap();
-        assert_eq!(m.wait_exit(Duration::from_secs(5)), Outcome::Fail(3));
-        assert_eq!(m.exit_code(), Some(0));
-        assert!(m.console().ends_with("@@EXIT status=3\n"));
-    }
-
-    #[test]
-    fn exit_without_sentinel_and_early_end_are_failures() {
-        let mut m = fake("echo boot: ready; exit 0", Duration::from_secs(10));
-        let err = m.expect("hotmem> ", Duration::from_secs(5)).unwrap_err();
-        assert!(
-            err.to_string().contains("before \"hotmem> \" appeared"),
-            "{err}"
-        );
-        assert_eq!(
-            m.wait_exit(Duration::from_secs(5)),
-            Outcome::NoSentinel(Some(0))
-        );
-    }
-
-    #[test]
-    fn timeouts_kill_the_machine() {
-        let mut m = fake("echo boot: ready; exec sleep 30", Duration::from_secs(10));
-        let err = m.expect("never", Duration::from_millis(200)).unwrap_err();
-        assert!(err.to_string().contains("within"), "{err}");
-        assert!(err.to_string().contains("boot: ready"), "{err}");
-        assert_eq!(m.wait_exit(Duration::from_millis(200)), Outcome::Timeout);
-        let mut m = fake("exec sleep 30", Duration::from_millis(300));
-        assert_eq!(m.wait_exit(Duration::from_secs(20)), Outcome::Timeout);
-    }
-
-    #[test]
-    fn last_lines_keeps_the_tail() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("a", 5), "a");
-    }
-
-    #[test]
-    fn temp_qmp_paths_are_unique_and_short() {
-        let a = temp_qmp_path("t");
-        let b = temp_qmp_path("t");
-        assert_ne!(a, b);
-        assert!(
-            a.as_os_str().len() < 108,
-            "Unix socket paths are limited to 107 bytes"
-        );
-    }
-}
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,6 +1,6 @@
 //! Machine profiles, assembled in Rust: what each arch's machine looks like (machine type,
-//! memory, console wiring, exit device, firmware) plus the per-run options, turned into one
-//! QEMU command line by [`command`].
+//! memory, console wiring, exit device, firmware or direct `-kernel` boot) plus the
+//! per-run options, turned into one QEMU command line by [`command`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::accel::Accel;
-use crate::arch::{Arch, BootKind};
+use crate::arch::{Arch, BootKind, BootPath};
 use crate::cargo::BootImage;
 use crate::host::qemu_binary;
 
@@ -85,6 +85,8 @@ pub struct Profile {
     pub memory: Memory,
     /// Extra arguments (objects, devices) appended after the profile's own.
     pub args: Vec<String>,
+    /// Firmware and a loader, or QEMU `-kernel` ([`Arch::default_boot`] unless set).
+    pub boot: BootPath,
 }
 
 impl Profile {
@@ -113,7 +115,14 @@ impl Profile {
             tcg_cpu: tcg_cpu.map(str::to_string),
             memory,
             args: Vec::new(),
+            boot: arch.default_boot(),
         }
+    }
+
+    /// The same machine entered another way (`--boot limine|direct`).
+    pub fn with_boot(mut self, boot: BootPath) -> Profile {
+        self.boot = boot;
+        self
     }
 
     pub fn with_memory(mut self, memory: Memory) -> Profile {
@@ -232,7 +241,7 @@ pub fn command(profile: &Profile, opts: &RunOptions) -> Result<Command> {
         opts.console_log.as_deref(),
     ));
     cmd.args(exit_device_args(arch));
-    boot_args(&mut cmd, opts)?;
+    boot_args(&mut cmd, profile.boot, opts)?;
     if let Some(qmp) = &opts.qmp {
         cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()));
@@ -281,16 +290,26 @@ fn exit_device_args(arch: Arch) -> &'static [&'static str] {
     }
 }
 
-fn boot_args(cmd: &mut Command, opts: &RunOptions) -> Result<()> {
+/// The way in: `-kernel` (the ELF for PVH and IPL, the flat arm64 `Image` made from the
+/// ELF on aarch64) or firmware in pflash with the ESP.
+fn boot_args(cmd: &mut Command, boot: BootPath, opts: &RunOptions) -> Result<()> {
     let image = &opts.image;
-    match image.arch.boot_kind() {
-        BootKind::DirectKernel => {
-            cmd.arg("-kernel").arg(&image.kernel);
+    image.arch.ensure_boot(boot)?;
+    match (boot, image.arch.boot_kind()) {
+        (BootPath::Direct, _) => {
+            let kernel = match image.arch {
+                Arch::Aarch64 => crate::image::arm64_image(&image.kernel)?,
+                Arch::X86_64 | Arch::S390x => image.kernel.clone(),
+            };
+            cmd.arg("-kernel").arg(kernel);
             if let Some(append) = &opts.append {
                 cmd.args(["-append", append]);
             }
         }
-        BootKind::Uefi(loader) => {
+        (BootPath::Limine, BootKind::DirectKernel) => {
+            bail!("{} has no UEFI loader", image.arch)
+        }
+        (BootPath::Limine, BootKind::Uefi(loader)) => {
             let firmware = find_firmware(loader.firmware).with_context(|| {
                 format!(
                     "UEFI firmware missing (apt-get install {})",
@@ -326,82 +345,5 @@ pub fn find_firmware(candidates: &[&str]) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cmdline::render;
-
-    fn s390x_image() -> BootImage {
-        BootImage {
-            arch: Arch::S390x,
-            kernel: PathBuf::from("/k/kernel"),
-            esp: None,
-            loader: None,
-        }
-    }
-
-    #[test]
-    fn memory_arg_uses_largest_units() {
-        let m = Memory::ram(512 * MIB).with_maxmem(2 * GIB);
-        assert_eq!(m.arg(), "512M,maxmem=2G");
-        assert_eq!(Memory::ram(1500 * MIB).arg(), "1500M");
-        let m = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
-        assert_eq!(m.arg(), "1G,slots=4,maxmem=8G");
-        assert_eq!(size_arg(3 * KIB), "3K");
-        assert_eq!(size_arg(1000), "1000");
-    }
-
-    #[test]
-    fn s390x_piped_command_matches_the_reference() {
-        let mut opts = RunOptions::new(s390x_image());
-        opts.append = Some("console=sclp hello=world".into());
-        let cmd = command(&Profile::new(Arch::S390x), &opts).unwrap();
-        let line = render(&cmd);
-        assert!(line.ends_with(
-            "-machine s390-ccw-virtio -accel tcg -m 512M,maxmem=2G -nodefaults -no-reboot \
-             -nographic -chardev stdio,id=con0 -device sclpconsole,chardev=con0 \
-             -kernel /k/kernel -append 'console=sclp hello=world'"
-        ));
-    }
-
-    #[test]
-    fn interactive_console_muxes_the_monitor_and_adds_qmp() {
-        let mut opts = RunOptions::new(s390x_image());
-        opts.console = ConsoleMode::Interactive;
-        opts.qmp = Some(PathBuf::from("/t/qmp.sock"));
-        opts.gdb = true;
-        let profile = Profile::new(Arch::S390x).with_device("virtio-mem-ccw,id=vm0,memdev=m0");
-        let line = render(&command(&profile, &opts).unwrap());
-        assert!(line.contains(
-            "-chardev stdio,id=con0,mux=on,signal=off -device sclpconsole,chardev=con0 \
-             -mon chardev=con0,mode=readline"
-        ));
-        assert!(line.contains("-qmp unix:/t/qmp.sock,server=on,wait=off -s -S"));
-        assert!(line.ends_with("-device virtio-mem-ccw,id=vm0,memdev=m0"));
-    }
-
-    #[test]
-    fn kvm_uses_the_host_cpu() {
-        let image = BootImage {
-            arch: Arch::X86_64,
-            kernel: PathBuf::from("/k/kernel"),
-            esp: Some(PathBuf::from("/esp")),
-            loader: None,
-        };
-        let mut opts = RunOptions::new(image);
-        opts.accel = Accel::Kvm;
-        let Ok(cmd) = command(&Profile::new(Arch::X86_64), &opts) else {
-            return; // no OVMF on this host: covered by doctor
-        };
-        let line = render(&cmd);
-        assert!(line.contains("-accel kvm -cpu host"));
-        assert!(line.contains("-display none"));
-        assert!(line.contains("isa-debug-exit"));
-        assert!(line.contains("fat:rw:/esp"));
-    }
-
-    #[test]
-    fn image_and_profile_must_agree() {
-        let opts = RunOptions::new(s390x_image());
-        assert!(command(&Profile::new(Arch::X86_64), &opts).is_err());
-    }
-}
+#[path = "profile_tests.rs"]
+mod tests;

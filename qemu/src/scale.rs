@@ -13,6 +13,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::BootPath;
 use crate::profile::{GIB, MIB, Memory};
 use crate::{Arch, BootImage, Machine, Profile, RunOptions};
 
@@ -29,21 +30,21 @@ pub fn sizes(quick: bool) -> &'static [u64] {
     }
 }
 
-/// Runs every source of `arch` over `sizes`; a source that fails is reported in the
-/// document (`error`) instead of stopping the benchmark.
-pub fn collect(image: &BootImage, sizes: &[u64]) -> Result<Value> {
+/// Runs every source of `arch` over `sizes` on machines booted by `boot`; a source that
+/// fails is reported in the document (`error`) instead of stopping the benchmark.
+pub fn collect(image: &BootImage, sizes: &[u64], boot: BootPath) -> Result<Value> {
     let arch = image.arch;
     let largest = sizes.iter().copied().max().context("no sizes")?;
     let mut out = serde_json::Map::new();
     if arch != Arch::S390x {
         out.insert(
             "pc-dimm".into(),
-            source(image, largest, sizes, Source::Dimm).unwrap_or_else(error),
+            source(image, largest, sizes, Source::Dimm, boot).unwrap_or_else(error),
         );
     }
     out.insert(
         "virtio-mem".into(),
-        source(image, largest, sizes, Source::VirtioMem).unwrap_or_else(error),
+        source(image, largest, sizes, Source::VirtioMem, boot).unwrap_or_else(error),
     );
     Ok(Value::Object(out))
 }
@@ -110,7 +111,13 @@ fn await_bytes(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-fn source(image: &BootImage, largest: u64, sizes: &[u64], kind: Source) -> Result<Value> {
+fn source(
+    image: &BootImage,
+    largest: u64,
+    sizes: &[u64],
+    kind: Source,
+    boot: BootPath,
+) -> Result<Value> {
     let arch = image.arch;
     let ram = match arch {
         Arch::S390x => 512 * MIB,
@@ -120,7 +127,7 @@ fn source(image: &BootImage, largest: u64, sizes: &[u64], kind: Source) -> Resul
     if kind == Source::Dimm {
         memory = memory.with_slots(2);
     }
-    let mut profile = Profile::new(arch).with_memory(memory);
+    let mut profile = Profile::new(arch).with_memory(memory).with_boot(boot);
     if kind == Source::VirtioMem {
         profile = profile
             .with_object(format!(
@@ -132,7 +139,7 @@ fn source(image: &BootImage, largest: u64, sizes: &[u64], kind: Source) -> Resul
             ));
     }
     let mut opts = RunOptions::new(image.clone());
-    opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = Duration::from_secs(3600);
     opts.qmp = Some(crate::machine::temp_qmp_path(&format!(
         "scale-{}",

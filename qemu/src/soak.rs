@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::accel::{self, AccelChoice};
+use crate::arch::BootPath;
 use crate::hotplug::{self, MemoryDevice};
 use crate::profile::{GIB, MIB};
 use crate::qmp::Qmp;
@@ -716,6 +717,29 @@ pub struct Options {
     /// Large sizes (issue 18): pc-dimms up to [`LARGE_DIMM`] and a [`LARGE_VMEM`]
     /// virtio-mem device, on `reserve=off` backends (the host backs only the memmap).
     pub large: bool,
+    /// The way in (`--boot`); `None`: [`default_boot`].
+    pub boot: Option<BootPath>,
+}
+
+/// Fails in one line when the soak's devices do not exist on `boot`.
+pub fn check_boot(arch: Arch, boot: BootPath) -> Result<()> {
+    arch.ensure_boot(boot)?;
+    if arch == Arch::Aarch64 && boot == BootPath::Direct {
+        bail!(
+            "aarch64 pc-dimm hotplug needs the ACPI GED, which QEMU only creates with firmware: soak with --boot limine"
+        );
+    }
+    Ok(())
+}
+
+/// The soak's boot path unless told: direct where every device of the soak works without
+/// firmware (x86_64: PVH, ACPI from QEMU through SeaBIOS; s390x: IPL), Limine on aarch64,
+/// whose pc-dimm hotplug needs the ACPI GED that QEMU only creates with firmware.
+pub fn default_boot(arch: Arch) -> BootPath {
+    match arch {
+        Arch::Aarch64 => BootPath::Limine,
+        Arch::X86_64 | Arch::S390x => BootPath::Direct,
+    }
 }
 
 impl Options {
@@ -730,6 +754,7 @@ impl Options {
             echo: false,
             pause_for_dimms: false,
             large: false,
+            boot: None,
         }
     }
 }
@@ -863,18 +888,21 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     let arch = image.arch;
     let started = Instant::now();
     let mut run_opts = RunOptions::new(image);
-    run_opts.accel = accel::resolve(AccelChoice::Auto, arch)?;
+    run_opts.accel = accel::resolve(AccelChoice::Auto, &run_opts.image)?;
     run_opts.timeout = Duration::from_secs(600 + 120 * u64::from(opts.cycles));
     run_opts.qmp = Some(crate::machine::temp_qmp_path(&format!("soak-{arch}")));
     run_opts.console_log = opts.console_log.clone();
     run_opts.append = opts.append.clone();
     run_opts.extra_args = opts.qemu_args.clone();
     run_opts.echo = run_opts.echo || opts.echo;
+    let boot = opts.boot.unwrap_or_else(|| default_boot(arch));
+    check_boot(arch, boot)?;
     let profile = if opts.large {
         large_profile(arch)
     } else {
         Profile::new(arch).with_hotplug()
-    };
+    }
+    .with_boot(boot);
     let mut m = Machine::spawn(&profile, &run_opts)?;
     m.expect("boot: ready", Duration::from_secs(300))?;
     m.expect(PROMPT, COMMAND_TIMEOUT)?;

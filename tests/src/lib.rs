@@ -5,9 +5,11 @@
 //! `HOTMEM_ARCHES`; run alone (`cargo test -p tests`), the kernels are built here with the
 //! same function xtask uses.
 
+pub mod compare;
 pub mod hostile;
 pub mod hotplug;
 pub mod regions;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use qemu::accel::{self, AccelChoice};
-use qemu::arch::BootKind;
+use qemu::arch::{BootKind, BootPath};
 use qemu::{Arch, BootImage, Machine, Profile, RunOptions};
 
 /// The shell prompt (printed without a newline).
@@ -34,6 +36,31 @@ pub fn selected(arch: Arch) -> bool {
         Ok(list) => list.split(',').any(|a| a.trim() == arch.name()),
         Err(_) => true,
     }
+}
+
+/// The boot path of every test that does not test the loader or the firmware's ACPI:
+/// `HOTMEM_BOOT` (`cargo xtask test --boot limine|direct`) where the arch has it, else
+/// direct (QEMU `-kernel`, no firmware: a second or less to the prompt under TCG).
+pub fn default_boot(arch: Arch) -> BootPath {
+    let wanted = std::env::var("HOTMEM_BOOT")
+        .ok()
+        .and_then(|b| b.parse::<BootPath>().ok());
+    match wanted {
+        Some(boot) if arch.boot_paths().contains(&boot) => boot,
+        _ => BootPath::Direct,
+    }
+}
+
+/// `arch`'s default machine, entered by [`default_boot`].
+pub fn profile(arch: Arch) -> Profile {
+    Profile::new(arch).with_boot(default_boot(arch))
+}
+
+/// `arch`'s default machine through UEFI firmware and the Limine-protocol loader, for the
+/// tests of the loader, its memory map, and what needs firmware (ACPI tables installed
+/// by firmware; on aarch64 the GED behind pc-dimm and NVDIMM hotplug).
+pub fn limine_profile(arch: Arch) -> Profile {
+    Profile::new(arch).with_boot(BootPath::Limine)
 }
 
 /// The kernel of `arch`: `$HOTMEM_KERNEL_<ARCH>`, else built once per test process.
@@ -72,7 +99,7 @@ pub fn image(arch: Arch) -> Result<BootImage> {
 pub fn boot(profile: &Profile, append: &str, timeout: Duration) -> Result<Machine> {
     let mut opts = RunOptions::new(image(profile.arch)?);
     opts.append = Some(append.to_string()).filter(|a| !a.is_empty());
-    opts.accel = accel::resolve(AccelChoice::Auto, profile.arch)?;
+    opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = timeout;
     opts.qmp = Some(qemu::machine::temp_qmp_path(profile.arch.name()));
     Machine::spawn(profile, &opts)

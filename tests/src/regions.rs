@@ -25,10 +25,21 @@ pub fn linux_altmap(start: u64, size: u64) -> (u64, u64, u64) {
 /// `profile` plus one cold-plugged NVDIMM per size (backing files in the target
 /// directory; each file holds the data plus the 128 KiB label area).
 pub fn with_nvdimms(profile: Profile, tag: &str, sizes: &[u64]) -> Result<Profile> {
+    let placed: Vec<(u64, Option<u64>)> = sizes.iter().map(|&s| (s, None)).collect();
+    with_nvdimms_at(profile, tag, &placed)
+}
+
+/// As [`with_nvdimms`], each NVDIMM at the guest-physical address given (QEMU's `addr=`
+/// property), or where QEMU puts it.
+pub fn with_nvdimms_at(
+    profile: Profile,
+    tag: &str,
+    nvdimms: &[(u64, Option<u64>)],
+) -> Result<Profile> {
     let dir: PathBuf = qemu::cargo::target_dir().join("nvdimm");
     std::fs::create_dir_all(&dir)?;
     let mut profile = profile;
-    for (i, size) in sizes.iter().enumerate() {
+    for (i, (size, addr)) in nvdimms.iter().enumerate() {
         let file = dir.join(format!("{tag}-{i}.img"));
         let _ = std::fs::remove_file(&file);
         let backend = format!(
@@ -36,8 +47,9 @@ pub fn with_nvdimms(profile: Profile, tag: &str, sizes: &[u64]) -> Result<Profil
             file.display(),
             (size + 128 * 1024) / 1024
         );
+        let addr = addr.map(|a| format!(",addr={a:#x}")).unwrap_or_default();
         profile = profile.with_object(backend).with_device(format!(
-            "nvdimm,id=nvdimm{i},memdev=nvmem{i},label-size=128K"
+            "nvdimm,id=nvdimm{i},memdev=nvmem{i},label-size=128K{addr}"
         ));
     }
     Ok(profile)

@@ -1,15 +1,18 @@
-//! aarch64 in QEMU (`virt`, AAVMF, our Limine-protocol loader; TCG): boot to the shell
-//! with ACPI (the default) and with a device tree (`-M virt,acpi=off`), check the figures
-//! against what the test asked QEMU for and against QEMU's own memory map (`info mtree`
-//! over QMP), and prove that an exception is caught by the vectors and fails the run.
+//! aarch64 in QEMU (`virt`; TCG): boot to the shell with ACPI (AAVMF and our
+//! Limine-protocol loader: ACPI tables need firmware) and with a device tree
+//! (`-M virt,acpi=off`, entered directly as an arm64 Image), check the figures against
+//! what the test asked QEMU for and against QEMU's own memory map (`info mtree` over
+//! QMP), compare the two ways in, and prove that an exception is caught by the vectors
+//! and fails the run.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use qemu::profile::MIB;
-use qemu::{Arch, Machine, Outcome, Profile};
-use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+use qemu::arch::BootPath;
+use qemu::profile::{GIB, MIB};
+use qemu::{Arch, Machine, Memory, Outcome, Profile};
+use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::Aarch64;
 /// AAVMF under TCG takes several seconds before our loader runs.
@@ -28,13 +31,15 @@ fn skip() -> bool {
     true
 }
 
-/// The default profile, with ACPI (`acpi = true`) or with a device tree only.
+/// The default machine with ACPI (`acpi = true`: AAVMF and the Limine-protocol loader,
+/// as ACPI tables need firmware) or described by a device tree only (`acpi=off`, entered
+/// directly as an arm64 Image unless `HOTMEM_BOOT=limine`).
 fn profile(acpi: bool) -> Profile {
-    let mut p = Profile::new(ARCH);
-    if !acpi {
-        p.machine.push_str(",acpi=off");
+    if acpi {
+        tests::limine_profile(ARCH)
+    } else {
+        tests::profile(ARCH).with_device_tree()
     }
-    p
 }
 
 #[test]
@@ -94,12 +99,58 @@ fn fdt_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
     power_off(m)
 }
 
+/// The same device-tree machine (`acpi=off`, 1 GiB, a `memmap=` region) booted through
+/// AAVMF and the Limine-protocol loader and directly as an arm64 Image: `mem`, `firmware`
+/// and `regions` agree (`tests::compare`), and each boot names its loader.
+#[test]
+fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let profile = Profile::new(ARCH).with_device_tree();
+    let append = "memmap=256M!1280M";
+    let limine = compare::view(&profile, BootPath::Limine, append, MACHINE_TIMEOUT)?;
+    let direct = compare::view(&profile, BootPath::Direct, append, MACHINE_TIMEOUT)?;
+    ensure!(limine.loader == "hotmem-boot", "{limine:?}");
+    ensure!(direct.loader == ARCH.direct_loader(), "{direct:?}");
+    compare::agree(&limine, &direct, profile.memory.ram, FIRMWARE_SLACK)?;
+    ensure!(direct.regions.contains("memmap"), "{}", direct.regions);
+    Ok(())
+}
+
+/// Entered at EL2 (`virtualization=on`, as QEMU starts a Linux image when EL2 exists):
+/// the direct entry drops to EL1 and the kernel runs as after an EL1 entry, PSCI through
+/// the conduit the DTB names (SMC there).
+#[test]
+fn direct_entry_at_el2_drops_to_el1() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let mut p = Profile::new(ARCH).with_boot(BootPath::Direct);
+    p.machine.push_str(",virtualization=on");
+    let mut m = boot_to_prompt(&p, "", MACHINE_TIMEOUT)?;
+    let console = m.console();
+    let direct = fields(line(&console, "direct: ")?);
+    ensure!(direct.get("entry.el") == Some(&"2"), "{console}");
+    let platform = fields(line(&console, "platform: ")?);
+    ensure!(
+        platform.get("el") == Some(&"1") && platform.get("psci") == Some(&"smc"),
+        "{console}"
+    );
+    let cpu = shell(&mut m, "cpu")?;
+    ensure!(
+        fields(line(&cpu, "cpu.el ")?).get("current_el") == Some(&"EL1"),
+        "{cpu}"
+    );
+    power_off(m)
+}
+
 #[test]
 fn a_data_abort_is_caught_by_the_vectors_and_fails_with_status_2() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let mut m = boot(&profile(true), "selftest=fault", MACHINE_TIMEOUT)?;
+    let mut m = boot(&profile(false), "selftest=fault", MACHINE_TIMEOUT)?;
     let outcome = m.wait_exit(MACHINE_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(2))?;
     let console = m.console();
@@ -142,7 +193,11 @@ fn exit_n_fails_with_status_n_through_semihosting() -> Result<()> {
 /// `mem` accounts for all of `-m`, `cpu` runs at EL1 with 4K-granule blocks.
 fn common_checks(m: &mut Machine, p: &Profile) -> Result<()> {
     let ready = fields(line(&m.console(), "boot: ready ")?).clone_owned();
-    ensure!(ready["loader"] == "hotmem-boot", "{ready:?}");
+    let loader = match p.boot {
+        BootPath::Limine => "hotmem-boot",
+        BootPath::Direct => ARCH.direct_loader(),
+    };
+    ensure!(ready["loader"] == loader, "{ready:?}");
 
     let mem = shell(m, "mem")?;
     let total = fields(line(&mem, "mem.total ")?);
@@ -256,9 +311,38 @@ fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()
     if skip() {
         return Ok(());
     }
-    let profile = tests::regions::with_nvdimms(Profile::new(ARCH), "arm", &[256 * MIB, 512 * MIB])?;
+    let profile =
+        tests::regions::with_nvdimms(tests::limine_profile(ARCH), "arm", &[256 * MIB, 512 * MIB])?;
     let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
     tests::regions::check_nvdimm_regions(&mut m, 2)?;
+    m.send_line("poweroff")?;
+    let outcome = m.wait_exit(EXIT_TIMEOUT);
+    qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
+}
+
+/// `vmemmap.trace=on` with an NVDIMM placed at 64 GiB (its memmap starts 1 GiB into the
+/// vmemmap, past the L2 table the boot RAM uses): the trace of its populate lists one
+/// 2 MiB L2 block (level 2) per section from the altmap and the new L2 table from RAM.
+#[test]
+fn trace_of_an_nvdimm_region_lists_l2_blocks_from_the_altmap_and_tables_from_ram() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(GIB).with_slots(2).with_maxmem(80 * GIB);
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let placed = [(256 * MIB, Some(64 * GIB))];
+    let profile = tests::regions::with_nvdimms_at(profile, "arm-trace", &placed)?;
+    let mut m = boot_to_prompt(&profile, "vmemmap.trace=on", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 1)?;
+    let console = m.console();
+    let add = console
+        .lines()
+        .map(fields)
+        .find(|f| f.get("source") == Some(&"nfit"))
+        .with_context(|| format!("no NFIT region:\n{console}"))?;
+    ensure!(number(&add, "start")? == 64 * GIB, "{console}");
+    let id = add.get("id").copied().unwrap_or_default().to_string();
+    tests::trace::check_nvdimm_trace(&mut m, &id, 2, 2 * MIB)?;
     m.send_line("poweroff")?;
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
@@ -272,7 +356,7 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
         return Ok(());
     }
     let append = "memmap=256M!1280M memmap=2M!1800M memmap=64M!1300M memmap=3M!1100M";
-    let mut m = boot_to_prompt(&Profile::new(ARCH), append, MACHINE_TIMEOUT)?;
+    let mut m = boot_to_prompt(&tests::profile(ARCH), append, MACHINE_TIMEOUT)?;
     let refused = [
         ("2M!1800M", "too-small"),
         ("64M!1300M", "overlap"),
@@ -292,7 +376,7 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
         return Ok(());
     }
     tests::check_fault_sweep(
-        &Profile::new(ARCH),
+        &tests::profile(ARCH),
         "mem=1536M selftest=faultsweep",
         "altmap-leaf",
     )
@@ -306,7 +390,7 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    tests::hostile::boot_and_check(&Profile::new(ARCH), MACHINE_TIMEOUT)
+    tests::hostile::boot_and_check(&tests::profile(ARCH), MACHINE_TIMEOUT)
 }
 
 /// An unguarded touch of the vmemmap outside populated sections is caught by the
@@ -316,5 +400,5 @@ fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), MACHINE_TIMEOUT)
+    tests::hostile::check_vmemmap_touch(&tests::profile(ARCH), MACHINE_TIMEOUT)
 }

@@ -1,10 +1,11 @@
-//! aarch64 memory hotplug driven from QMP (issue 7) on QEMU `virt` under AAVMF: pc-dimm
-//! add and remove through the GED (selector, GIC INTID 41) and the memory-hotplug
-//! controller over MMIO with `_OST`, refusal of a busy remove, repeated cycles, the
-//! polling fallback, NVDIMM hot-add through the FIT mailbox, and virtio-mem-pci grow and
-//! shrink with ACPI and with a device tree (BARs placed by the kernel). Every figure the
-//! kernel prints is compared with QEMU's own (`query-memory-devices`, QMP events) or with
-//! the kernel's figures before the change.
+//! aarch64 memory hotplug driven from QMP (issue 7) on QEMU `virt`. Under AAVMF (the
+//! GED exists only when firmware is loaded): pc-dimm add and remove through the GED
+//! (selector, GIC INTID 41) and the memory-hotplug controller over MMIO with `_OST`,
+//! refusal of a busy remove, repeated cycles, the polling fallback, NVDIMM hot-add
+//! through the FIT mailbox, and virtio-mem-pci grow and shrink with ACPI. Entered
+//! directly as an arm64 Image: virtio-mem-pci with a device tree (BARs placed by the
+//! kernel). Every figure the kernel prints is compared with QEMU's own
+//! (`query-memory-devices`, QMP events) or with the kernel's figures before the change.
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine(Profile::new(ARCH), "")?;
+    let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
     let (free0, tables0) = mm_figures(&mut m)?;
     let added = add_dimm(&mut m, &mut qmp, "dimm1", BLOCK)?;
     let (free1, tables1) = mm_figures(&mut m)?;
@@ -139,7 +140,7 @@ fn busy_dimm_remove_is_refused_then_succeeds_after_free() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine(Profile::new(ARCH), "")?;
+    let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
     let (free0, tables0) = mm_figures(&mut m)?;
     let added = add_dimm(&mut m, &mut qmp, "dimm2", BLOCK)?;
     // Frames in the middle of the DIMM's data (past its self-hosted memmap).
@@ -201,7 +202,7 @@ fn ten_dimm_cycles_restore_the_figures() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine(Profile::new(ARCH), "")?;
+    let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
     let start = mm_figures(&mut m)?;
     for i in 0..10 {
         let size = if i % 2 == 0 { BLOCK } else { 2 * BLOCK };
@@ -231,7 +232,7 @@ fn ged_polling_fallback_adds_and_removes() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine(Profile::new(ARCH), "hotplug.notify=poll")?;
+    let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "hotplug.notify=poll")?;
     let start = mm_figures(&mut m)?;
     let added = add_dimm(&mut m, &mut qmp, "pdimm", 2 * BLOCK)?;
     let hp = shell(&mut m, "hotplug")?;
@@ -250,7 +251,7 @@ fn nvdimm_hot_add_becomes_a_region_with_linux_altmap() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine(Profile::new(ARCH), "")?;
+    let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
     let dir = qemu::cargo::target_dir().join("nvdimm");
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("arm-hotadd.img");
@@ -375,7 +376,7 @@ fn virtio_mem_pci_grows_and_shrinks_with_acpi() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let m = virtio_mem_grow_and_shrink(Profile::new(ARCH), "", "acpi")?;
+    let m = virtio_mem_grow_and_shrink(tests::limine_profile(ARCH), "", "acpi")?;
     poweroff(m)
 }
 
@@ -386,7 +387,7 @@ fn virtio_mem_pci_grows_and_shrinks_with_a_device_tree_and_own_bars() -> Result<
     if skip() {
         return Ok(());
     }
-    let profile = Profile::new(ARCH).with_device_tree();
+    let profile = tests::profile(ARCH).with_device_tree();
     let m = virtio_mem_grow_and_shrink(profile, "pci.reassign=1", "fdt")?;
     let console = m.console();
     ensure!(

@@ -11,7 +11,8 @@ fn bench_document_has_the_schema_and_positive_phase_times() -> Result<()> {
         eprintln!("skipped: s390x not in HOTMEM_ARCHES");
         return Ok(());
     }
-    let doc = qemu::bench::collect(tests::image(Arch::S390x)?, true, 1)?;
+    let plan = qemu::bench::Plan::new(Arch::S390x, true, 1);
+    let doc = qemu::bench::collect(tests::image(Arch::S390x)?, &plan)?;
     qemu::bench::validate(&doc)?;
     let sizes = doc["sizes"].as_array().map_or(0, Vec::len);
     anyhow::ensure!(sizes >= 3, "quick sizes 128M..1G expected, got {sizes}");

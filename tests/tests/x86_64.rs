@@ -1,13 +1,16 @@
-//! x86_64 in QEMU (q35, OVMF, our Limine-protocol loader or Limine itself; KVM when usable,
-//! TCG otherwise): boot to the shell, check the figures against what the test asked QEMU
-//! for, and prove that a CPU exception is reported and fails the run.
+//! x86_64 in QEMU (q35; entered directly by PVH, or through OVMF and our Limine-protocol
+//! loader or Limine itself where the loader is what is tested; KVM when usable, TCG
+//! otherwise): boot to the shell, check the figures against what the test asked QEMU
+//! for, compare the two ways in, and prove that a CPU exception is reported and fails
+//! the run.
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
+use qemu::arch::BootPath;
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Memory, Outcome, Profile};
-use tests::{boot, boot_to_prompt, fields, line, number, selected, shell};
+use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
 
 const ARCH: Arch = Arch::X86_64;
 /// OVMF under TCG takes several seconds before our loader runs.
@@ -31,7 +34,7 @@ fn shell_reports_memory_cpu_loader_and_cmdline_then_powers_off() -> Result<()> {
     }
     let memory = Memory::ram(512 * MIB).with_slots(4).with_maxmem(8 * GIB);
     let append = "loglevel=info hello=x86";
-    let profile = Profile::new(ARCH).with_memory(memory);
+    let profile = tests::limine_profile(ARCH).with_memory(memory);
     let mut m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
 
     // The loader names itself through the bootloader-info response, which the kernel
@@ -77,7 +80,7 @@ fn a_page_fault_is_reported_and_fails_with_status_2() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let mut m = boot(&Profile::new(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
+    let mut m = boot(&tests::profile(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
     let outcome = m.wait_exit(MACHINE_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(2))?;
     let console = m.console();
@@ -95,7 +98,7 @@ fn exit_n_fails_with_status_n() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let mut m = boot_to_prompt(&Profile::new(ARCH), "", MACHINE_TIMEOUT)?;
+    let mut m = boot_to_prompt(&tests::profile(ARCH), "", MACHINE_TIMEOUT)?;
     m.send_line("exit 5")?;
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Fail(5))?;
@@ -104,15 +107,83 @@ fn exit_n_fails_with_status_n() -> Result<()> {
 
 /// Two cold-plugged NVDIMMs of different sizes: the NFIT ranges equal QEMU's own figures,
 /// each gets Linux's nvdimm altmap, its memmap is populated with 2 MiB PMD leaves from
-/// that altmap, and verification through the MMU passes.
+/// that altmap, and verification through the MMU passes. Entered directly (the NFIT as
+/// QEMU built it, through SeaBIOS) and through UEFI (OVMF's copy of it).
 #[test]
 fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let profile = tests::regions::with_nvdimms(Profile::new(ARCH), "x86", &[256 * MIB, 512 * MIB])?;
-    let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
-    tests::regions::check_nvdimm_regions(&mut m, 2)?;
+    let mut paths = vec![tests::profile(ARCH)];
+    if paths[0].boot != BootPath::Limine {
+        paths.push(tests::limine_profile(ARCH));
+    }
+    for base in paths {
+        let profile = tests::regions::with_nvdimms(base, "x86", &[256 * MIB, 512 * MIB])?;
+        let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
+        tests::regions::check_nvdimm_regions(&mut m, 2)
+            .with_context(|| format!("booted by {}", profile.boot))?;
+        m.send_line("poweroff")?;
+        let outcome = m.wait_exit(EXIT_TIMEOUT);
+        qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)?;
+    }
+    Ok(())
+}
+
+/// The same machine (1 GiB, a cold-plugged NVDIMM, a `memmap=` region) booted through
+/// OVMF and the Limine-protocol loader and directly (PVH): `mem`, `firmware` and
+/// `regions` agree (`tests::compare`), and each boot names its loader.
+#[test]
+fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
+    let profile = tests::regions::with_nvdimms(
+        Profile::new(ARCH).with_memory(memory),
+        "x86-compare",
+        &[256 * MIB],
+    )?;
+    let append = "memmap=256M!512M";
+    let limine = compare::view(&profile, BootPath::Limine, append, MACHINE_TIMEOUT)?;
+    let direct = compare::view(&profile, BootPath::Direct, append, MACHINE_TIMEOUT)?;
+    ensure!(
+        limine.loader == "hotmem-boot" || limine.loader.eq_ignore_ascii_case("limine"),
+        "{limine:?}"
+    );
+    ensure!(direct.loader == ARCH.direct_loader(), "{direct:?}");
+    compare::agree(&limine, &direct, memory.ram, FIRMWARE_SLACK)?;
+    ensure!(
+        direct.regions.contains("source=nfit") || direct.regions.contains(" nfit "),
+        "the NVDIMM is a region:\n{}",
+        direct.regions
+    );
+    Ok(())
+}
+
+/// `vmemmap.trace=on` with an NVDIMM placed at 64 GiB (its memmap starts 1 GiB into the
+/// vmemmap, past the PD the boot RAM uses): the trace of its populate lists one 2 MiB PMD
+/// leaf (level 2) per section from the altmap and the new PD table from RAM.
+#[test]
+fn trace_of_an_nvdimm_region_lists_pmd_leaves_from_the_altmap_and_tables_from_ram() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let memory = Memory::ram(512 * MIB).with_slots(2).with_maxmem(80 * GIB);
+    let profile = Profile::new(ARCH).with_memory(memory);
+    let placed = [(256 * MIB, Some(64 * GIB))];
+    let profile = tests::regions::with_nvdimms_at(profile, "x86-trace", &placed)?;
+    let mut m = boot_to_prompt(&profile, "vmemmap.trace=on", MACHINE_TIMEOUT)?;
+    tests::regions::check_nvdimm_regions(&mut m, 1)?;
+    let console = m.console();
+    let add = console
+        .lines()
+        .map(fields)
+        .find(|f| f.get("source") == Some(&"nfit"))
+        .ok_or_else(|| anyhow::anyhow!("no NFIT region:\n{console}"))?;
+    ensure!(number(&add, "start")? == 64 * GIB, "{console}");
+    let id = add.get("id").copied().unwrap_or_default().to_string();
+    tests::trace::check_nvdimm_trace(&mut m, &id, 2, 2 * MIB)?;
     m.send_line("poweroff")?;
     let outcome = m.wait_exit(EXIT_TIMEOUT);
     qemu::machine::ensure_outcome(&m, outcome, Outcome::Pass)
@@ -126,7 +197,7 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
         return Ok(());
     }
     let memory = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
-    let profile = Profile::new(ARCH).with_memory(memory);
+    let profile = tests::profile(ARCH).with_memory(memory);
     let append = "memmap=256M!512M memmap=2M!900M memmap=64M!600M memmap=3M!200M";
     let mut m = boot_to_prompt(&profile, append, MACHINE_TIMEOUT)?;
     let refused = [
@@ -148,7 +219,7 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
         return Ok(());
     }
     let profile =
-        Profile::new(ARCH).with_memory(Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB));
+        tests::profile(ARCH).with_memory(Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB));
     tests::check_fault_sweep(&profile, "mem=512M selftest=faultsweep", "altmap-leaf")
 }
 
@@ -161,7 +232,7 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
         return Ok(());
     }
     tests::hostile::boot_and_check(
-        &Profile::new(ARCH).with_memory(Memory::ram(GIB)),
+        &tests::profile(ARCH).with_memory(Memory::ram(GIB)),
         MACHINE_TIMEOUT,
     )
 }
@@ -235,7 +306,7 @@ fn malformed_nfits_are_refused_in_one_line_each() -> Result<()> {
             std::env::temp_dir().join(format!("hotmem-nfit-{name}-{}.bin", std::process::id()));
         std::fs::write(&path, nfit_table(&body))?;
         let memory = Memory::ram(GIB).with_slots(2).with_maxmem(8 * GIB);
-        let profile = Profile::new(ARCH)
+        let profile = tests::profile(ARCH)
             .with_memory(memory)
             .with_args(["-acpitable".to_string(), format!("file={}", path.display())]);
         let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;
@@ -272,5 +343,5 @@ fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    tests::hostile::check_vmemmap_touch(&Profile::new(ARCH), MACHINE_TIMEOUT)
+    tests::hostile::check_vmemmap_touch(&tests::profile(ARCH), MACHINE_TIMEOUT)
 }

@@ -2,7 +2,9 @@
 //! ACPI memory-hotplug controller with `_OST`, refusal of a busy remove, repeated cycles,
 //! NVDIMM hot-add through the FIT mailbox, virtio-mem-pci grow and shrink. Every figure
 //! the kernel prints is compared with QEMU's own (`query-memory-devices`, QMP events) or
-//! with the kernel's figures before the change.
+//! with the kernel's figures before the change. The machines are entered directly (PVH);
+//! pc-dimm add and remove runs on both boot paths, as the ACPI tables differ (QEMU's own
+//! under SeaBIOS, OVMF's copies under UEFI).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +34,12 @@ fn skip() -> bool {
 
 /// The default x86 machine (q35, nvdimm=on, 512M, 4 slots, maxmem 8G), at the prompt.
 fn machine(append: &str) -> Result<(Machine, Qmp)> {
-    let m = boot_to_prompt(&Profile::new(ARCH), append, MACHINE_TIMEOUT)?;
+    machine_on(&tests::profile(ARCH), append)
+}
+
+/// `profile`'s machine at the prompt, with its QMP connection.
+fn machine_on(profile: &Profile, append: &str) -> Result<(Machine, Qmp)> {
+    let m = boot_to_prompt(profile, append, MACHINE_TIMEOUT)?;
     let qmp = m.qmp()?;
     Ok((m, qmp))
 }
@@ -102,13 +109,22 @@ fn poweroff(mut m: Machine) -> Result<()> {
 
 /// pc-dimm add then remove: the range equals QEMU's, free pages grow by exactly the
 /// onlined count (less the table pages the records name), the memmap is self-hosted
-/// (altmap.alloc=512 per block), and the remove gives everything back.
+/// (altmap.alloc=512 per block), and the remove gives everything back. Entered directly
+/// and through UEFI + the Limine-protocol loader.
 #[test]
 fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let (mut m, mut qmp) = machine("")?;
+    pc_dimm_add_and_remove(&tests::profile(ARCH))?;
+    if tests::profile(ARCH).boot != tests::limine_profile(ARCH).boot {
+        pc_dimm_add_and_remove(&tests::limine_profile(ARCH))?;
+    }
+    Ok(())
+}
+
+fn pc_dimm_add_and_remove(profile: &Profile) -> Result<()> {
+    let (mut m, mut qmp) = machine_on(profile, "")?;
     let (free0, tables0) = mm_figures(&mut m)?;
     let added = add_dimm(&mut m, &mut qmp, "dimm1", BLOCK)?;
     let (free1, tables1) = mm_figures(&mut m)?;
@@ -133,7 +149,8 @@ fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
     remove_dimm(&mut m, &mut qmp, "dimm1", &added)?;
     ensure!(mm_figures(&mut m)? == (free0, tables0), "not restored");
     eprintln!(
-        "pc-dimm 128M: range={:#x}-{:#x} pages={} tables.new={} host_latency={:?} kernel_us={}",
+        "pc-dimm 128M ({}): range={:#x}-{:#x} pages={} tables.new={} host_latency={:?} kernel_us={}",
+        profile.boot,
         added.range.0,
         added.range.1,
         added.pages,
@@ -328,7 +345,7 @@ fn virtio_mem_pci_grows_to_1g_and_shrinks_to_0() -> Result<()> {
     if skip() {
         return Ok(());
     }
-    let profile = Profile::new(ARCH)
+    let profile = tests::profile(ARCH)
         .with_object("memory-backend-ram,id=vmem0,size=2G")
         .with_device("virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0");
     let mut m = boot_to_prompt(&profile, "", MACHINE_TIMEOUT)?;

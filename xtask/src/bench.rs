@@ -1,10 +1,11 @@
-//! `cargo xtask bench [--arch A] [--quick] [--scale-only]`: per arch, QEMU start to prompt
-//! and kernel entry to prompt over several boots, the in-kernel benchmark (phases per
-//! region size against the memset roofline), hot-add latency, and the large sizes
-//! (pc-dimm and virtio-mem from 1 to 256 GiB on `reserve=off` backends, time per GiB).
-//! Prints the tables per arch and writes `target/bench/<arch>.json` and
-//! `target/bench/<arch>.svg` (log-log, one line per phase); `--scale-only` runs only the
-//! large sizes and writes `target/bench/<arch>-scale.json`.
+//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]`: per
+//! arch and boot path, QEMU start to prompt and kernel entry to prompt over several boots,
+//! then the in-kernel benchmark (phases per region size against the memset roofline) on
+//! the direct path, hot-add latency, and the large sizes (pc-dimm and virtio-mem from 1
+//! to 256 GiB on `reserve=off` backends, time per GiB; [`qemu::scale`]). Prints the
+//! tables per arch and writes `target/bench/<arch>.json` and `target/bench/<arch>.svg`
+//! (log-log, one line per phase); `--scale-only` runs only the large sizes and writes
+//! `target/bench/<arch>-scale.json`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,10 +13,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use qemu::Arch;
-use qemu::bench::{PHASES, validate};
+use qemu::arch::BootPath;
+use qemu::bench::{PHASES, Plan, validate};
 use serde_json::Value;
 
-pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
+pub fn run(
+    arch: Option<Arch>,
+    quick: bool,
+    boot: Option<BootPath>,
+    scale_only: bool,
+) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => vec![a],
@@ -24,6 +31,9 @@ pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
             .filter(|a| a.is_ported(&root))
             .collect(),
     };
+    if let (Some(boot), [arch]) = (boot, arches.as_slice()) {
+        arch.ensure_boot(boot)?;
+    }
     crate::setup::ensure(&arches)?;
     let out = qemu::cargo::target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
@@ -31,13 +41,14 @@ pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
         let started = Instant::now();
         if scale_only {
             let image = qemu::build(arch, true)?;
+            let boot = hotplug_boot(arch, boot);
             let doc = serde_json::json!({
                 "arch": arch.name(),
-                "scale": qemu::scale::collect(&image, qemu::scale::sizes(quick))?,
+                "scale": qemu::scale::collect(&image, qemu::scale::sizes(quick), boot)?,
             });
             let json_path = out.join(format!("{arch}-scale.json"));
             std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
-            println!("== {arch} large hot-adds ==");
+            println!("== {arch} large hot-adds (booted by {}) ==", boot.name());
             qemu::scale::print(&doc);
             println!(
                 "wrote {} ({:.0} s)\n",
@@ -46,7 +57,7 @@ pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
             );
             continue;
         }
-        let doc = bench_arch(arch, quick)?;
+        let doc = bench_arch(arch, quick, boot)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
         std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
@@ -65,18 +76,37 @@ pub fn run(arch: Option<Arch>, quick: bool, scale_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn bench_arch(arch: Arch, quick: bool) -> Result<Value> {
+/// `boot`: time only that path (where the arch has it) and run the benchmarks on it.
+fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> {
     let image = qemu::build(arch, true)?;
-    let mut doc = qemu::bench::collect(image.clone(), quick, if quick { 2 } else { 5 })?;
-    doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, if quick { 1 } else { 3 })?;
-    doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick))?;
+    let mut plan = Plan::new(arch, quick, if quick { 2 } else { 5 });
+    if let Some(boot) = boot.filter(|b| arch.boot_paths().contains(b)) {
+        plan.paths = vec![boot];
+        plan.bench_boot = boot;
+    }
+    let mut doc = qemu::bench::collect(image.clone(), &plan)?;
+    let hotplug_boot = hotplug_boot(arch, boot);
+    let runs = if quick { 1 } else { 3 };
+    doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, runs, hotplug_boot)?;
+    doc["hotplug_boot"] = hotplug_boot.name().into();
+    doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick), hotplug_boot)?;
     Ok(doc)
+}
+
+/// The boot path of the hotplug machines: `boot` where the arch has it, else the soak's.
+fn hotplug_boot(arch: Arch, boot: Option<BootPath>) -> BootPath {
+    boot.filter(|b| arch.boot_paths().contains(b))
+        .unwrap_or_else(|| qemu::soak::default_boot(arch))
 }
 
 fn print_hotplug(doc: &Value) {
     let Some(sources) = doc["hotplug"].as_object() else {
         return;
     };
+    println!(
+        "hotplug machine booted by: {}",
+        doc["hotplug_boot"].as_str().unwrap_or("?")
+    );
     for (source, rows) in sources {
         match rows.as_array() {
             Some(rows) => {
@@ -109,19 +139,26 @@ fn print_table(doc: &Value) {
         doc["clock"].as_str().unwrap_or("?"),
         doc["date"].as_str().unwrap_or("?")
     );
-    for (name, key) in [
-        ("QEMU start to prompt", "qemu_start_to_prompt_ms"),
-        ("kernel entry to prompt", "entry_to_prompt_ms"),
-    ] {
-        let s = &boot[key];
-        println!(
-            "{name:<24} median {:>8.1} ms  (min {:.1}, max {:.1}, {} runs)",
-            s["median"].as_f64().unwrap_or(0.0),
-            s["min"].as_f64().unwrap_or(0.0),
-            s["max"].as_f64().unwrap_or(0.0),
-            s["runs"].as_array().map_or(0, Vec::len)
-        );
+    for (path, times) in boot.as_object().into_iter().flatten() {
+        for (name, key) in [
+            ("QEMU start to prompt", "qemu_start_to_prompt_ms"),
+            ("kernel entry to prompt", "entry_to_prompt_ms"),
+        ] {
+            let s = &times[key];
+            println!(
+                "{:<33} median {:>8.1} ms  (min {:.1}, max {:.1}, {} runs)",
+                format!("{name} ({path})"),
+                s["median"].as_f64().unwrap_or(0.0),
+                s["min"].as_f64().unwrap_or(0.0),
+                s["max"].as_f64().unwrap_or(0.0),
+                s["runs"].as_array().map_or(0, Vec::len)
+            );
+        }
     }
+    println!(
+        "in-kernel benchmark booted by: {}",
+        doc["bench_boot"].as_str().unwrap_or("?")
+    );
     println!(
         "{:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:>7}",
         "size",

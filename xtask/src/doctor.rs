@@ -3,11 +3,12 @@
 //! missing.
 
 use anyhow::{Result, bail};
-use qemu::Arch;
 use qemu::accel::kvm_status;
+use qemu::arch::BootKind;
+use qemu::{Arch, BootImage};
 
 use crate::setup::{self, install_commands};
-use crate::toolchain::{self, listed, rustc_matches, tool_output};
+use crate::toolchain;
 
 /// One report line.
 struct Item {
@@ -65,65 +66,32 @@ fn host_items(items: &mut Vec<Item>) {
 }
 
 fn toolchain_items(items: &mut Vec<Item>) {
-    let pinned = match toolchain::pinned() {
-        Ok(p) => p,
-        Err(e) => {
-            let what = format!("rust-toolchain.toml: {e:#}");
-            items.push(Item {
-                status: Status::Missing,
-                what,
-                fix: None,
-            });
-            return;
-        }
-    };
-    let channel = &pinned.channel;
-    let install = format!(
-        "rustup toolchain install {channel} --profile minimal --component {} --target {}",
-        pinned.components.join(","),
-        pinned.targets.join(",")
-    );
-    let rustc = tool_output("rustc", &["-V"]);
-    let (status, what) = match &rustc {
-        Ok(v) if rustc_matches(channel, v) => (Status::Ok, format!("{} ({channel})", v.trim())),
-        Ok(v) => (Status::Missing, format!("{} is not {channel}", v.trim())),
-        Err(e) => (Status::Missing, format!("rustc: {e:#}")),
+    let host = qemu::cargo::tool_command("rustc").arg("-V").output();
+    let what = match host {
+        Ok(out) if out.status.success() => format!(
+            "host crates (xtask, qemu, tests, host tests) build with {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        _ => "host rustc not found".to_string(),
     };
     items.push(Item {
-        status,
+        status: Status::Info,
         what,
-        fix: Some(install),
+        fix: None,
     });
-    let toolchain = ["--toolchain", channel.as_str()];
-    let components = tool_output(
-        "rustup",
-        &[&["component", "list", "--installed"][..], &toolchain].concat(),
-    );
-    for component in &pinned.components {
-        let ok = components.as_ref().is_ok_and(|c| listed(c, component));
-        items.push(item(
-            ok,
-            format!("component {component}"),
-            format!("rustup component add {component} --toolchain {channel}"),
-        ));
-    }
-    let targets = tool_output(
-        "rustup",
-        &[&["target", "list", "--installed"][..], &toolchain].concat(),
-    );
-    for target in &pinned.targets {
-        let ok = targets.as_ref().is_ok_and(|t| listed(t, target));
-        items.push(item(
-            ok,
-            format!("target {target}"),
-            format!("rustup target add {target} --toolchain {channel}"),
-        ));
+    for check in toolchain::checks() {
+        let (status, what) = match check.problem {
+            None => (Status::Ok, check.what),
+            Some(why) => (Status::Missing, format!("{}: {why}", check.what)),
+        };
+        let fix = Some(check.fix);
+        items.push(Item { status, what, fix });
     }
 }
 
 fn other_items(items: &mut Vec<Item>) {
     for arch in Arch::ALL.into_iter().filter(|a| a.is_host_arch()) {
-        let status = kvm_status(arch);
+        let status = kvm_status(arch, built_image(arch).as_ref());
         let what = format!("KVM for {arch}: {status} (TCG is used otherwise)");
         items.push(Item {
             status: Status::Info,
@@ -161,11 +129,20 @@ fn other_items(items: &mut Vec<Item>) {
     }
 }
 
-fn item(ok: bool, what: String, fix: String) -> Item {
-    let status = if ok { Status::Ok } else { Status::Missing };
-    Item {
-        status,
-        what,
-        fix: Some(fix),
-    }
+/// The debug image of `arch` as the last build left it, for the KVM probe (doctor builds
+/// nothing).
+fn built_image(arch: Arch) -> Option<BootImage> {
+    let target = qemu::cargo::target_dir();
+    let kernel = arch.kernel_path(&target, false);
+    let esp = match arch.boot_kind() {
+        BootKind::Uefi(_) => Some(target.join("esp").join(arch.name())),
+        BootKind::DirectKernel => None,
+    };
+    let complete = kernel.is_file() && esp.as_ref().is_none_or(|e| e.join("boot/kernel").is_file());
+    complete.then_some(BootImage {
+        arch,
+        kernel,
+        esp,
+        loader: None,
+    })
 }

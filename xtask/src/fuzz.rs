@@ -3,7 +3,7 @@
 //!
 //! cargo-fuzz is installed when missing (`cargo install cargo-fuzz --locked`), and a C++
 //! compiler for libFuzzer (apt's `g++` when run as root). The targets are built once with
-//! the pinned nightly (`rust-toolchain.toml`), without a sanitizer: the code under test is
+//! the pinned nightly (`kernel-toolchain.toml`, installed first when missing), without a sanitizer: the code under test is
 //! safe Rust, and overflow checks and debug assertions stay on. Each target fuzzes a
 //! scratch corpus, `target/fuzz-corpus/<target>/`, which the committed seeds
 //! (`fuzz/seeds/<target>/`: text, or `.seed` descriptions of binary inputs assembled by
@@ -45,6 +45,7 @@ pub fn run(seconds: u64, targets: &[String]) -> Result<()> {
     let targets = select(targets)?;
     let root = qemu::cargo::workspace_root();
     let scratch = qemu::cargo::target_dir();
+    crate::toolchain::ensure()?;
     ensure_cxx()?;
     ensure_cargo_fuzz()?;
     println!("==> building the fuzz targets");
@@ -120,7 +121,7 @@ fn select(asked: &[String]) -> Result<Vec<&'static str>> {
 
 /// `cargo fuzz ARGS` with the pinned toolchain, in the workspace.
 fn cargo_fuzz(args: &[&str]) -> Command {
-    let mut cmd = qemu::cargo::cargo_command();
+    let mut cmd = qemu::cargo::kernel_cargo_command();
     cmd.arg("fuzz").args(args);
     cmd
 }
@@ -135,7 +136,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
         return Ok(());
     }
     println!("==> installing cargo-fuzz");
-    let status = qemu::cargo::cargo_command()
+    let status = qemu::cargo::kernel_cargo_command()
         .args(["install", "cargo-fuzz", "--locked"])
         .status()
         .context("starting cargo install")?;

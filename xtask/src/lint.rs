@@ -1,18 +1,22 @@
 //! `cargo xtask lint`: rustfmt and clippy (`-D warnings`) over the host crates and over
 //! every ported kernel and UEFI loader on its own target, so target-only code is linted too.
+//! All of it runs on the pinned toolchain (`kernel-toolchain.toml`, installed first when
+//! missing): one rustfmt and one clippy give the same verdict on every machine, whatever
+//! the machine's own toolchain has.
 
 use anyhow::{Result, bail};
 use qemu::Arch;
 use qemu::arch::BootKind;
 
-use crate::pipeline::cargo;
+use crate::pipeline::kernel_cargo;
 
 pub fn run() -> Result<()> {
+    crate::toolchain::ensure()?;
     let root = qemu::cargo::workspace_root();
     let mut failed = Vec::new();
     let mut check = |name: String, args: Vec<&str>| {
         println!("==> {name}");
-        if let Err(e) = cargo(&args, &[]) {
+        if let Err(e) = kernel_cargo(&args) {
             eprintln!("xtask: {name} failed: {e:#}");
             failed.push(name);
         }

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use qemu::arch::BootPath;
 use qemu::{AccelChoice, Arch};
 
 #[derive(Parser)]
@@ -67,6 +68,11 @@ enum Cmd {
         /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
         #[arg(long)]
         fdt: bool,
+        /// limine (UEFI firmware + the Limine-protocol loader; the default on x86_64 and
+        /// aarch64) or direct (QEMU -kernel: PVH on x86_64, arm64 Image + DTB on aarch64,
+        /// IPL on s390x).
+        #[arg(long)]
+        boot: Option<BootPath>,
         /// Room for memory hotplug: maxmem, DIMM slots, nvdimm=on, and virtio-mem `vm0`.
         #[arg(long)]
         hotplug: bool,
@@ -85,6 +91,10 @@ enum Cmd {
         arch: Option<Arch>,
         #[arg(long)]
         release: bool,
+        /// Boot every QEMU test that can take it this way (default: each test's own
+        /// choice: direct, except the tests of the loader and of firmware ACPI).
+        #[arg(long)]
+        boot: Option<BootPath>,
     },
     /// Run each cargo-fuzz target (NFIT, memmap=/cmdline, limine.conf, region carving, mm
     /// sequences) for N seconds; a crash fails, naming its artifact.
@@ -108,6 +118,10 @@ enum Cmd {
         /// Only the large hot-add sizes (1 to 256 GiB; 1 and 8 GiB with --quick).
         #[arg(long)]
         scale_only: bool,
+        /// Time only this boot path (default: both where the arch has both; the in-kernel
+        /// benchmark runs on the direct path unless this says limine).
+        #[arg(long)]
+        boot: Option<BootPath>,
     },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
@@ -128,6 +142,9 @@ enum Cmd {
         /// aarch64: describe the machine with a device tree instead of ACPI (`acpi=off`).
         #[arg(long)]
         fdt: bool,
+        /// limine or direct (as for run).
+        #[arg(long)]
+        boot: Option<BootPath>,
         #[arg(long)]
         append: Option<String>,
         #[arg(long)]
@@ -151,6 +168,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Cmd) -> Result<()> {
     match command {
         Cmd::Build { arch, release } => {
+            toolchain::ensure()?;
             let image = qemu::build(arch, release)?;
             println!("{}", image.kernel.display());
             if let Some(esp) = image.esp {
@@ -168,6 +186,7 @@ fn dispatch(command: Cmd) -> Result<()> {
             limine,
             accel,
             fdt,
+            boot,
             hotplug,
             append,
             release,
@@ -178,6 +197,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine,
                 fdt,
+                boot,
                 hotplug,
                 accel,
                 append,
@@ -186,20 +206,26 @@ fn dispatch(command: Cmd) -> Result<()> {
                 qemu_args,
             })
         }
-        Cmd::Test { arch, release } => pipeline::run(arch, release),
+        Cmd::Test {
+            arch,
+            release,
+            boot,
+        } => pipeline::run(arch, release, boot),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
         Cmd::Bench {
             arch,
             quick,
             scale_only,
-        } => bench::run(arch, quick, scale_only),
+            boot,
+        } => bench::run(arch, quick, boot, scale_only),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Gdb {
             arch,
             fdt,
+            boot,
             append,
             release,
             qemu_args,
@@ -210,6 +236,7 @@ fn dispatch(command: Cmd) -> Result<()> {
                 arch,
                 limine: None,
                 fdt,
+                boot,
                 hotplug: false,
                 accel,
                 append,
@@ -223,6 +250,7 @@ fn dispatch(command: Cmd) -> Result<()> {
 
 /// `image`: build, lay out the ESP, and try the ISO when Limine is the loader.
 fn image(arch: Arch, release: bool, limine: Option<PathBuf>) -> Result<()> {
+    toolchain::ensure()?;
     let image = qemu::build_with(arch, release, limine.as_deref())?;
     println!("kernel: {}", image.kernel.display());
     if let (Some(esp), Some(loader)) = (&image.esp, &image.loader) {

@@ -1,12 +1,14 @@
-//! `cargo xtask test`: prerequisites, host tests, kernel builds, then the QEMU tests with the
-//! kernels handed over in `HOTMEM_KERNEL_<ARCH>`. Every stage is timed; any failure fails
-//! the whole command.
+//! `cargo xtask test`: prerequisites (the pinned kernel toolchain, QEMU and firmware: what
+//! `doctor` checks, installed or named with its fix), host tests, kernel builds, then the
+//! QEMU tests with the kernels handed over in `HOTMEM_KERNEL_<ARCH>` (and `--boot` in
+//! `HOTMEM_BOOT`). Every stage is timed; any failure fails the whole command.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use qemu::arch::BootPath;
 use qemu::{Arch, cmdline};
 
 /// One stage's result for the summary (`None`: skipped).
@@ -16,7 +18,7 @@ struct Stage {
     result: Option<Result<()>>,
 }
 
-pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
+pub fn run(arch: Option<Arch>, release: bool, boot: Option<BootPath>) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => {
@@ -31,7 +33,17 @@ pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
     let names: Vec<&str> = arches.iter().map(|a| a.name()).collect();
     println!("xtask test: arches {}", names.join(", "));
     let mut stages = Vec::new();
-    let mut stage = |name: &str, f: &mut dyn FnMut() -> Result<()>| {
+    // `None` records the stage as skipped.
+    let mut stage = |name: &str, f: Option<&mut dyn FnMut() -> Result<()>>| {
+        let Some(f) = f else {
+            println!("==> {name}: skipped");
+            stages.push(Stage {
+                name: name.to_string(),
+                took: Duration::ZERO,
+                result: None,
+            });
+            return false;
+        };
         println!("==> {name}");
         let start = Instant::now();
         let result = f();
@@ -46,14 +58,39 @@ pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
         });
         ok
     };
-    let ready = stage("prerequisites", &mut || crate::setup::ensure(&arches));
-    stage("host tests (cargo test)", &mut || cargo(&["test"], &[]));
+    // Everything doctor checks, before any build: the toolchain gates the kernel builds,
+    // QEMU and the firmware gate the QEMU tests.
+    let mut toolchain_ready = false;
+    let ready = stage(
+        "prerequisites",
+        Some(&mut || {
+            let toolchain = crate::toolchain::ensure();
+            toolchain_ready = toolchain.is_ok();
+            let host = crate::setup::ensure_host(&arches);
+            match (toolchain, host) {
+                (Ok(()), host) => host,
+                (Err(e), Ok(())) => Err(e),
+                (Err(e), Err(host)) => Err(e.context(format!("{host:#}"))),
+            }
+        }),
+    );
+    stage(
+        "host tests (cargo test)",
+        Some(&mut || cargo(&["test"], &[])),
+    );
     let mut kernels: Vec<(Arch, PathBuf)> = Vec::new();
     for &arch in &arches {
-        stage(&format!("build {arch} kernel"), &mut || {
-            kernels.push((arch, qemu::build(arch, release)?.kernel));
-            Ok(())
-        });
+        if !toolchain_ready {
+            stage(&format!("build {arch} kernel (no pinned toolchain)"), None);
+            continue;
+        }
+        stage(
+            &format!("build {arch} kernel"),
+            Some(&mut || {
+                kernels.push((arch, qemu::build(arch, release)?.kernel));
+                Ok(())
+            }),
+        );
     }
     if ready && !kernels.is_empty() {
         let mut env: Vec<(String, String)> = kernels
@@ -62,25 +99,38 @@ pub fn run(arch: Option<Arch>, release: bool) -> Result<()> {
             .collect();
         let built: Vec<&str> = kernels.iter().map(|(a, _)| a.name()).collect();
         env.push(("HOTMEM_ARCHES".into(), built.join(",")));
+        if let Some(boot) = boot {
+            // Read by `tests::default_boot`: every test that does not pin its path.
+            env.push(("HOTMEM_BOOT".into(), boot.name().into()));
+        }
         if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
             // Failed tests return anyhow errors; their message is the useful part.
             env.push(("RUST_LIB_BACKTRACE".into(), "0".into()));
         }
-        stage("QEMU tests (cargo test -p tests)", &mut || {
-            cargo(&["test", "-p", "tests", "--", "--test-threads=1"], &env)
-        });
+        stage(
+            "QEMU tests (cargo test -p tests)",
+            Some(&mut || cargo(&["test", "-p", "tests", "--", "--test-threads=1"], &env)),
+        );
     } else {
-        stages.push(Stage {
-            name: "QEMU tests (no kernel built or prerequisites missing)".into(),
-            took: Duration::ZERO,
-            result: None,
-        });
+        stage(
+            "QEMU tests (no kernel built or prerequisites missing)",
+            None,
+        );
     }
     summarize(&stages)
 }
 
+/// `cargo ARGS` on the caller's toolchain (host crates), echoed, failing on a non-zero exit.
 pub(crate) fn cargo(args: &[&str], env: &[(String, String)]) -> Result<()> {
-    let mut cmd: Command = qemu::cargo::cargo_command();
+    run_cargo(qemu::cargo::cargo_command(), args, env)
+}
+
+/// `cargo ARGS` on the pinned kernel toolchain.
+pub(crate) fn kernel_cargo(args: &[&str]) -> Result<()> {
+    run_cargo(qemu::cargo::kernel_cargo_command(), args, &[])
+}
+
+fn run_cargo(mut cmd: Command, args: &[&str], env: &[(String, String)]) -> Result<()> {
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     let env_text: Vec<String> = env
         .iter()

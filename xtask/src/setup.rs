@@ -1,6 +1,7 @@
-//! Prerequisites of `run` and `test`: QEMU >= 10 with the devices each arch needs, and UEFI
-//! firmware for the UEFI ports. When something is missing, root on Debian 12 gets it from
-//! bookworm-backports; everybody else gets the exact commands to run.
+//! Prerequisites of `run` and `test`: the pinned kernel toolchain ([`crate::toolchain`]),
+//! QEMU >= 10 with the devices each arch needs, and UEFI firmware for the UEFI ports. When
+//! QEMU or firmware is missing, root on Debian 12 gets it from bookworm-backports; everybody
+//! else gets the exact commands to run.
 
 use std::fs;
 use std::path::Path;
@@ -81,8 +82,16 @@ pub fn checks(arch: Arch) -> Vec<Check> {
     out
 }
 
-/// Makes sure `arches` can run, installing from bookworm-backports when allowed to.
+/// Makes sure `arches` can be built and run: the pinned kernel toolchain (installed with
+/// rustup), then QEMU and firmware ([`ensure_host`]).
 pub fn ensure(arches: &[Arch]) -> Result<()> {
+    crate::toolchain::ensure()?;
+    ensure_host(arches)
+}
+
+/// Makes sure QEMU and the firmware for `arches` are there, installing from
+/// bookworm-backports when allowed to.
+pub fn ensure_host(arches: &[Arch]) -> Result<()> {
     let missing = missing_packages(arches);
     if missing.is_empty() {
         return Ok(());

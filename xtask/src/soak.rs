@@ -40,12 +40,18 @@ pub struct Args {
     /// `reserve=off` backends (the host backs only the memmap the guest writes).
     #[arg(long)]
     pub large: bool,
+    /// limine or direct (default: direct on x86_64 and s390x, limine on aarch64, whose
+    /// pc-dimm hotplug needs the firmware's GED).
+    #[arg(long)]
+    pub boot: Option<qemu::arch::BootPath>,
     /// Extra QEMU arguments, after `--`.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let boot = args.boot.unwrap_or_else(|| soak::default_boot(args.arch));
+    soak::check_boot(args.arch, boot)?;
     crate::setup::ensure(&[args.arch])?;
     let release = !args.debug;
     let image = private_esp(qemu::build(args.arch, release)?)?;
@@ -54,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let log = dir.join(format!("{}.console.log", args.arch));
     println!(
-        "soak: arch={} cycles={} seed={seed} kernel={} (replay with --seed {seed}{}) console log {}",
+        "soak: arch={} boot={boot} cycles={} seed={seed} kernel={} (replay with --seed {seed}{}) console log {}",
         args.arch,
         args.cycles,
         if release { "release" } else { "debug" },
@@ -67,6 +73,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.console_log = Some(log.clone());
     opts.pause_for_dimms = args.pause;
     opts.large = args.large;
+    opts.boot = args.boot;
     let started = Instant::now();
     let mut progress = |line: &str| {
         println!("{line}");

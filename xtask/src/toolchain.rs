@@ -1,69 +1,146 @@
-//! The pinned toolchain: what `rust-toolchain.toml` asks for, and whether rustup has it
-//! (channel, components, targets). Read with a few lines of parsing instead of a TOML crate.
+//! The pinned kernel toolchain on this machine (`kernel-toolchain.toml`, read by
+//! [`qemu::toolchain`]): whether rustup has it with every component and target, one
+//! [`Check`] per piece for doctor, and [`ensure`], which installs what is missing with one
+//! `rustup toolchain install` before any kernel build (rustup's auto-install is off on
+//! machines of our kind, and the host crates build on the stable toolchain).
 
-use std::fs;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use qemu::toolchain::Pinned;
 
-/// The fields of `rust-toolchain.toml` that doctor checks.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Pinned {
-    pub channel: String,
-    pub components: Vec<String>,
-    pub targets: Vec<String>,
+/// One piece of the toolchain and, when it is missing, why and the command that fixes it.
+pub struct Check {
+    pub what: String,
+    /// `None` when present.
+    pub problem: Option<String>,
+    pub fix: String,
 }
 
-/// Reads the workspace's `rust-toolchain.toml`.
-pub fn pinned() -> Result<Pinned> {
-    let path = qemu::cargo::workspace_root().join("rust-toolchain.toml");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text).with_context(|| format!("no `channel` in {}", path.display()))
-}
-
-/// Parses `channel = "..."` and the `components` / `targets` arrays (possibly multi-line).
-pub fn parse(text: &str) -> Option<Pinned> {
-    let strings = |key: &str| -> Vec<String> {
-        let mut lines = text.lines();
-        let Some(first) = lines.find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == key).then_some(v)
-        }) else {
-            return Vec::new();
-        };
-        let mut value = first.to_string();
-        for line in lines {
-            if !value.contains('[') || value.contains(']') {
-                break;
-            }
-            value.push_str(line);
-        }
-        let value = value.split(']').next().unwrap_or_default();
-        value
-            .split('"')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_string)
-            .collect()
+/// Every piece of the pinned toolchain, checked through rustup.
+pub fn checks() -> Vec<Check> {
+    let pin = qemu::toolchain::pinned();
+    if let Err(e) = tool_output(rustup(), &["--version"]) {
+        return vec![Check {
+            what: "rustup".to_string(),
+            problem: Some(format!("{e:#}")),
+            fix: format!(
+                "install rustup with its stable toolchain, then: {}",
+                pin.install_command()
+            ),
+        }];
+    }
+    let rustc = tool_output(qemu::cargo::kernel_tool_command("rustc"), &["-V"]).ok();
+    let list = |what: &str| {
+        let args = [what, "list", "--installed", "--toolchain", &pin.channel];
+        tool_output(rustup(), &args).ok()
     };
-    let channel = strings("channel").into_iter().next()?;
-    Some(Pinned {
-        channel,
-        components: strings("components"),
-        targets: strings("targets"),
-    })
+    let components = list("component");
+    let targets = list("target");
+    problems_with(
+        pin,
+        rustc.as_deref(),
+        components.as_deref(),
+        targets.as_deref(),
+    )
 }
 
-/// Output of a rustup-proxied tool run in the workspace with the outer cargo's environment
-/// removed (so the pinned toolchain answers).
-pub fn tool_output(program: &str, args: &[&str]) -> Result<String> {
-    let mut cmd: Command = qemu::cargo::tool_command(program);
+/// The checks from what rustup answered (`None`: the query failed, e.g. no such toolchain).
+fn problems_with(
+    pin: &Pinned,
+    rustc_version: Option<&str>,
+    components: Option<&str>,
+    targets: Option<&str>,
+) -> Vec<Check> {
+    let channel = &pin.channel;
+    let install = pin.install_command();
+    let mut out = Vec::new();
+    let (what, problem) = match rustc_version {
+        Some(v) if rustc_matches(channel, v) => (format!("{} ({channel})", v.trim()), None),
+        Some(v) => (
+            format!("toolchain {channel}"),
+            Some(format!("rustc is {}", v.trim())),
+        ),
+        None => (
+            format!("toolchain {channel}"),
+            Some("not installed".to_string()),
+        ),
+    };
+    out.push(Check {
+        what,
+        problem,
+        fix: install.clone(),
+    });
+    let mut piece = |kind: &str, name: &str, installed: Option<&str>| {
+        let ok = installed.is_some_and(|list| listed(list, name));
+        out.push(Check {
+            what: format!("{kind} {name}"),
+            problem: (!ok).then(|| format!("not installed for {channel}")),
+            fix: install.clone(),
+        });
+    };
+    for c in &pin.components {
+        piece("component", c, components);
+    }
+    for t in &pin.targets {
+        piece("target", t, targets);
+    }
+    out
+}
+
+/// Installs the pinned toolchain, its components and targets when any is missing (one
+/// `rustup toolchain install`, which also completes an installed toolchain); fails naming
+/// what is still missing.
+pub fn ensure() -> Result<()> {
+    let missing: Vec<Check> = checks()
+        .into_iter()
+        .filter(|c| c.problem.is_some())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let pin = qemu::toolchain::pinned();
+    let names: Vec<&str> = missing.iter().map(|c| c.what.as_str()).collect();
+    if missing.iter().any(|c| c.what == "rustup") {
+        bail!("rustup not found; {}", missing[0].fix);
+    }
+    eprintln!(
+        "xtask: the kernel toolchain ({}) lacks {}; installing it",
+        qemu::toolchain::FILE_NAME,
+        names.join(", ")
+    );
+    let mut cmd = rustup();
+    cmd.args(pin.install_args());
+    eprintln!("$ {}", qemu::cmdline::render(&cmd));
+    let status = cmd.status().context("starting rustup")?;
+    if !status.success() {
+        bail!("{} failed with {status}", pin.install_command());
+    }
+    let still: Vec<String> = checks()
+        .into_iter()
+        .filter(|c| c.problem.is_some())
+        .map(|c| c.what)
+        .collect();
+    if !still.is_empty() {
+        bail!("still missing after installing: {}", still.join(", "));
+    }
+    Ok(())
+}
+
+/// rustup, without the outer cargo's environment.
+fn rustup() -> Command {
+    qemu::cargo::tool_command("rustup")
+}
+
+/// Output of `cmd args`, or why it failed.
+fn tool_output(mut cmd: Command, args: &[&str]) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd
         .args(args)
         .output()
         .with_context(|| format!("cannot run {program}"))?;
     if !out.status.success() {
-        anyhow::bail!(
+        bail!(
             "{program} {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -123,36 +200,54 @@ pub fn listed(installed: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const FILE: &str = r#"[toolchain]
-channel = "nightly-2026-05-20"
-components = ["rust-src", "llvm-tools", "clippy", "rustfmt"]
-targets = [
-    "x86_64-unknown-none",
-    "aarch64-unknown-none-softfloat",
-]
-profile = "minimal"
-"#;
-
     #[test]
-    fn parses_the_toolchain_file() {
-        let p = parse(FILE).unwrap();
-        assert_eq!(p.channel, "nightly-2026-05-20");
-        assert_eq!(
-            p.components,
-            ["rust-src", "llvm-tools", "clippy", "rustfmt"]
+    fn the_readme_and_the_docs_name_the_pinned_toolchain() {
+        let root = qemu::cargo::workspace_root();
+        let channel = qemu::toolchain::channel();
+        for doc in ["README.md", "docs/tooling.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            assert!(text.contains(channel), "{doc} does not name {channel}");
+            assert!(
+                text.contains(qemu::toolchain::FILE_NAME),
+                "{doc} does not point to {}",
+                qemu::toolchain::FILE_NAME
+            );
+            for line in text.lines().filter(|l| l.contains("nightly-20")) {
+                assert!(line.contains(channel), "{doc}: stale pin in {line:?}");
+            }
+        }
+        assert!(
+            !root.join("rust-toolchain.toml").exists(),
+            "a rust-toolchain.toml makes the first cargo call need the nightly"
         );
-        assert_eq!(
-            p.targets,
-            ["x86_64-unknown-none", "aarch64-unknown-none-softfloat"]
-        );
-        assert_eq!(parse("[toolchain]\n"), None);
     }
 
     #[test]
-    fn the_real_toolchain_file_parses() {
-        let p = pinned().unwrap();
-        assert!(p.channel.starts_with("nightly-"));
-        assert!(p.components.iter().any(|c| c == "rust-src"));
+    fn checks_name_one_install_command_for_everything() {
+        let pin = qemu::toolchain::pinned();
+        let missing = problems_with(pin, None, None, None);
+        assert!(missing.len() >= 1 + pin.components.len() + pin.targets.len());
+        assert!(missing.iter().all(|c| c.problem.is_some()));
+        let components = pin.components.join("\n") + "\n";
+        let targets: String = pin.targets.iter().map(|t| format!("{t}\n")).collect();
+        let version = format!(
+            "rustc 1.97.0-nightly (e50aa6fba {})\n",
+            pin.channel.trim_start_matches("nightly-")
+        );
+        let none = problems_with(pin, Some(&version), Some(&components), Some(&targets));
+        assert!(
+            none.iter().all(|c| c.problem.is_none()),
+            "{:?}",
+            none.iter().map(|c| &c.what).collect::<Vec<_>>()
+        );
+        let no_src = components.replace("rust-src\n", "");
+        let some = problems_with(pin, Some(&version), Some(&no_src), Some(&targets));
+        let bad: Vec<&str> = some
+            .iter()
+            .filter(|c| c.problem.is_some())
+            .map(|c| c.what.as_str())
+            .collect();
+        assert_eq!(bad, ["component rust-src"]);
     }
 
     #[test]

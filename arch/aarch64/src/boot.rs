@@ -3,6 +3,7 @@
 //! kernel. Until the console exists a failure ends the run silently with status 1
 //! (semihosting exit code 1).
 
+use kernel::firmware::acpi::PhysWindow;
 use kernel::{BootInfo, console, kprintln};
 
 use crate::port::{self, Aarch64};
@@ -15,15 +16,43 @@ extern "C" fn aarch64_kernel_entry() -> ! {
     let Ok(h) = requests::gather() else {
         power::exit(1)
     };
-    let p = platform::discover(&h);
+    let p = platform::discover(
+        h.rsdp,
+        h.dtb,
+        PhysWindow::direct_map(h.hhdm as usize),
+        &|pa, len| platform::loader_hhdm(&h, pa, len),
+    );
     power::set_conduit(p.conduit);
-    let Ok(switched) = kpt::build_and_switch(&h, &[(p.uart, 0x1000)]) else {
+    let placement = kpt::Placement {
+        hhdm: h.hhdm,
+        exec: h.exec,
+        ranges: &mut h.hhdm_ranges(),
+    };
+    let Ok(switched) = kpt::build_and_switch(placement, &[(p.uart, 0x1000)]) else {
         power::exit(1)
     };
     port::set_hhdm(h.hhdm);
     pl011::init(h.hhdm + p.uart);
     console::install::<Aarch64>();
     h.print();
+    report(&switched, &p);
+    let (start, end) = kpt::image_span();
+    let kphys = h.exec.0 + (start - h.exec.1);
+    let boot = BootInfo {
+        memory: h.memory.clone(),
+        max_phys_addr: Some((1u64 << cpu::pa_bits()) - 1),
+        hotplug: None,
+        cmdline: h.cmdline,
+        firmware: p.firmware,
+        kernel_image: (kphys, kphys + (end - start)),
+        loader: h.loader,
+        entry_ns: timer::to_ns(entry_ticks),
+    };
+    kernel::main::<Aarch64>(boot)
+}
+
+/// The `paging:` and `platform:` records (both entry paths).
+pub(crate) fn report(switched: &kpt::Switched, p: &platform::Platform) {
     let leaves = switched.stats.leaves;
     kprintln!(
         "paging: ttbr1={:#x} format={} hhdm_ranges={} table_frames={} leaves.1g={} leaves.2m={} leaves.4k={} text=rx rodata=r data=rw",
@@ -43,17 +72,4 @@ extern "C" fn aarch64_kernel_entry() -> ! {
         p.conduit.name(),
         cpu::current_el()
     );
-    let (start, end) = kpt::image_span();
-    let kphys = h.exec.0 + (start - h.exec.1);
-    let boot = BootInfo {
-        memory: h.memory.clone(),
-        max_phys_addr: Some((1u64 << cpu::pa_bits()) - 1),
-        hotplug: None,
-        cmdline: h.cmdline,
-        firmware: p.firmware,
-        kernel_image: (kphys, kphys + (end - start)),
-        loader: h.loader,
-        entry_ns: timer::to_ns(entry_ticks),
-    };
-    kernel::main::<Aarch64>(boot)
 }

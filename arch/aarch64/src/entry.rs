@@ -140,7 +140,7 @@ aarch64_irq_entry:
 );
 
 #[repr(C, align(16))]
-struct Stack([u8; STACK_BYTES]);
+pub(crate) struct Stack([u8; STACK_BYTES]);
 
-/// The boot stack: SP_EL1 for the kernel and its exception handlers.
-static mut BOOT_STACK: Stack = Stack([0; STACK_BYTES]);
+/// The boot stack: SP_EL1 for the kernel and its exception handlers (on either path).
+pub(crate) static mut BOOT_STACK: Stack = Stack([0; STACK_BYTES]);

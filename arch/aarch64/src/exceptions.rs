@@ -44,7 +44,7 @@ extern "C" fn aarch64_exception(vector: u64, frame: &Frame) -> ! {
         frame.x[30],
     );
     if matches!(esr >> 26, 0x20 | 0x21 | 0x24 | 0x25) {
-        let (arch, name) = (&kernel::mm::arch::MmArch::AARCH64, class_name(esr >> 26));
+        let (arch, name) = (&crate::vmemmap::MM, class_name(esr >> 26));
         kernel::probe::report_vmemmap_fault(arch, name, FAR_EL1.get());
     }
     kernel::console::exit(FAULT_STATUS)

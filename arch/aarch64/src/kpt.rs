@@ -21,7 +21,6 @@ use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
 use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
 
 use crate::paging::{Aarch64Paging as F, MAIR_EL1};
-use crate::requests::{Handover, hhdm_maps};
 
 const FRAMES: usize = 512;
 const MAX_RANGES: usize = 256;
@@ -68,8 +67,18 @@ pub struct Switched {
     pub stats: MapStats,
 }
 
+/// What every entry path knows when the kernel builds its own tables.
+pub struct Placement<'a> {
+    /// Offset of the HHDM (the Limine loader's, or the direct entry's own choice).
+    pub hhdm: u64,
+    /// `(physical, virtual)` base of the kernel image.
+    pub exec: (u64, u64),
+    /// Physical `[start, end)` ranges the HHDM must map (any order, may overlap).
+    pub ranges: &'a mut dyn Iterator<Item = (u64, u64)>,
+}
+
 /// Builds the tables (HHDM, `devices` as device memory, the image) and loads TTBR1.
-pub fn build_and_switch(h: &Handover, devices: &[(u64, u64)]) -> Result<Switched, MapError> {
+pub fn build_and_switch(h: Placement<'_>, devices: &[(u64, u64)]) -> Result<Switched, MapError> {
     let mut t = Tables {
         kphys: h.exec.0,
         kvirt: h.exec.1,
@@ -80,7 +89,7 @@ pub fn build_and_switch(h: &Handover, devices: &[(u64, u64)]) -> Result<Switched
     t.root = map::new_table::<F, _>(&mut t, 0).ok_or(MapError::NoMemory)?;
     let data = EntryAttrs::kernel_data(Features::NO_EXECUTE);
     let mut ranges = [(0u64, 0u64); MAX_RANGES];
-    let n = hhdm_ranges(h, &mut ranges);
+    let n = hhdm_ranges(h.ranges, &mut ranges);
     for &(s, e) in &ranges[..n] {
         t.map(h.hhdm + s, s, e - s, data)?;
     }
@@ -160,18 +169,13 @@ unsafe fn load_ttbr1(root: u64) {
 }
 
 /// Page-rounded, sorted, merged physical ranges the HHDM maps.
-fn hhdm_ranges(h: &Handover, out: &mut [(u64, u64); MAX_RANGES]) -> usize {
+fn hhdm_ranges(
+    raw: &mut dyn Iterator<Item = (u64, u64)>,
+    out: &mut [(u64, u64); MAX_RANGES],
+) -> usize {
     let mut n = 0;
-    for e in h
-        .entries
-        .iter()
-        .filter(|e| e.length > 0 && hhdm_maps(e.type_))
-        .take(MAX_RANGES)
-    {
-        out[n] = (
-            e.base & !0xfff,
-            (e.base + e.length).next_multiple_of(0x1000),
-        );
+    for (start, end) in raw.filter(|(s, e)| e > s).take(MAX_RANGES) {
+        out[n] = (start & !0xfff, end.next_multiple_of(0x1000));
         n += 1;
     }
     let r = &mut out[..n];

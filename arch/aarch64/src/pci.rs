@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
 use kernel::virtio::virtio_drivers::transport::pci::PciTransport;
@@ -225,7 +224,7 @@ pub fn virtio_mem_sources(
             }
         };
         let name = format!("virtio-mem-pci.{index}");
-        let block = MmArch::AARCH64.section_bytes();
+        let block = crate::vmemmap::MM.section_bytes();
         if let Ok(dev) = VirtioMem::probe(index, name, transport, block) {
             out.push(Box::new(dev));
             index += 1;

@@ -5,6 +5,7 @@
 
 use kernel::boot_info::Firmware;
 use kernel::firmware::acpi::{self, PhysWindow};
+use kernel::firmware::acpi_find::ReadPhys;
 use kernel::firmware::fdt;
 
 use crate::power::Conduit;
@@ -27,18 +28,23 @@ pub struct Platform {
     pub conduit: Conduit,
 }
 
-/// Reads the ACPI tables or the DTB through the loader's HHDM.
-pub fn discover(h: &Handover) -> Platform {
-    let window = PhysWindow::direct_map(h.hhdm as usize);
+/// Reads the ACPI tables (RSDP at `rsdp`) through the checked reader `acpi_read`, or the
+/// DTB (at `dtb`) through `window` (the loader's HHDM, or the direct entry's identity map).
+pub fn discover(
+    rsdp: Option<u64>,
+    dtb: Option<u64>,
+    window: PhysWindow,
+    acpi_read: ReadPhys<'_>,
+) -> Platform {
     let mut p = Platform {
         firmware: Firmware::None,
         uart: DEFAULT_PL011,
         uart_source: "default",
         conduit: Conduit::Hvc,
     };
-    if let Some(rsdp) = h.rsdp {
+    if let Some(rsdp) = rsdp {
         p.firmware = Firmware::Acpi { rsdp };
-        if let Ok(info) = acpi::parse_boot(rsdp, &|pa, len| loader_hhdm(h, pa, len)) {
+        if let Ok(info) = acpi::parse_boot(rsdp, acpi_read) {
             if let Some(u) = info.uart.filter(|u| u.kind == "pl011" && !u.io) {
                 (p.uart, p.uart_source) = (u.base, "spcr");
             }
@@ -46,7 +52,7 @@ pub fn discover(h: &Handover) -> Platform {
                 p.conduit = Conduit::Smc;
             }
         }
-    } else if let Some(dtb) = h.dtb {
+    } else if let Some(dtb) = dtb {
         p.firmware = Firmware::Fdt { dtb };
         if let Ok(info) = fdt::bytes(dtb, window).and_then(fdt::parse) {
             if let Some(base) = info.pl011 {
@@ -64,7 +70,7 @@ pub fn discover(h: &Handover) -> Platform {
 /// inside memory-map entries that HHDM maps (base revision 4 on: everything but
 /// RESERVED and BAD_MEMORY, and every ACPI table lies in ACPI_RECLAIMABLE, ACPI_NVS or
 /// RESERVED_MAPPED memory).
-fn loader_hhdm(h: &Handover, pa: u64, len: usize) -> Option<&'static [u8]> {
+pub(crate) fn loader_hhdm(h: &Handover, pa: u64, len: usize) -> Option<&'static [u8]> {
     let end = pa.checked_add(len as u64)?;
     let mut at = pa;
     while at < end {

@@ -10,7 +10,6 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{PAR_EL1, Readable, TTBR1_EL1};
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
-use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::mm::pgtable::Features;
 use kernel::probe::{Access, ProbeFault};
@@ -85,7 +84,6 @@ impl Arch for Aarch64 {
     fn mm_config() -> LiveConfig {
         let ttbr1 = TTBR1_EL1.get();
         LiveConfig {
-            arch: &MmArch::AARCH64,
             features: Features::NO_EXECUTE,
             // BADDR: bits 47:1 (the ASID and CnP bits are not part of the address).
             root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),

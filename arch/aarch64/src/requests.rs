@@ -7,11 +7,12 @@ use ::limine::memmap::{self, Entry};
 use ::limine::paging::PagingMode;
 use ::limine::request::{
     BootloaderInfoRequest, DtbRequest, ExecutableAddressRequest, ExecutableCmdlineRequest,
-    FirmwareTypeRequest, HhdmRequest, MemmapRequest, PagingModeRequest, RsdpRequest,
-    StackSizeRequest,
+    ExecutableFileRequest, FirmwareTypeRequest, HhdmRequest, MemmapRequest, PagingModeRequest,
+    RsdpRequest, StackSizeRequest,
 };
 use ::limine::{BaseRevision, RequestsEndMarker, RequestsStartMarker};
 use kernel::boot_info::{MemKind, MemRegion, MemoryMap};
+use kernel::firmware::limine;
 use kernel::kprintln;
 
 /// Stack the kernel asks for (the protocol's minimum is 64 KiB).
@@ -53,6 +54,11 @@ static DTB: DtbRequest = DtbRequest::new();
 #[unsafe(link_section = ".limine_requests")]
 static CMDLINE: ExecutableCmdlineRequest = ExecutableCmdlineRequest::new();
 
+/// Limine before 9.0 hands the command line only in the executable file response.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EXECUTABLE_FILE: ExecutableFileRequest = ExecutableFileRequest::new();
+
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static STACK: StackSizeRequest = StackSizeRequest::new(STACK_SIZE);
@@ -85,6 +91,8 @@ pub struct Handover {
     pub dtb: Option<u64>,
     /// The command line ("" if not reported).
     pub cmdline: &'static str,
+    /// The response the command line came from.
+    pub cmdline_source: limine::CmdlineSource,
     /// The loader's name.
     pub loader: &'static str,
 }
@@ -99,6 +107,12 @@ pub fn gather() -> Result<Handover, &'static str> {
         .map(|r| (r.physical_base, r.virtual_base))
         .ok_or("executable-address")?;
     let phys = |a: u64| if a >= hhdm { a - hhdm } else { a };
+    let (cmdline, cmdline_source) = limine::choose_cmdline(
+        CMDLINE.response().map(|r| r.cmdline()),
+        EXECUTABLE_FILE
+            .response()
+            .map(|r| r.executable_file().cmdline()),
+    );
     Ok(Handover {
         hhdm,
         memory: convert(map.entries()),
@@ -106,7 +120,8 @@ pub fn gather() -> Result<Handover, &'static str> {
         exec,
         rsdp: RSDP.response().map(|r| phys(r.address as u64)),
         dtb: DTB.response().map(|r| phys(r.dtb_ptr as u64)),
-        cmdline: CMDLINE.response().map_or("", |r| r.cmdline()),
+        cmdline,
+        cmdline_source,
         loader: BOOTLOADER_INFO.response().map_or("unknown", |r| r.name()),
     })
 }
@@ -114,13 +129,15 @@ pub fn gather() -> Result<Handover, &'static str> {
 impl Handover {
     /// The `limine:` records.
     pub fn print(&self) {
-        let used = BASE_REVISION.actual_revision();
-        kprintln!(
-            "limine: base_revision requested={} used={} supported={}",
-            BaseRevision::MAX_SUPPORTED,
-            used.map_or(-1, |u| u as i64),
-            u8::from(BASE_REVISION.is_supported())
-        );
+        let revision = limine::BaseRevision {
+            requested: BaseRevision::MAX_SUPPORTED,
+            used: BASE_REVISION.actual_revision(),
+            supported: BASE_REVISION.is_supported(),
+        };
+        kprintln!("{}", revision.record());
+        if let Some(warning) = revision.warning() {
+            kprintln!("{warning}");
+        }
         let version = BOOTLOADER_INFO.response().map_or("", |r| r.version());
         kprintln!(
             "limine: loader=\"{} {version}\" hhdm={:#x} memmap_entries={} firmware={} paging={}",
@@ -161,6 +178,10 @@ impl Handover {
             }
             kprintln!();
         }
+        kprintln!(
+            "{}",
+            limine::CmdlineRecord(self.cmdline, self.cmdline_source)
+        );
     }
 }
 
@@ -190,4 +211,14 @@ fn convert(entries: &[&Entry]) -> MemoryMap {
 /// (RESERVED_MAPPED included), never RESERVED or BAD_MEMORY.
 pub fn hhdm_maps(typ: u64) -> bool {
     !matches!(typ, memmap::MEMMAP_RESERVED | memmap::MEMMAP_BAD_MEMORY)
+}
+
+impl Handover {
+    /// The physical ranges the kernel's HHDM maps (see [`hhdm_maps`]).
+    pub fn hhdm_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| hhdm_maps(e.type_))
+            .map(|e| (e.base, e.base + e.length))
+    }
 }

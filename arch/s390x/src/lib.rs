@@ -1,8 +1,10 @@
 //! The s390x port: IPL entry, lowcore new PSWs, SCLP console and memory discovery,
 //! STFLE facilities, DIAG 0x500, the DAT table format, and the disabled-wait exit.
 //!
-//! The pure parts (SCCB layouts, facility bits, the DAT format) compile everywhere and
-//! are tested on the host; the instruction-level parts exist only on the bare target.
+//! The pure parts (SCCB layouts, facility bits, the DAT format, the vmemmap walker with
+//! the memory-model constants in [`vmemmap`]) compile everywhere and are tested on the
+//! host (the walker through the kernel's shared vmemmap suite); the instruction-level
+//! parts exist only on the bare target.
 #![cfg_attr(target_os = "none", no_std)]
 
 /// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
@@ -14,6 +16,7 @@ pub mod ccw;
 pub mod facility;
 pub mod paging;
 pub mod sccb;
+pub mod vmemmap;
 
 #[cfg(target_os = "none")]
 mod boot;

@@ -4,7 +4,6 @@
 
 use core::sync::atomic::AtomicU64;
 
-use kernel::mm::arch::MmArch;
 use kernel::{console, kprintln};
 
 /// Program interruption: instruction-length code (halfword).
@@ -82,7 +81,7 @@ extern "C" fn s390x_fatal_interrupt(class: u64) -> ! {
         );
         if matches!(code & 0x7f, 0x04 | 0x10 | 0x11 | 0x38..=0x3b) {
             let name = program_check_name(code);
-            kernel::probe::report_vmemmap_fault(&MmArch::S390X, name, teid & !0xfff);
+            kernel::probe::report_vmemmap_fault(&crate::vmemmap::MM, name, teid & !0xfff);
         }
     } else {
         kprintln!(

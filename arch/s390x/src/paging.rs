@@ -27,6 +27,10 @@ const PTE_MUST_BE_ZERO: u64 = 0x800;
 const PTE_FRAME: u64 = !0xfff;
 const PROTECT: u64 = 0x200;
 const NO_EXECUTE: u64 = 0x100;
+/// A low bit that page-table and (large) segment-table entries leave to software (Linux
+/// keeps `_PAGE_PRESENT` and `_SEGMENT_ENTRY_WRITE` there): [`EntryAttrs::ALTMAP`].
+/// Region-third leaves do not carry it.
+const SOFTWARE_ALTMAP: u64 = 0x001;
 /// ASCE designation type for a region-first table.
 pub const ASCE_DT_REGION_FIRST: u64 = 0xc;
 
@@ -100,6 +104,9 @@ impl PageTableFormat for S390xPaging {
         if attrs.contains(EntryAttrs::NO_EXECUTE) && level != REGION_THIRD {
             entry |= NO_EXECUTE;
         }
+        if attrs.contains(EntryAttrs::ALTMAP) && level != REGION_THIRD {
+            entry |= SOFTWARE_ALTMAP;
+        }
         entry
     }
 
@@ -120,6 +127,7 @@ fn attrs_of(entry: u64) -> EntryAttrs {
     let mut attrs = EntryAttrs::GLOBAL;
     attrs.set(EntryAttrs::WRITABLE, entry & PROTECT == 0);
     attrs.set(EntryAttrs::NO_EXECUTE, entry & NO_EXECUTE != 0);
+    attrs.set(EntryAttrs::ALTMAP, entry & SOFTWARE_ALTMAP != 0);
     attrs
 }
 
@@ -134,7 +142,7 @@ fn decode_region(level: usize, entry: u64) -> Entry {
         return match level {
             REGION_THIRD => Entry::Leaf {
                 frame: PhysAddr(entry & !((1 << 31) - 1)),
-                attrs: attrs_of(entry & !NO_EXECUTE),
+                attrs: attrs_of(entry & !(NO_EXECUTE | SOFTWARE_ALTMAP)),
             },
             _ => Entry::Malformed,
         };
@@ -247,10 +255,7 @@ mod tests {
     #[test]
     fn asce_is_region_first_with_full_length() {
         assert_eq!(S390xPaging::root_register(PhysAddr(0x8_0000)), 0x8_000f);
-        assert_eq!(
-            S390xPaging::index(1, kernel::mm::MmArch::S390X.vmemmap_base),
-            1
-        );
+        assert_eq!(S390xPaging::index(1, crate::vmemmap::MM.vmemmap_base), 1);
         assert_eq!(S390xPaging::LEVELS[4].entries(), 256);
         assert_eq!(S390xPaging::LEVELS[3].entries(), 2048);
     }
@@ -258,12 +263,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn leaf_round_trips(level in 3usize..5, frame in 0u64..(1 << 40), writable: bool, nx: bool) {
+        fn leaf_round_trips(level in 3usize..5, frame in 0u64..(1 << 40), writable: bool, nx: bool, altmap: bool) {
             let span = S390xPaging::LEVELS[level].entry_span();
             let frame = PhysAddr((frame * 4096) & !(span - 1));
             let mut attrs = EntryAttrs::GLOBAL;
             attrs.set(EntryAttrs::WRITABLE, writable);
             attrs.set(EntryAttrs::NO_EXECUTE, nx);
+            attrs.set(EntryAttrs::ALTMAP, altmap);
             let entry = S390xPaging::leaf_entry(level, frame, attrs);
             prop_assert_eq!(S390xPaging::decode(level, entry), Entry::Leaf { frame, attrs });
         }
@@ -273,254 +279,6 @@ mod tests {
             let align = if level == 3 { 2048 } else { 4096 };
             let table = PhysAddr(table * align);
             prop_assert_eq!(S390xPaging::decode(level, S390xPaging::table_entry(level, table)), Entry::Table(table));
-        }
-    }
-}
-
-/// The mm scenarios of linux-mm.md §6.4 and the per-format walks, on simulated memory.
-#[cfg(test)]
-mod mm_tests {
-    use kernel::mm::arch::MmArch;
-    use kernel::mm::error::{AllocKind, MmError};
-    use kernel::mm::pgtable::Features;
-    use kernel::mm::sim::{AltmapSpec, Op, World, run_ops, scenarios};
-    use kernel::mm::{PAGE_SIZE, VmemAltmap};
-    use proptest::prelude::*;
-
-    use super::S390xPaging as S390;
-
-    static ARCH: MmArch = MmArch::S390X;
-    const EDAT1: Features = Features::EDAT1.union(Features::NO_EXECUTE);
-    const NO_EDAT: Features = Features::NO_EXECUTE;
-    const SEGMENT: u64 = 1 << 20;
-
-    fn walk(
-        sections: u64,
-        features: Features,
-        pieces: u64,
-        altmap: bool,
-        leaf: u64,
-        from_altmap: bool,
-    ) {
-        scenarios::populate_walk_free::<S390>(
-            &ARCH,
-            features,
-            sections,
-            pieces,
-            altmap,
-            leaf,
-            from_altmap,
-        );
-    }
-
-    fn failures(
-        features: Features,
-        kind: AllocKind,
-        altmap: bool,
-        sections: u64,
-        neighbour: bool,
-    ) -> u64 {
-        scenarios::failure_at_each_allocation::<S390>(
-            &ARCH, features, kind, altmap, sections, neighbour,
-        )
-        .1
-    }
-
-    #[test]
-    fn walk_1_3_64_sections_segments_from_altmap() {
-        [1, 3, 64]
-            .into_iter()
-            .for_each(|n| walk(n, EDAT1, 1, true, SEGMENT, true));
-    }
-
-    #[test]
-    fn walk_1_3_64_sections_segments_from_ram() {
-        [1, 3, 64]
-            .into_iter()
-            .for_each(|n| walk(n, EDAT1, 1, false, SEGMENT, false));
-    }
-
-    #[test]
-    fn s390_pte_path_takes_leaves_from_altmap_2017_gap() {
-        [1, 3, 64]
-            .into_iter()
-            .for_each(|n| walk(n, NO_EDAT, 1, true, PAGE_SIZE, true));
-    }
-
-    #[test]
-    fn walk_1_3_64_sections_without_edat1_from_ram() {
-        [1, 3, 64]
-            .into_iter()
-            .for_each(|n| walk(n, NO_EDAT, 1, false, PAGE_SIZE, false));
-    }
-
-    #[test]
-    fn partly_covered_segment_with_altmap_takes_4k_pages_from_it() {
-        [1, 3]
-            .into_iter()
-            .for_each(|n| walk(n, EDAT1, 128, true, PAGE_SIZE, true));
-    }
-
-    #[test]
-    fn failed_segment_falls_back_to_pte_table_and_altmap_pages() {
-        let mut world = World::<S390>::new(&ARCH, EDAT1);
-        let range = world.sections(0, 1);
-        let mut altmap = scenarios::exact_altmap(&ARCH, &range);
-        world
-            .sparse
-            .vmemmap_mut()
-            .faults()
-            .fail_nth(AllocKind::AltmapLeaf, 1);
-        world
-            .add(range.clone(), Some(&mut altmap))
-            .expect("fallback succeeds");
-        let stats = world.stats();
-        assert_eq!(
-            (stats.huge_leaves_altmap, stats.base_leaves_altmap),
-            (3, 256)
-        );
-        assert_eq!((stats.ram_leaf_bytes, altmap.nr_free()), (0, 0));
-        world.check_invariants(&[&altmap]);
-        world.remove(range, Some(&mut altmap)).expect("remove");
-        assert_eq!((altmap.alloc, altmap.align), (0, 0));
-    }
-
-    #[test]
-    fn failure_injected_at_each_table_level_rolls_back_exactly() {
-        for altmap in [false, true] {
-            assert_eq!(
-                failures(EDAT1, AllocKind::PageTable, altmap, 3, false),
-                3,
-                "R2, R3, segment"
-            );
-            assert_eq!(
-                failures(NO_EDAT, AllocKind::PageTable, altmap, 1, false),
-                3 + 4,
-                "and 4 page tables"
-            );
-            assert_eq!(failures(NO_EDAT, AllocKind::PageTable, altmap, 1, true), 4);
-        }
-    }
-
-    #[test]
-    fn heap_failure_at_each_allocation_rolls_back_exactly() {
-        for (features, altmap) in [(EDAT1, true), (NO_EDAT, true), (NO_EDAT, false)] {
-            for neighbour in [false, true] {
-                let (tried, failed) = scenarios::failure_at_each_allocation::<S390>(
-                    &ARCH,
-                    features,
-                    AllocKind::Heap,
-                    altmap,
-                    2,
-                    neighbour,
-                );
-                assert!(
-                    tried > 0 && failed == tried,
-                    "{tried} tried, {failed} refused"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn failure_injected_at_each_leaf_rolls_back_exactly() {
-        let (tried, failed) = scenarios::failure_at_each_allocation::<S390>(
-            &ARCH,
-            NO_EDAT,
-            AllocKind::AltmapLeaf,
-            true,
-            1,
-            true,
-        );
-        assert!(
-            tried > 32 && failed == tried,
-            "no fallback for 4 KiB altmap pages"
-        );
-        let absorbed = failures(EDAT1, AllocKind::AltmapLeaf, true, 1, true);
-        assert_eq!(absorbed, 0, "every failed segment falls back to PTEs");
-    }
-
-    #[test]
-    fn altmap_exhausted_mid_add_rolls_back_the_whole_add() {
-        let mut world = World::<S390>::new(&ARCH, EDAT1);
-        let range = world.sections(0, 3);
-        let exact = scenarios::exact_altmap(&ARCH, &range);
-        let mut altmap = VmemAltmap::new(exact.base_pfn, exact.end_pfn, 0, exact.free - 256);
-        let before = world.snapshot();
-        let error = world
-            .add(range, Some(&mut altmap))
-            .expect_err("one segment short, PTE fallback too");
-        assert!(matches!(error, MmError::AltmapExhausted { .. }), "{error}");
-        assert_eq!(world.snapshot(), before);
-        assert_eq!((altmap.alloc, altmap.align), (0, 0));
-    }
-
-    #[test]
-    fn nvdimm_layout_for_n_sections() {
-        for n in [1, 3] {
-            let (layout, altmap) =
-                scenarios::nvdimm_namespace::<S390>(&ARCH, EDAT1, n).expect("fits");
-            assert_eq!(layout.dataoff, (4 * n + 2) << 20);
-            assert_eq!(altmap.free, 256 * (4 * n + 2) - 2);
-            assert_eq!(
-                (altmap.align, altmap.alloc, altmap.nr_free()),
-                (254, 1024 * n, 256)
-            );
-        }
-    }
-
-    #[test]
-    fn two_adds_sharing_a_segment_keep_each_others_memmap() {
-        for features in [EDAT1, NO_EDAT] {
-            scenarios::two_adds_share_section::<S390>(&ARCH, features, false);
-            scenarios::two_adds_share_section::<S390>(&ARCH, features, true);
-        }
-    }
-
-    #[test]
-    fn partially_used_segment_is_kept_and_reused() {
-        scenarios::partially_used_huge_leaf::<S390>(&ARCH, EDAT1, 8);
-    }
-
-    #[test]
-    fn readd_with_fresh_and_reused_altmap_is_identical() {
-        scenarios::readd_fresh_and_reused_altmap::<S390>(&ARCH, EDAT1, 2);
-        scenarios::readd_fresh_and_reused_altmap::<S390>(&ARCH, NO_EDAT, 1);
-    }
-
-    #[test]
-    fn memmap_on_memory_blocks_self_host_and_error_path_keeps_the_altmap() {
-        scenarios::memmap_on_memory_block::<S390>(&ARCH, EDAT1, 1);
-        scenarios::memmap_on_memory_block::<S390>(&ARCH, NO_EDAT, 1);
-    }
-
-    #[test]
-    fn removing_through_the_wrong_altmap_is_refused() {
-        scenarios::wrong_altmap_is_refused::<S390>(&ARCH, EDAT1);
-    }
-
-    #[test]
-    fn cost_table_matches_real_populate() {
-        scenarios::cost_matches_formula::<S390>(&ARCH, EDAT1, SEGMENT);
-        scenarios::cost_matches_formula::<S390>(&ARCH, NO_EDAT, PAGE_SIZE);
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        let spec =
-            (0u64..4, 50u64..250).prop_map(|(reserve, percent)| AltmapSpec { reserve, percent });
-        prop_oneof![
-            3 => (0u64..384, 1u64..192, proptest::option::of(spec))
-                .prop_map(|(first, count, altmap)| Op::Add { first, count, altmap }),
-            2 => any::<usize>().prop_map(|pick| Op::Remove { pick }),
-            1 => (0u64..384, 1u64..64).prop_map(|(first, count)| Op::RemoveRange { first, count }),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        #[test]
-        fn random_add_remove_keeps_invariants(ops in proptest::collection::vec(op(), 1..12), edat1: bool) {
-            run_ops::<S390>(&ARCH, if edat1 { EDAT1 } else { NO_EDAT }, 3, &ops);
         }
     }
 }

@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
-use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
@@ -89,7 +88,6 @@ impl Arch for S390x {
         let features = crate::boot::dat_features(&facilities());
         let root = DAT.get().map_or(0, |d| d.asce & !0xfff);
         LiveConfig {
-            arch: &MmArch::S390X,
             features,
             root: PhysAddr(root),
             phys_to_virt: |pa| pa as *mut u8,

@@ -19,7 +19,14 @@ extern "C" fn x86_64_kernel_entry() -> ! {
     let h = requests::gather();
     port::set_hhdm(h.hhdm);
     let features = cpu::features();
-    kpt::switch(&h, features);
+    kpt::switch(
+        kpt::Placement {
+            hhdm: h.hhdm,
+            exec: h.exec,
+            ranges: &mut h.hhdm_ranges(),
+        },
+        features,
+    );
     let (start, end) = kpt::image_span();
     let kernel_image = h
         .exec

@@ -67,7 +67,7 @@ fn report(vector: u8, name: &str, error: Option<u64>, frame: &InterruptStackFram
         frame.code_segment.0,
     );
     if vector == 14 {
-        kernel::probe::report_vmemmap_fault(&kernel::mm::arch::MmArch::X86_64, "#PF", cr2);
+        kernel::probe::report_vmemmap_fault(&crate::vmemmap::MM, "#PF", cr2);
     }
     kernel::console::exit(FAULT_STATUS)
 }

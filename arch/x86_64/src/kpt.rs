@@ -20,7 +20,6 @@ use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::paging::X86_64Paging as F;
-use crate::requests::{Handover, hhdm_maps};
 
 const FRAMES: usize = 512;
 const MAX_RANGES: usize = 256;
@@ -49,9 +48,19 @@ pub fn image_span() -> (u64, u64) {
     )
 }
 
-/// Builds the tables and loads CR3. Without the executable-address response the
-/// kernel cannot know its physical placement and stays on the loader's tables.
-pub fn switch(h: &Handover, features: crate::cpu::Features) {
+/// What every entry path knows when the kernel builds its own tables.
+pub struct Placement<'a> {
+    /// Offset of the HHDM (the Limine loader's, or the direct entry's own choice).
+    pub hhdm: u64,
+    /// `(physical, virtual)` base of the kernel image, if known.
+    pub exec: Option<(u64, u64)>,
+    /// Physical `[start, end)` ranges the HHDM must map (any order, may overlap).
+    pub ranges: &'a mut dyn Iterator<Item = (u64, u64)>,
+}
+
+/// Builds the tables and loads CR3. Without the kernel's physical placement (no
+/// executable-address response) the kernel stays on the loader's tables.
+pub fn switch(h: Placement<'_>, features: crate::cpu::Features) {
     let Some((kphys, kvirt)) = h.exec else {
         kprintln!("paging: no executable-address response: staying on the loader's tables");
         return;
@@ -69,7 +78,7 @@ pub fn switch(h: &Handover, features: crate::cpu::Features) {
     b.root = b.alloc();
     let data = EntryAttrs::kernel_data(b.features);
     let mut ranges = [(0u64, 0u64); MAX_RANGES];
-    let n = hhdm_ranges(h, &mut ranges);
+    let n = hhdm_ranges(h.ranges, &mut ranges);
     for &(s, e) in &ranges[..n] {
         b.map(h.hhdm + s, s, e - s, data);
     }
@@ -132,21 +141,17 @@ pub fn image_pa(va: u64) -> Option<u64> {
 }
 
 /// Page-rounded, sorted, merged physical ranges the HHDM maps.
-fn hhdm_ranges(h: &Handover, out: &mut [(u64, u64); MAX_RANGES]) -> usize {
+fn hhdm_ranges(
+    raw: &mut dyn Iterator<Item = (u64, u64)>,
+    out: &mut [(u64, u64); MAX_RANGES],
+) -> usize {
     let mut n = 0;
-    for e in h
-        .entries
-        .iter()
-        .filter(|e| e.length > 0 && hhdm_maps(e.type_))
-    {
+    for (start, end) in raw.filter(|(s, e)| e > s) {
         if n == MAX_RANGES {
             kprintln!("paging: warning: more than {MAX_RANGES} HHDM ranges, rest unmapped");
             break;
         }
-        out[n] = (
-            e.base & !0xfff,
-            (e.base + e.length).next_multiple_of(0x1000),
-        );
+        out[n] = (start & !0xfff, end.next_multiple_of(0x1000));
         n += 1;
     }
     let r = &mut out[..n];

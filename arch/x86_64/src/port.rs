@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
-use kernel::mm::arch::MmArch;
 use kernel::mm::live::LiveConfig;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
@@ -91,7 +90,6 @@ impl Arch for X86_64 {
     fn mm_config() -> LiveConfig {
         let (frame, _) = Cr3::read();
         LiveConfig {
-            arch: &MmArch::X86_64,
             features: cpu::features().page_table(),
             root: PhysAddr(frame.start_address().as_u64()),
             phys_to_virt: <Self as Arch>::phys_to_virt,

@@ -5,11 +5,13 @@
 use ::limine::memmap::{self, Entry};
 use ::limine::paging::PagingMode;
 use ::limine::request::{
-    BootloaderInfoRequest, ExecutableAddressRequest, ExecutableCmdlineRequest, FirmwareTypeRequest,
-    HhdmRequest, MemmapRequest, PagingModeRequest, RsdpRequest, StackSizeRequest,
+    BootloaderInfoRequest, ExecutableAddressRequest, ExecutableCmdlineRequest,
+    ExecutableFileRequest, FirmwareTypeRequest, HhdmRequest, MemmapRequest, PagingModeRequest,
+    RsdpRequest, StackSizeRequest,
 };
 use ::limine::{BaseRevision, RequestsEndMarker, RequestsStartMarker};
 use kernel::boot_info::{MemKind, MemRegion, MemoryMap};
+use kernel::firmware::limine;
 use kernel::{console, kprintln};
 use spin::Once;
 
@@ -47,6 +49,11 @@ static RSDP: RsdpRequest = RsdpRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static CMDLINE: ExecutableCmdlineRequest = ExecutableCmdlineRequest::new();
+
+/// Limine before 9.0 hands the command line only in the executable file response.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EXECUTABLE_FILE: ExecutableFileRequest = ExecutableFileRequest::new();
 
 #[used]
 #[unsafe(link_section = ".limine_requests")]
@@ -107,8 +114,13 @@ pub fn gather() -> Handover {
         if a >= hhdm { a - hhdm } else { a }
     });
     missing.note(rsdp.is_none(), "rsdp");
-    let cmdline = CMDLINE.response().map(|r| r.cmdline());
-    missing.note(cmdline.is_none(), "executable-cmdline");
+    let (cmdline, source) = limine::choose_cmdline(
+        CMDLINE.response().map(|r| r.cmdline()),
+        EXECUTABLE_FILE
+            .response()
+            .map(|r| r.executable_file().cmdline()),
+    );
+    missing.note(CMDLINE.response().is_none(), "executable-cmdline");
     missing.note(STACK.response().is_none(), "stack-size");
     let paging = PAGING.response().map(|r| r.mode);
     missing.note(paging.is_none(), "paging-mode");
@@ -131,38 +143,28 @@ pub fn gather() -> Handover {
         );
     }
     missing.print();
+    kprintln!("{}", limine::CmdlineRecord(cmdline, source));
     Handover {
         hhdm,
         memory,
         entries: map.entries(),
         exec,
         rsdp,
-        cmdline: cmdline.unwrap_or(""),
+        cmdline,
         loader,
     }
 }
 
-/// `limine: base_revision requested=6 used=N supported=0|1`.
+/// The `limine: base_revision` record, and the warning for an older loader.
 fn report_revision() {
-    let used = BASE_REVISION.actual_revision();
-    let supported = BASE_REVISION.is_supported();
-    match used {
-        Some(u) => kprintln!(
-            "limine: base_revision requested={} used={u} supported={}",
-            BaseRevision::MAX_SUPPORTED,
-            u8::from(supported)
-        ),
-        None => kprintln!(
-            "limine: base_revision requested={} used=unreported supported={} (loader older than Limine 8.3.2)",
-            BaseRevision::MAX_SUPPORTED,
-            u8::from(supported)
-        ),
-    }
-    if !supported {
-        kprintln!(
-            "limine: warning: base revision {} not supported by the loader; carrying on with its rules",
-            BaseRevision::MAX_SUPPORTED
-        );
+    let revision = limine::BaseRevision {
+        requested: BaseRevision::MAX_SUPPORTED,
+        used: BASE_REVISION.actual_revision(),
+        supported: BASE_REVISION.is_supported(),
+    };
+    kprintln!("{}", revision.record());
+    if let Some(warning) = revision.warning() {
+        kprintln!("{warning}");
     }
 }
 
@@ -268,4 +270,14 @@ fn convert(entries: &[&Entry]) -> MemoryMap {
 /// RAM or firmware data (RESERVED_MAPPED included), never RESERVED or BAD_MEMORY.
 pub fn hhdm_maps(typ: u64) -> bool {
     !matches!(typ, memmap::MEMMAP_RESERVED | memmap::MEMMAP_BAD_MEMORY)
+}
+
+impl Handover {
+    /// The physical ranges the kernel's HHDM maps (see [`hhdm_maps`]).
+    pub fn hhdm_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| hhdm_maps(e.type_))
+            .map(|e| (e.base, e.base + e.length))
+    }
 }

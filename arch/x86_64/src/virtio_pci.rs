@@ -11,7 +11,6 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
 use kernel::virtio::virtio_drivers::transport::pci::PciTransport;
@@ -82,7 +81,7 @@ pub fn sources() -> Vec<Box<dyn EventSource>> {
             index as u32,
             name,
             transport,
-            MmArch::X86_64.section_bytes(),
+            crate::vmemmap::MM.section_bytes(),
         ) {
             Ok(dev) => out.push(Box::new(dev)),
             Err(e) => log::warn!("virtio-mem-pci: {df}: probe failed: {e}"),

@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod dsdt_scan;
 pub mod fadt;
 pub mod fdt;
+pub mod limine;
 pub mod memmap_param;
 pub mod mhpd;
 pub mod nfit;

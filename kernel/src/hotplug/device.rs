@@ -12,8 +12,8 @@ use crate::mm::error::MmError;
 use crate::mm::live::{LiveMemmap, LiveMm};
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::sparse::chunks;
+use crate::mm::vmemmap::VmemmapArch;
 
 /// A device range that is live: its sections are active and its memmap populated.
 #[derive(Clone, Debug)]
@@ -46,7 +46,7 @@ impl DeviceMemory {
 
 /// Adds `[start, start + size)` as device memory of region `region_id` with `altmap`.
 /// On failure nothing remains of the add (sections, tables, altmap counters).
-pub fn add<F: PageTableFormat>(
+pub fn add<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     region_id: u32,
     start: u64,
@@ -60,7 +60,7 @@ pub fn add<F: PageTableFormat>(
 
 /// The first half of [`add`]: sections activated and memmap populated from the altmap,
 /// struct pages not yet initialised (the benchmark times the halves separately).
-pub fn populate<F: PageTableFormat>(
+pub fn populate<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     region_id: u32,
     start: u64,
@@ -84,7 +84,7 @@ pub fn populate<F: PageTableFormat>(
 /// The second half of [`add`]: the memmap storage's struct pages initialised (Linux's
 /// memmap_init_range for the altmap pages), and the data pages as ZONE_DEVICE pages
 /// pointing at their pgmap (memmap_init_zone_device). The reserve pfns stay untouched.
-pub fn init_pages<F: PageTableFormat>(mm: &mut LiveMm<F>, device: &DeviceMemory) {
+pub fn init_pages<F: VmemmapArch>(mm: &mut LiveMm<F>, device: &DeviceMemory) {
     let arch = mm.arch();
     let memmap = mm.memmap_mut();
     let storage = Pfn(device.altmap.base_pfn + device.altmap.reserve)..device.first_data_pfn();
@@ -96,7 +96,7 @@ pub fn init_pages<F: PageTableFormat>(mm: &mut LiveMm<F>, device: &DeviceMemory)
 /// Removes device memory added by [`add`]: the struct pages are poisoned back to
 /// "uninitialised", then the memmap is freed through the same altmap (`alloc` back to 0)
 /// and the sections deactivated.
-pub fn remove<F: PageTableFormat>(
+pub fn remove<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     device: &mut DeviceMemory,
 ) -> Result<(), MmError> {

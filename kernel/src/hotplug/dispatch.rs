@@ -52,6 +52,7 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
     match event {
         Event::Add { range, via } => {
             let tables = mm.sparse().vmemmap().stats().table_pages();
+            let ram_leaf_bytes = mm.sparse().vmemmap().stats().ram_leaf_bytes;
             let free_before = mm.free_pages() + mm.heap_pages();
             let mut added = kernel
                 .hotplug
@@ -80,8 +81,11 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                         .stats()
                         .table_pages()
                         .saturating_sub(tables);
+                    let memmap_ram_pages = (mm.sparse().vmemmap().stats().ram_leaf_bytes)
+                        .saturating_sub(ram_leaf_bytes)
+                        / crate::mm::addr::PAGE_SIZE;
                     kprintln!(
-                        "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} tables.new={new_tables} {via}",
+                        "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} memmap.ram_pages={memmap_ram_pages} tables.new={new_tables} {via}",
                         range.start,
                         range.end
                     );

@@ -30,8 +30,8 @@ use crate::mm::live::{LiveMemmap, LiveMm};
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::sparse::chunks;
+use crate::mm::vmemmap::VmemmapArch;
 
 use super::event::Via;
 
@@ -177,7 +177,7 @@ impl Hotplug {
     }
 
     /// Adds and onlines `range` (see the module header).
-    pub fn add_memory<F: PageTableFormat>(
+    pub fn add_memory<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
@@ -214,7 +214,7 @@ impl Hotplug {
     }
 
     /// Offlines and removes `range`, which must equal a range added before.
-    pub fn remove_memory<F: PageTableFormat>(
+    pub fn remove_memory<F: VmemmapArch>(
         &mut self,
         mm: &mut LiveMm<F>,
         range: Range<u64>,
@@ -233,7 +233,7 @@ impl Hotplug {
     }
 
     /// Memory blocks of `range`: one altmap each when memmap_on_memory applies.
-    fn plan<F: PageTableFormat>(
+    fn plan<F: VmemmapArch>(
         &self,
         mm: &LiveMm<F>,
         range: &Range<u64>,
@@ -268,7 +268,7 @@ impl Hotplug {
     }
 
     /// Refuses a range that overlaps an earlier add or anything with a memmap.
-    fn check_free<F: PageTableFormat>(
+    fn check_free<F: VmemmapArch>(
         &self,
         mm: &LiveMm<F>,
         range: &Range<u64>,
@@ -301,10 +301,7 @@ fn check_aligned(range: &Range<u64>) -> Result<(), HotplugError> {
 }
 
 /// Adds one block: sections and memmap, struct pages initialised, data pages onlined.
-fn add_block<F: PageTableFormat>(
-    mm: &mut LiveMm<F>,
-    block: &mut Block,
-) -> Result<(), HotplugError> {
+fn add_block<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
     mm.add(block.pfns.clone(), block.altmap.as_mut())?;
     let arch = mm.arch();
     let hosted = block.pfns.start..block.data().start;
@@ -324,10 +321,7 @@ fn add_block<F: PageTableFormat>(
 }
 
 /// Removes one block whose data pages are already offline.
-fn remove_block<F: PageTableFormat>(
-    mm: &mut LiveMm<F>,
-    block: &mut Block,
-) -> Result<(), HotplugError> {
+fn remove_block<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
     if block.data().start < block.data().end
         && mm.memmap().page(block.data().start).has(PageFlags::ONLINE)
     {
@@ -339,10 +333,7 @@ fn remove_block<F: PageTableFormat>(
 }
 
 /// Offlines every block's data, or none: a busy block brings the earlier ones back.
-fn offline_all<F: PageTableFormat>(
-    mm: &mut LiveMm<F>,
-    blocks: &[Block],
-) -> Result<(), HotplugError> {
+fn offline_all<F: VmemmapArch>(mm: &mut LiveMm<F>, blocks: &[Block]) -> Result<(), HotplugError> {
     let (buddy, memmap) = mm.movable_and_memmap();
     for (i, block) in blocks.iter().enumerate() {
         if let Err(e) = buddy.offline(memmap, block.data()) {

@@ -9,7 +9,7 @@ use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::live::LiveMm;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::PageFlags;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 
 use super::device::DeviceMemory;
 
@@ -44,14 +44,14 @@ impl VerifyReport {
 }
 
 /// Verifies `device` (see the module header).
-pub fn verify<F: PageTableFormat>(mm: &mut LiveMm<F>, device: &DeviceMemory) -> VerifyReport {
+pub fn verify<F: VmemmapArch>(mm: &mut LiveMm<F>, device: &DeviceMemory) -> VerifyReport {
     let mut report = VerifyReport::default();
     check_pages(mm, device, &mut report);
     check_leaves(mm, device, &mut report);
     report
 }
 
-fn check_pages<F: PageTableFormat>(
+fn check_pages<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     device: &DeviceMemory,
     report: &mut VerifyReport,
@@ -86,11 +86,7 @@ fn check_pages<F: PageTableFormat>(
     }
 }
 
-fn check_leaves<F: PageTableFormat>(
-    mm: &LiveMm<F>,
-    device: &DeviceMemory,
-    report: &mut VerifyReport,
-) {
+fn check_leaves<F: VmemmapArch>(mm: &LiveMm<F>, device: &DeviceMemory, report: &mut VerifyReport) {
     let arch = mm.arch();
     let storage: Range<u64> = (device.altmap.base_pfn + device.altmap.reserve) * PAGE_SIZE
         ..device.first_data_pfn().0 * PAGE_SIZE;

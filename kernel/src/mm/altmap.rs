@@ -1,7 +1,9 @@
 //! `VmemAltmap`: Linux's bump allocator for memmap storage inside device or hot-added
 //! memory, with its fields and arithmetic kept exactly (linux-mm.md §1.1–1.2).
 //!
-//! Where Linux has hazards we track instead, in O(1) state (no record per block):
+//! Under `mm.semantics=linux` (and `rfc-2017`) the frees follow Linux to the letter and
+//! a checker names each hazard when it bites ([`linux`]). Under `hotmem` (the default)
+//! the hazards are tracked instead, in O(1) state (no record per block):
 //! - **Non-LIFO frees.** Linux's `vmem_altmap_free` only decrements `alloc`, so freeing a
 //!   block below a live one makes the next allocation hand out the live block's pages.
 //!   Here a free of the block that ends at `next_pfn` (the top) rolls `alloc` back; a free
@@ -17,10 +19,20 @@
 //!
 //! The page tables are the record of which blocks are out: the vmemmap walker frees the
 //! leaves it finds mapped, and [`VmemAltmap::is_outstanding`] checks a free against the
-//! allocated span and the holes.
+//! allocated span and the holes. Only the hazard checker of Linux's rules keeps a record
+//! per block (it must see which blocks are still mapped to name a hazard), and only for
+//! the blocks allocated while those rules are in force.
+
+mod linux;
+
+use linux::CheckedBlock;
+pub use linux::Hazard;
+
+use alloc::vec::Vec;
 
 use super::addr::{PAGE_SIZE, Pfn};
 use super::error::MmError;
+use super::semantics::Semantics;
 
 /// Holes (buried frees and paddings) remembered by position; more are only counted.
 pub const MAX_HOLES: usize = 8;
@@ -62,6 +74,8 @@ pub struct VmemAltmap {
     /// Holes by position, ascending, non-overlapping; `holes[..nr_holes]` are valid.
     holes: [Hole; MAX_HOLES],
     nr_holes: usize,
+    /// Blocks allocated under Linux's rules and still out (the hazard checker's view).
+    checked: Vec<CheckedBlock>,
 }
 
 impl PartialEq for VmemAltmap {
@@ -71,7 +85,9 @@ impl PartialEq for VmemAltmap {
                 a.base_pfn, a.end_pfn, a.reserve, a.free, a.align, a.alloc, a.buried,
             )
         };
-        fields(self) == fields(other) && self.holes() == other.holes()
+        fields(self) == fields(other)
+            && self.holes() == other.holes()
+            && self.checked == other.checked
     }
 }
 
@@ -88,6 +104,7 @@ impl core::fmt::Debug for VmemAltmap {
             .field("alloc", &self.alloc)
             .field("buried", &self.buried)
             .field("holes", &self.holes())
+            .field("checked", &self.checked)
             .finish()
     }
 }
@@ -111,6 +128,7 @@ impl VmemAltmap {
             buried: 0,
             holes: [NO_HOLE; MAX_HOLES],
             nr_holes: 0,
+            checked: Vec::new(),
         }
     }
 
@@ -167,18 +185,51 @@ impl VmemAltmap {
             && !self.holes().iter().any(|h| h.start < end && start < h.end)
     }
 
+    /// [`VmemAltmap::is_outstanding`], or under Linux's rules also a block recorded by
+    /// the hazard checker (whose pages `next_pfn` may have retreated over).
+    pub fn is_outstanding_under(&self, pfn: Pfn, nr_pages: u64, semantics: Semantics) -> bool {
+        let recorded = || {
+            self.checked
+                .iter()
+                .any(|b| b.pfn == pfn.0 && b.nr_pages == nr_pages)
+        };
+        self.is_outstanding(pfn, nr_pages) || semantics.linux_rules() && recorded()
+    }
+
     /// `altmap_alloc_block_buf`: `size` bytes, aligned to the lowest set bit of the page
     /// count measured on the absolute frame. On failure nothing changes.
     pub fn alloc_bytes(&mut self, size: u64) -> Result<Pfn, MmError> {
-        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
-            log::warn!("altmap: allocations must be a multiple of PAGE_SIZE ({size:#x})");
-            return Err(MmError::NotPageMultiple { size });
-        }
-        self.alloc_block(size / PAGE_SIZE)
+        self.alloc_bytes_under(size, Semantics::Hotmem)
+            .map(|(pfn, _)| pfn)
     }
 
     /// Allocates `nr_pages` pages; see [`VmemAltmap::alloc_bytes`].
     pub fn alloc_block(&mut self, nr_pages: u64) -> Result<Pfn, MmError> {
+        self.alloc_block_under(nr_pages, Semantics::Hotmem)
+            .map(|(pfn, _)| pfn)
+    }
+
+    /// [`VmemAltmap::alloc_bytes`] under `semantics`: the allocation is the same
+    /// arithmetic under every setting; under Linux's rules the hazard it runs into, if
+    /// any, comes back with it (and is logged).
+    pub fn alloc_bytes_under(
+        &mut self,
+        size: u64,
+        semantics: Semantics,
+    ) -> Result<(Pfn, Option<Hazard>), MmError> {
+        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
+            log::warn!("altmap: allocations must be a multiple of PAGE_SIZE ({size:#x})");
+            return Err(MmError::NotPageMultiple { size });
+        }
+        self.alloc_block_under(size / PAGE_SIZE, semantics)
+    }
+
+    /// [`VmemAltmap::alloc_block`] under `semantics`.
+    pub fn alloc_block_under(
+        &mut self,
+        nr_pages: u64,
+        semantics: Semantics,
+    ) -> Result<(Pfn, Option<Hazard>), MmError> {
         if nr_pages == 0 {
             return Err(MmError::NotPageMultiple { size: 0 });
         }
@@ -192,21 +243,55 @@ impl VmemAltmap {
                 nr_free: self.nr_free(),
             });
         }
-        if padding > 0 {
-            self.note_hole(pfn, pfn + padding, HoleKind::Padding);
+        let hazard = if semantics.linux_rules() {
+            self.checked.try_reserve(1)?;
+            let hazard = self.hazard_of(pfn + padding, nr_pages, natural);
+            self.checked.push(CheckedBlock {
+                pfn: pfn + padding,
+                nr_pages,
+            });
+            hazard
+        } else {
+            if padding > 0 {
+                self.note_hole(pfn, pfn + padding, HoleKind::Padding);
+            }
+            None
+        };
+        if let Some(hazard) = &hazard {
+            log::warn!("{hazard}");
         }
         self.alloc += nr_pages;
         self.align += padding;
-        Ok(Pfn(pfn + padding))
+        Ok((Pfn(pfn + padding), hazard))
     }
 
-    /// Returns a block. The top block rolls `alloc` back, with the holes right below it;
-    /// a block below the top is buried (see the module header). Refuses (changing
-    /// nothing) a block that is not outstanding.
+    /// Returns a block (hotmem's rules); see [`VmemAltmap::free_block_under`].
     pub fn free_block(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
+        self.free_block_under(pfn, nr_pages, Semantics::Hotmem)
+    }
+
+    /// Returns a block under `semantics`: hotmem's (below) or Linux's `vmem_altmap_free`
+    /// (`alloc -= nr_pages`, nothing else). Either way a block that is not outstanding is
+    /// refused and nothing changes.
+    pub fn free_block_under(
+        &mut self,
+        pfn: Pfn,
+        nr_pages: u64,
+        semantics: Semantics,
+    ) -> Result<(), MmError> {
+        if semantics.linux_rules() {
+            return self.free_linux(pfn, nr_pages);
+        }
+        self.free_hotmem(pfn, nr_pages)
+    }
+
+    /// Hotmem's free: the top block rolls `alloc` back, with the holes right below it; a
+    /// block below the top is buried (see the module header).
+    fn free_hotmem(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
         if !self.is_outstanding(pfn, nr_pages) {
             return Err(MmError::AltmapBlockUnknown { pfn, nr_pages });
         }
+        self.forget_checked(pfn, nr_pages);
         let end = pfn.0 + nr_pages;
         if end == self.next_pfn() {
             self.alloc -= nr_pages;
@@ -224,6 +309,7 @@ impl VmemAltmap {
             self.align = 0;
             self.buried = 0;
             self.nr_holes = 0;
+            self.checked = Vec::new();
         }
         Ok(())
     }

@@ -1,11 +1,14 @@
 //! Memory management: addresses, the 64-byte `Page`, sparse sections and subsections,
-//! `VmemAltmap`, the vmemmap populate/free walker over a [`pgtable::PageTableFormat`],
-//! the buddy allocator on the memmap, and the nvdimm / memmap_on_memory arithmetic.
+//! `VmemAltmap`, the vmemmap populate/free machinery that each arch's walker drives over
+//! its [`pgtable::PageTableFormat`], the buddy allocator on the memmap, and the nvdimm /
+//! memmap_on_memory arithmetic. No arch is named here: each arch crate supplies its
+//! constants and its `vmemmap_populate` through [`vmemmap::VmemmapArch`].
 //!
-//! Layout, top-down: `addr`, `arch` (per-arch constants), `page` → `pgtable` (format
-//! trait), `phys` (memory traits), `altmap`, `inject` → `vmemmap` (walker) → `sparse`
-//! (sections, add/remove) → `memmap` (struct-page access) → `buddy`; pure arithmetic in
-//! `nvdimm`, `memmap_on_memory`, `cost`; host-only `sim`.
+//! Layout, top-down: `addr`, `arch` (memory-model constants), `page` → `pgtable` (format
+//! trait), `phys` (memory traits), `semantics`, `altmap`, `inject` → `vmemmap` (the
+//! populate/free primitives, shared helpers, trace) → `sparse` (sections, add/remove) →
+//! `memmap` (struct-page access) → `buddy`; pure arithmetic in `nvdimm`,
+//! `memmap_on_memory`, `cost`; host-only `sim` (simulated memory, the shared test suite).
 
 pub mod addr;
 pub mod altmap;
@@ -22,6 +25,7 @@ pub mod nvdimm;
 pub mod page;
 pub mod pgtable;
 pub mod phys;
+pub mod semantics;
 pub mod sparse;
 pub mod vmemmap;
 pub mod walk;
@@ -36,3 +40,4 @@ pub use addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 pub use altmap::VmemAltmap;
 pub use arch::MmArch;
 pub use error::{AllocKind, MmError};
+pub use semantics::Semantics;

@@ -23,9 +23,9 @@ use super::addr::Pfn;
 use super::altmap::VmemAltmap;
 use super::arch::MmArch;
 use super::error::MmError;
-use super::pgtable::{Features, PageTableFormat};
+use super::pgtable::Features;
 use super::phys::{FrameSource, PhysMem};
-use super::vmemmap::Vmemmap;
+use super::vmemmap::{Vmemmap, VmemmapArch};
 
 /// One present section.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct AddTimes {
 }
 
 /// Sections plus the vmemmap that backs their memmap.
-pub struct Sparse<F: PageTableFormat> {
+pub struct Sparse<F: VmemmapArch> {
     arch: &'static MmArch,
     /// Present sections, ascending by number.
     sections: Vec<(u64, Section)>,
@@ -60,20 +60,16 @@ pub struct Sparse<F: PageTableFormat> {
     last_add: AddTimes,
 }
 
-impl<F: PageTableFormat> Sparse<F> {
+impl<F: VmemmapArch> Sparse<F> {
     /// An empty model with a fresh vmemmap root.
-    pub fn new<M: PhysMem + FrameSource>(
-        arch: &'static MmArch,
-        features: Features,
-        mem: &mut M,
-    ) -> Result<Self, MmError> {
-        Ok(Self::with_vmemmap(Vmemmap::new(arch, features, mem)?))
+    pub fn new<M: PhysMem + FrameSource>(features: Features, mem: &mut M) -> Result<Self, MmError> {
+        Ok(Self::with_vmemmap(Vmemmap::new(features, mem)?))
     }
 
     /// An empty model over an existing vmemmap walker.
     pub fn with_vmemmap(vmemmap: Vmemmap<F>) -> Self {
         Sparse {
-            arch: vmemmap.arch(),
+            arch: F::MM,
             sections: Vec::new(),
             vmemmap,
             clock: None,
@@ -142,6 +138,19 @@ impl<F: PageTableFormat> Sparse<F> {
             .is_some_and(|s| s.present & subsection_mask(self.arch, &chunk) != 0)
     }
 
+    /// 4 KiB pages of the huge vmemmap leaf that holds the struct page at `leaf_va` which
+    /// present subsections use (the leaf stays while this is not 0).
+    pub fn huge_leaf_users(&self, leaf_va: crate::mm::addr::VirtAddr) -> u64 {
+        let span = self.arch.vmemmap_leaf_bytes();
+        let start = crate::mm::addr::align_down(leaf_va.0, span);
+        let first = self.arch.page_to_pfn(crate::mm::addr::VirtAddr(start));
+        let end = self
+            .arch
+            .page_to_pfn(crate::mm::addr::VirtAddr(start + span));
+        let frames = present_frames(self.arch, &self.sections, first..end);
+        (frames * crate::mm::page::STRUCT_PAGE_SIZE).div_ceil(crate::mm::addr::PAGE_SIZE)
+    }
+
     /// Frames in present subsections.
     pub fn present_pages(&self) -> u64 {
         self.sections
@@ -188,9 +197,15 @@ impl<F: PageTableFormat> Sparse<F> {
             let t0 = self.now();
             self.activate(&chunk);
             let t1 = self.now();
-            let populated =
-                self.vmemmap
-                    .populate_pfns(mem, chunk.first, chunk.nr_pages, altmap.as_deref_mut());
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
+            let populated = self.vmemmap.populate_pfns(
+                mem,
+                chunk.first,
+                chunk.nr_pages,
+                altmap.as_deref_mut(),
+                &in_use,
+            );
             let t2 = self.now();
             times.activate_ns += t1.saturating_sub(t0);
             times.populate_ns += t2.saturating_sub(t1);
@@ -198,11 +213,14 @@ impl<F: PageTableFormat> Sparse<F> {
             if let Err(error) = populated {
                 self.deactivate(&chunk);
                 for done in added.iter().rev() {
+                    let (arch, sections) = (self.arch, &self.sections);
+                    let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
                     if let Err(undo_error) = self.vmemmap.free_pfns(
                         mem,
                         done.first,
                         done.nr_pages,
                         altmap.as_deref_mut(),
+                        &in_use,
                     ) {
                         log::error!(
                             "sparse: undoing section {} failed: {undo_error}",
@@ -255,12 +273,21 @@ impl<F: PageTableFormat> Sparse<F> {
         }
         for chunk in chunks(self.arch, range.start, range.end) {
             let (start, end) = self.vmemmap.memmap_range(chunk.first, chunk.nr_pages);
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
             self.vmemmap
-                .check_free(mem, start, end, altmap.as_deref_mut())?;
+                .check_free(mem, start, end, altmap.as_deref_mut(), &in_use)?;
         }
         for chunk in chunks(self.arch, range.start, range.end).rev() {
-            self.vmemmap
-                .free_pfns(mem, chunk.first, chunk.nr_pages, altmap.as_deref_mut())?;
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
+            self.vmemmap.free_pfns(
+                mem,
+                chunk.first,
+                chunk.nr_pages,
+                altmap.as_deref_mut(),
+                &in_use,
+            )?;
             self.deactivate(&chunk);
         }
         log::debug!("sparse: removed pfns {}-{}", range.start, range.end);
@@ -296,6 +323,23 @@ impl<F: PageTableFormat> Sparse<F> {
             }
         }
     }
+}
+
+/// Frames of `range` in present subsections (a subsection counts whole when any of its
+/// frames is in the range): the walker's [`super::vmemmap::InUse`].
+fn present_frames(arch: &MmArch, sections: &[(u64, Section)], range: Range<Pfn>) -> u64 {
+    if range.start >= range.end {
+        return 0;
+    }
+    chunks(arch, range.start, range.end)
+        .map(|chunk| {
+            let present = sections
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+                .map_or(0, |i| sections[i].1.present);
+            u64::from((present & subsection_mask(arch, &chunk)).count_ones())
+        })
+        .sum::<u64>()
+        * arch.pages_per_subsection()
 }
 
 /// `__add_pages`' altmap checks: it starts at the range and fits inside it.

@@ -1,39 +1,126 @@
-//! The generic vmemmap walker: `populate` maps struct-page addresses, `free` unmaps them,
-//! over any [`PageTableFormat`], following each arch's policy (linux-mm.md §2.3).
+//! The vmemmap: struct-page addresses mapped over any [`PageTableFormat`], with each arch
+//! deciding how, as in Linux (linux-mm.md §2–§3).
 //!
-//! - Huge leaves (x86 PMD 2 MiB, arm64 L2 block 2 MiB, s390x 1 MiB segment) when the
-//!   policy and features allow, base pages otherwise; every leaf comes from the altmap
-//!   when one is given (at every level), page-table pages always from RAM.
-//! - Partly used huge leaves are tracked out of band: each huge leaf has a bitmap of the
-//!   4 KiB memmap pages in use ([`leaves`]). The next section reuses the leaf instead of
-//!   paying twice, and `free` releases a leaf only when its bitmap is empty. Unlike
-//!   Linux's 0xFD fill this never writes to (possibly inaccessible) device memory, costs
-//!   no 1 MiB `memchr_inv` on removal, and cannot be fooled by memmap contents.
-//! - Each leaf taken from an altmap is recorded against that altmap's storage range, so
-//!   freeing it through another altmap (or none) is refused instead of returning device
-//!   memory to the wrong allocator (linux-mm.md §6.3 bugs 3 and 8).
-//! - `populate` keeps an undo log and rolls back exactly on any failure; `free` first
-//!   validates the whole range and then changes it, so it fails without side effects.
-//! - The walk descends once per table, so each leaf costs O(1) table accesses.
+//! - **Who decides.** An arch implements [`VmemmapArch`] in its own crate
+//!   (`arch/<arch>/src/vmemmap.rs`): Linux's `vmemmap_populate` and `vmemmap_free` for
+//!   that arch. It composes the primitives of a [`Populate`] call — Linux's
+//!   `vmemmap_{pgd,p4d,pud,pmd}_populate` ([`Populate::table`]),
+//!   `vmemmap_alloc_block_buf(size, altmap)` ([`Populate::alloc_block_buf`]), the shared
+//!   `vmemmap_populate_basepages` and `vmemmap_populate_hugepages` with the arch's
+//!   `vmemmap_set_pmd`/`vmemmap_check_pmd` hooks ([`HugePmd`]) — or walks its own tables
+//!   with them (Linux's s390 `modify_pagetable`).
+//! - **What the kernel guarantees.** Page-table pages always come from RAM; a failed
+//!   populate is rolled back exactly, by freeing the range it was mapping (which was
+//!   unmapped before); a free first validates the whole range, then changes it, so it
+//!   fails without side effects.
+//! - **No state per leaf** beside the page tables: the walker keeps no vector that grows
+//!   with the leaves (s390x under TCG maps 4096 4 KiB leaves per GiB).
+//! - **Partly used huge leaves.** A huge leaf serves every section whose struct pages
+//!   it holds; the next section reuses it instead of paying twice, and `free` releases it
+//!   only when no other frame it describes is in use, which the caller says ([`InUse`]:
+//!   the sparse model's present subsections). Unlike Linux's 0xFD fill this never writes
+//!   to (possibly inaccessible) device memory, costs no 1 MiB `memchr_inv` on removal,
+//!   and cannot be fooled by memmap contents.
+//! - **Altmap ownership.** A leaf taken from an altmap carries the `ALTMAP` software bit
+//!   in its entry ([`EntryAttrs::ALTMAP`]); only the altmap whose storage holds the frame
+//!   takes it back, so freeing it through another altmap (or none) is refused instead of
+//!   returning device memory to the wrong allocator (§6.3 bugs 3 and 8).
+//! - **Semantics** ([`Semantics`]): `hotmem`, `linux` or `rfc-2017` decide the altmap
+//!   arithmetic on free and the choices Linux made that hotmem hardens; Linux's hazards
+//!   are named when they bite and kept in [`Vmemmap::hazards`].
+//! - **Trace** ([`trace`]): with a tracer installed, one line per table and per leaf and a
+//!   summary per call. Without one the walk is compiled with [`trace::NoTrace`], so the
+//!   trace costs nothing when off.
 
+mod call;
 mod free;
+mod helpers;
 mod leaves;
-mod populate;
+pub mod trace;
 
+use alloc::vec::Vec;
+use core::fmt;
 use core::marker::PhantomData;
+use core::ops::Range;
+
+pub use call::{Populate, conflict};
+pub use free::Remove;
+pub use helpers::HugePmd;
+pub use trace::{Trace, TraceEvent, Tracer};
 
 use super::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
-use super::altmap::VmemAltmap;
-use super::arch::{MmArch, VmemmapPolicy};
+use super::altmap::{Hazard, VmemAltmap};
+use super::arch::MmArch;
 use super::error::{AllocKind, MmError};
 use super::inject::FaultInjector;
 use super::pgtable::{EntryAttrs, Features, PageTableFormat};
 use super::phys::{FramePurpose, FrameSource, PhysMem};
+use super::semantics::Semantics;
+use trace::{NoTrace, Sink};
 
-pub use leaves::PageBits;
+/// How many frames of a range have their memmap in use (their subsections present),
+/// besides those a populate or free call works on: the sparse model answers it, and the
+/// walker asks it before releasing a huge leaf the call covers only in part.
+pub type InUse<'a> = &'a dyn Fn(Range<Pfn>) -> u64;
 
-/// Deepest supported table hierarchy (s390x region-first rooted: 5 levels).
+/// [`InUse`] for a caller with nothing else mapped (whole sections, no neighbours).
+pub const NOTHING_ELSE_IN_USE: InUse<'static> = &|_| 0;
+
+/// Deepest supported table hierarchy (5 levels).
 pub const MAX_LEVELS: usize = 5;
+
+/// An arch's vmemmap: its memory-model constants and Linux's `vmemmap_populate` /
+/// `vmemmap_free` for it. Implemented beside the format, in the arch crate.
+pub trait VmemmapArch: PageTableFormat + Sized + 'static {
+    /// The memory-model constants (section size, vmemmap window, huge leaf size).
+    const MM: &'static MmArch;
+
+    /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window, at most
+    /// one section's memmap) with the primitives of `call`. An error is rolled back by the
+    /// caller: the arch does not undo anything itself.
+    fn vmemmap_populate<M: PhysMem + FrameSource, T: Trace>(
+        call: &mut Populate<'_, Self, M, T>,
+        start: u64,
+        end: u64,
+    ) -> Result<(), MmError>;
+
+    /// Unmaps struct pages `[start, end)`: runs once to validate (changing nothing) and
+    /// once to apply, as `call` says.
+    fn vmemmap_free<M: PhysMem + FrameSource, T: Trace>(
+        call: &mut Remove<'_, Self, M, T>,
+        start: u64,
+        end: u64,
+    ) -> Result<(), MmError>;
+}
+
+/// Where a leaf came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// RAM (the frame source).
+    Ram,
+    /// The altmap of the call.
+    Altmap,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Ram => "ram",
+            Source::Altmap => "altmap",
+        })
+    }
+}
+
+/// A leaf-sized block, allocated and not yet mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Its first byte.
+    pub frame: PhysAddr,
+    /// Its size.
+    pub bytes: u64,
+    /// Where it came from.
+    pub source: Source,
+}
 
 /// Live counters, cheap to read at any time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,52 +158,44 @@ impl VmemmapStats {
     }
 }
 
-/// How one `populate` call chooses its leaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LeafPlan {
-    /// A huge leaf per huge-level slot; if that fails, base pages or an error.
-    Huge {
-        /// Fall back to a page table plus base pages when the huge allocation fails.
-        fallback_to_base: bool,
-    },
-    /// Base pages only.
-    Base,
-}
-
-/// Where a leaf came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LeafSource {
-    Ram,
-    Altmap,
+/// Counters that only grow: diff two readings to see what the calls between them did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Leaves taken from RAM although the call had an altmap, because the arch's policy
+    /// passes none for the range (Linux's sub-section rule).
+    pub ram_leaves_by_policy: u64,
+    /// Leaves taken from RAM although the call had an altmap, because the semantics say
+    /// so (`rfc-2017`: the RFC's base-page path).
+    pub ram_leaves_by_semantics: u64,
+    /// Hazards named by the checker (`linux`, `rfc-2017`).
+    pub hazards: u64,
 }
 
 /// The vmemmap mapping state over one page-table hierarchy.
-pub struct Vmemmap<F: PageTableFormat> {
-    arch: &'static MmArch,
+pub struct Vmemmap<F: VmemmapArch> {
     features: Features,
     attrs: EntryAttrs,
     root: PhysAddr,
     owns_root: bool,
     huge_level: usize,
     huge_available: bool,
-    book: leaves::LeafBook,
+    semantics: Semantics,
     stats: VmemmapStats,
+    tally: Tally,
+    hazards: Vec<Hazard>,
     faults: FaultInjector,
+    tracer: Option<Tracer>,
     format: PhantomData<F>,
 }
 
-impl<F: PageTableFormat> Vmemmap<F> {
+impl<F: VmemmapArch> Vmemmap<F> {
     /// Allocates an empty root table from RAM.
     ///
     /// # Panics
-    /// If `arch`'s huge vmemmap leaf is not the level just above the format's last level
-    /// (a mismatch between the constants and the format, i.e. a programming error).
-    pub fn new<M: PhysMem + FrameSource>(
-        arch: &'static MmArch,
-        features: Features,
-        mem: &mut M,
-    ) -> Result<Self, MmError> {
-        let mut vmemmap = Self::with_root(arch, features, PhysAddr(0));
+    /// If the arch's huge vmemmap leaf is not the level just above the format's last
+    /// level (a mismatch between the constants and the format, i.e. a programming error).
+    pub fn new<M: PhysMem + FrameSource>(features: Features, mem: &mut M) -> Result<Self, MmError> {
+        let mut vmemmap = Self::with_root(features, PhysAddr(0));
         vmemmap.root = vmemmap.new_table(mem, 0)?;
         vmemmap.owns_root = true;
         Ok(vmemmap)
@@ -126,8 +205,8 @@ impl<F: PageTableFormat> Vmemmap<F> {
     ///
     /// # Panics
     /// As [`Vmemmap::new`].
-    pub fn with_root(arch: &'static MmArch, features: Features, root: PhysAddr) -> Self {
-        let huge_level = F::level_for_span(arch.vmemmap_leaf_bytes())
+    pub fn with_root(features: Features, root: PhysAddr) -> Self {
+        let huge_level = F::level_for_span(F::MM.vmemmap_leaf_bytes())
             .expect("vmemmap leaf size matches no level of the format");
         assert_eq!(
             huge_level + 1,
@@ -136,16 +215,18 @@ impl<F: PageTableFormat> Vmemmap<F> {
         );
         assert!(F::LEVELS.len() <= MAX_LEVELS);
         Vmemmap {
-            arch,
             features,
             attrs: EntryAttrs::kernel_data(features),
             root,
             owns_root: false,
             huge_level,
             huge_available: F::leaf_allowed(huge_level, features),
-            book: leaves::LeafBook::default(),
+            semantics: Semantics::default(),
             stats: VmemmapStats::default(),
+            tally: Tally::default(),
+            hazards: Vec::new(),
             faults: FaultInjector::new(),
+            tracer: None,
             format: PhantomData,
         }
     }
@@ -162,7 +243,7 @@ impl<F: PageTableFormat> Vmemmap<F> {
 
     /// The memory-model constants.
     pub fn arch(&self) -> &'static MmArch {
-        self.arch
+        F::MM
     }
 
     /// The CPU features the walker honours.
@@ -180,29 +261,63 @@ impl<F: PageTableFormat> Vmemmap<F> {
         &self.stats
     }
 
+    /// The counters that only grow.
+    pub fn tally(&self) -> Tally {
+        self.tally
+    }
+
+    /// Every hazard the checker named, oldest first.
+    pub fn hazards(&self) -> &[Hazard] {
+        &self.hazards
+    }
+
+    /// The rules in force.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
+    }
+
+    /// Changes the rules for every later populate and free.
+    pub fn set_semantics(&mut self, semantics: Semantics) {
+        self.semantics = semantics;
+    }
+
+    /// Installs (or with `None` removes) the tracer that receives every trace event.
+    pub fn set_tracer(&mut self, tracer: Option<Tracer>) {
+        self.tracer = tracer;
+    }
+
+    /// Whether a tracer is installed.
+    pub fn tracing(&self) -> bool {
+        self.tracer.is_some()
+    }
+
     /// The fault injector consulted by every allocation.
     pub fn faults(&mut self) -> &mut FaultInjector {
         &mut self.faults
     }
 
-    /// Pages of the huge leaf at `leaf_va` that are in use, if it is mapped.
-    pub fn huge_leaf_users(&self, leaf_va: VirtAddr) -> Option<u32> {
-        self.book.users(leaf_va.0).map(PageBits::count)
-    }
-
-    /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window).
-    /// Already mapped parts are left alone. On failure nothing has changed.
+    /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window) through
+    /// the arch's `vmemmap_populate`. Already mapped parts are left alone. On failure
+    /// nothing has changed (`in_use`: see [`InUse`]).
     pub fn populate<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,
         start: VirtAddr,
         end: VirtAddr,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         self.check_range(start, end)?;
-        let (plan, use_altmap) = self.plan(start, end, altmap.is_some())?;
-        let altmap = if use_altmap { altmap } else { None };
-        self.populate_range(mem, start.0, end.0, plan, altmap)
+        let (start, end) = (start.0, end.0);
+        match self.tracer.take() {
+            None => Populate::run(self, mem, altmap, &mut NoTrace, start, end, in_use),
+            Some(mut tracer) => {
+                let sink = &mut Sink(&mut *tracer);
+                let result = Populate::run(self, mem, altmap, sink, start, end, in_use);
+                self.tracer = Some(tracer);
+                result
+            }
+        }
     }
 
     /// Maps the struct pages of frames `[first, first + nr_pages)`.
@@ -212,23 +327,35 @@ impl<F: PageTableFormat> Vmemmap<F> {
         first: Pfn,
         nr_pages: u64,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         let (start, end) = self.memmap_range(first, nr_pages);
-        self.populate(mem, start, end, altmap)
+        self.populate(mem, start, end, altmap, in_use)
     }
 
-    /// Unmaps struct pages `[start, end)`: base leaves in the range, huge leaves whose last
-    /// user goes, and tables left empty. Leaves from an altmap go back to it (`altmap`
-    /// must be the one they came from). Validates first: on error nothing has changed.
+    /// Unmaps struct pages `[start, end)` through the arch's `vmemmap_free`: base leaves
+    /// in the range, huge leaves no other frame in use needs (`in_use`), and tables left
+    /// empty. Leaves from an altmap go back to it (`altmap` must be the one they came
+    /// from). Validates first: on error nothing has changed.
     pub fn free<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,
         start: VirtAddr,
         end: VirtAddr,
         mut altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
-        self.check_free(mem, start, end, altmap.as_deref_mut())?;
-        self.free_range(mem, start.0, end.0, altmap, free::Pass::Apply)
+        self.check_free(mem, start, end, altmap.as_deref_mut(), in_use)?;
+        let (pass, start, end) = (free::Pass::Apply, start.0, end.0);
+        match self.tracer.take() {
+            None => Remove::run(self, mem, altmap, pass, &mut NoTrace, start, end, in_use),
+            Some(mut tracer) => {
+                let sink = &mut Sink(&mut *tracer);
+                let result = Remove::run(self, mem, altmap, pass, sink, start, end, in_use);
+                self.tracer = Some(tracer);
+                result
+            }
+        }
     }
 
     /// Unmaps the struct pages of frames `[first, first + nr_pages)`.
@@ -238,9 +365,10 @@ impl<F: PageTableFormat> Vmemmap<F> {
         first: Pfn,
         nr_pages: u64,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         let (start, end) = self.memmap_range(first, nr_pages);
-        self.free(mem, start, end, altmap)
+        self.free(mem, start, end, altmap, in_use)
     }
 
     /// Checks that [`Vmemmap::free`] would succeed, changing nothing.
@@ -250,16 +378,27 @@ impl<F: PageTableFormat> Vmemmap<F> {
         start: VirtAddr,
         end: VirtAddr,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         self.check_range(start, end)?;
-        self.free_range(mem, start.0, end.0, altmap, free::Pass::Check)
+        let pass = free::Pass::Check;
+        Remove::run(
+            self,
+            mem,
+            altmap,
+            pass,
+            &mut NoTrace,
+            start.0,
+            end.0,
+            in_use,
+        )
     }
 
     /// Frees the root table if this walker allocated it. Everything must be unmapped.
     pub fn release_root<M: PhysMem + FrameSource>(self, mem: &mut M) -> Result<(), MmError> {
         if !self.table_is_empty(mem, 0, self.root) {
             return Err(MmError::PageTableConflict {
-                va: VirtAddr(self.arch.vmemmap_base),
+                va: VirtAddr(F::MM.vmemmap_base),
                 level: 0,
             });
         }
@@ -273,8 +412,8 @@ impl<F: PageTableFormat> Vmemmap<F> {
     /// The memmap addresses of frames `[first, first + nr_pages)`.
     pub fn memmap_range(&self, first: Pfn, nr_pages: u64) -> (VirtAddr, VirtAddr) {
         (
-            self.arch.pfn_to_page(first),
-            self.arch.pfn_to_page(first.add(nr_pages)),
+            F::MM.pfn_to_page(first),
+            F::MM.pfn_to_page(first.add(nr_pages)),
         )
     }
 
@@ -291,52 +430,18 @@ impl<F: PageTableFormat> Vmemmap<F> {
                 });
             }
         }
-        if start.0 < self.arch.vmemmap_base || end.0 > self.arch.vmemmap_end() {
+        let (base, limit) = (F::MM.vmemmap_base, F::MM.vmemmap_end());
+        if start.0 < base || end.0 > limit {
             return Err(MmError::OutOfRange {
                 what: "vmemmap address",
-                value: if start.0 < self.arch.vmemmap_base {
-                    start.0
-                } else {
-                    end.0
-                },
-                limit: self.arch.vmemmap_end(),
+                value: if start.0 < base { start.0 } else { end.0 },
+                limit,
             });
         }
         Ok(())
     }
 
-    /// The arch policy of linux-mm.md §2.3: which leaves, and whether the altmap is used.
-    fn plan(
-        &self,
-        start: VirtAddr,
-        end: VirtAddr,
-        has_altmap: bool,
-    ) -> Result<(LeafPlan, bool), MmError> {
-        let sub_section = end.0 - start.0 < self.arch.section_memmap_bytes();
-        let huge = LeafPlan::Huge {
-            fallback_to_base: !has_altmap,
-        };
-        Ok(match self.arch.policy {
-            VmemmapPolicy::X86 if sub_section => (LeafPlan::Base, false),
-            VmemmapPolicy::X86 if self.huge_available => (huge, true),
-            VmemmapPolicy::X86 if has_altmap => {
-                log::error!("vmemmap: no cpu support for altmap allocations");
-                return Err(MmError::NoHugeSupportForAltmap);
-            }
-            VmemmapPolicy::X86 => (LeafPlan::Base, false),
-            VmemmapPolicy::Arm64 if sub_section || !self.huge_available => (LeafPlan::Base, true),
-            VmemmapPolicy::Arm64 => (huge, true),
-            VmemmapPolicy::S390 if self.huge_available => (
-                LeafPlan::Huge {
-                    fallback_to_base: true,
-                },
-                true,
-            ),
-            VmemmapPolicy::S390 => (LeafPlan::Base, true),
-        })
-    }
-
-    /// A new table for `level`, filled with that level's empty entries.
+    /// A new table for `level`, filled with that level's empty entries (always RAM).
     fn new_table<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,

@@ -12,6 +12,7 @@ use crate::boot_info::{MemKind, MemRegion};
 use crate::firmware::memmap_param::parse_item;
 use crate::firmware::nfit::{self, fixture as nfit_fixture};
 use crate::firmware::srat::{self, fixture as srat_fixture};
+use crate::mm::sim::models;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -87,7 +88,7 @@ fn carved_altmaps_match_linux_for_several_sizes_on_every_arch() {
         (0x4000_0000, 6 * MIB),     // a few subsections
         (0x1_0020_0000, 250 * MIB), // start mid-section
     ];
-    for arch in MmArch::ALL {
+    for arch in models::ALL {
         for (start, size) in cases {
             let mut set = RegionSet::new(arch, &big_ram());
             let text = alloc::format!("{}M!{start:#x}", size / MIB);
@@ -121,7 +122,7 @@ fn known_figures_anchor_the_formula() {
 
 #[test]
 fn a_larger_alignment_pushes_dataoff_to_it() {
-    let mut set = RegionSet::new(MmArch::X86_64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &big_ram());
     let mut req = memmap("4G!4G");
     req.align = GIB;
     let id = set.add_checked(req).expect("fits");
@@ -141,7 +142,7 @@ fn a_larger_alignment_pushes_dataoff_to_it() {
 
 #[test]
 fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
-    let mut set = RegionSet::new(MmArch::S390X, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_256M_LEAF_1M, &big_ram());
     let e = reject(&mut set, memmap("2M!1G"));
     assert_eq!(
         e.reason,
@@ -176,7 +177,7 @@ fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
 
 #[test]
 fn bad_memmap_lines_are_refused_one_line_each_and_the_rest_come_up() {
-    let mut set = RegionSet::new(MmArch::X86_64, &q35_512m());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &q35_512m());
     let first = set.add_checked(memmap("64M!256M")).expect("inside RAM");
     let lines: Vec<String> = [
         "64M!288M",     // overlaps the first
@@ -224,7 +225,7 @@ fn bad_memmap_lines_are_refused_one_line_each_and_the_rest_come_up() {
 
 #[test]
 fn memmap_may_span_touching_usable_spans() {
-    let mut set = RegionSet::new(MmArch::AARCH64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M_47BIT, &big_ram());
     assert!(set.add_checked(memmap("4G!10G")).is_ok());
     // 2 GiB..4 GiB is a hole.
     let e = reject(&mut set, memmap("2G!1G"));
@@ -233,7 +234,7 @@ fn memmap_may_span_touching_usable_spans() {
 
 #[test]
 fn ranges_past_the_memory_model_are_refused() {
-    let mut set = RegionSet::new(MmArch::X86_64, &big_ram());
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &big_ram());
     let e = reject(&mut set, memmap("2G!0x3fffc0000000"));
     assert_eq!(e.reason, Reason::OutOfRange { limit: 1 << 46 });
     assert_eq!(e.reason.code(), "out-of-range");
@@ -259,7 +260,7 @@ fn nfit_spa(index: u16, base: u64, length: u64) -> nfit::SpaRange {
 }
 
 fn window_set(ram: &MemoryMap) -> RegionSet {
-    let mut set = RegionSet::new(MmArch::X86_64, ram);
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, ram);
     let srat = srat::parse_table(&srat_fixture::qemu_x86(&[])).expect("valid");
     for w in srat.hotplug_windows() {
         set.add_checked(RegionRequest::srat_window(w))
@@ -285,7 +286,7 @@ fn qemu_default_label_sizes_truncate_the_first_and_misalign_the_second() {
     assert_eq!(first.end_trunc(), 0x1e_0000);
     assert_eq!(first.map_range(), 0x1_0000_0000..0x1_0fe0_0000);
     assert_eq!(
-        figures(&first.altmap(&MmArch::X86_64).unwrap()),
+        figures(&first.altmap(&models::SECTIONS_128M_LEAF_2M).unwrap()),
         linux_altmap(0x1_0000_0000, 0x0ffe_0000, 2 * MIB)
     );
     assert_eq!(
@@ -319,7 +320,7 @@ fn nfit_ranges_outside_the_window_or_on_ram_are_refused() {
         "region 0x10000000-0x14000000: overlaps RAM 0x400000-0x1ff00000"
     );
     // Without a window, only RAM and the other regions constrain it.
-    let mut bare = RegionSet::new(MmArch::AARCH64, &q35_512m());
+    let mut bare = RegionSet::new(models::SECTIONS_128M_LEAF_2M_47BIT, &q35_512m());
     assert!(
         bare.add_checked(RegionRequest::nfit(&nfit_spa(2, 0x3_e000_0000, GIB)))
             .is_ok()
@@ -375,7 +376,7 @@ fn x86_sources_set() -> RegionSet {
             end: 0x3_e000_0000,
         }),
     };
-    discover(MmArch::X86_64, &q35_512m(), &sources)
+    discover(models::SECTIONS_128M_LEAF_2M, &q35_512m(), &sources)
 }
 
 #[test]
@@ -420,7 +421,7 @@ fn the_boot_window_stands_in_when_the_srat_has_none() {
         ..Sources::default()
     };
     let ram = map(&[(0, 0x8000_0000, MemKind::Usable)]);
-    let set = discover(MmArch::S390X, &ram, &sources);
+    let set = discover(models::SECTIONS_256M_LEAF_1M, &ram, &sources);
     let lines: Vec<String> = set.records().map(|r| r.to_string()).collect();
     assert_eq!(
         lines,
@@ -573,7 +574,7 @@ proptest! {
             (2 * GIB, 0x8400_0000, MemKind::Kernel),
             (0x8400_0000, 4 * GIB, MemKind::Usable),
         ]);
-        let mut set = RegionSet::new(MmArch::X86_64, &ram);
+        let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &ram);
         for req in reqs {
             let _ = set.add_checked(req);
         }

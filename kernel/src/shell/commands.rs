@@ -100,8 +100,13 @@ const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "vmemmap",
-        args: "",
-        help: "populated memmap ranges, leaf sizes and table pages",
+        args: "[trace on|off]",
+        help: "populated memmap ranges, leaf sizes and table pages; 'trace on' prints every table and leaf a populate or free makes",
+    },
+    CommandInfo {
+        name: "semantics",
+        args: "[NAME]",
+        help: "whose rules the vmemmap and altmap follow: hotmem (default), linux (hazards included) or rfc-2017",
     },
     CommandInfo {
         name: "walk",
@@ -202,7 +207,14 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "faultsweep" => {
             let _ = crate::faultsweep::run(kernel);
         }
-        "vmemmap" => super::inspect::vmemmap(kernel),
+        "vmemmap" => match args {
+            [] => super::inspect::vmemmap(kernel),
+            ["trace", rest @ ..] => super::switches::trace(kernel, rest.first().copied()),
+            [other, ..] => kprintln!(
+                "error: vmemmap: unknown argument '{other}' (usage: vmemmap [trace on|off])"
+            ),
+        },
+        "semantics" => super::switches::semantics(kernel, arg),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),
         "peek" => super::protect::peek::<A>(args),

@@ -7,7 +7,7 @@
 use crate::mm::error::AllocKind;
 use crate::mm::inject::{FaultMode, FaultRule};
 use crate::mm::live::LiveMm;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 use crate::{Arch, Kernel, kprintln};
 
 use super::inspect::parse_number;
@@ -25,7 +25,7 @@ fn parse_kind(text: &str) -> Option<AllocKind> {
 }
 
 /// Removes every rule: the walker's, the buddy's and the heap's.
-pub fn clear_all<F: PageTableFormat>(mm: &mut LiveMm<F>) {
+pub fn clear_all<F: VmemmapArch>(mm: &mut LiveMm<F>) {
     let (walker, buddy) = mm.injectors();
     walker.clear();
     buddy.clear();
@@ -33,7 +33,7 @@ pub fn clear_all<F: PageTableFormat>(mm: &mut LiveMm<F>) {
 }
 
 /// Arms one rule; returns the record line or the error line.
-pub fn arm<F: PageTableFormat>(
+pub fn arm<F: VmemmapArch>(
     mm: &mut LiveMm<F>,
     kind: &str,
     nth: &str,
@@ -86,7 +86,7 @@ pub fn inject<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
 }
 
 /// `inject=KIND:N[:always]` from the command line, armed after boot RAM is up.
-pub fn from_cmdline<F: PageTableFormat>(mm: &mut LiveMm<F>, cmdline: &str) {
+pub fn from_cmdline<F: VmemmapArch>(mm: &mut LiveMm<F>, cmdline: &str) {
     let Some(text) = crate::firmware::cmdline::value(cmdline, "inject") else {
         return;
     };

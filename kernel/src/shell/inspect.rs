@@ -72,7 +72,14 @@ pub fn vmemmap<A: Arch>(kernel: &Kernel<A>) {
             bits &= !(ones << first);
         }
     }
-    let s = mm.sparse().vmemmap().stats();
+    let vm = mm.sparse().vmemmap();
+    let s = vm.stats();
+    kprintln!(
+        "vmemmap.mode semantics={} trace={} hazards={}",
+        vm.semantics(),
+        if vm.tracing() { "on" } else { "off" },
+        vm.tally().hazards
+    );
     kprintln!(
         "vmemmap.stats base={:#x} leaf.huge={}K huge.altmap={} huge.ram={} base.altmap={} base.ram={} altmap.pages={} ram.leaf.bytes={} tables={} table.bytes={}",
         arch.vmemmap_base,

@@ -11,6 +11,7 @@ pub mod line;
 mod memory;
 mod protect;
 mod regions;
+pub mod switches;
 
 use crate::console;
 use crate::{Arch, Kernel, kprint, kprintln};

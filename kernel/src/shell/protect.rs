@@ -77,7 +77,10 @@ fn nx(features: Features) -> bool {
 
 /// ` in=vmemmap pfn=.. section=..` when `va` is in the vmemmap, else nothing.
 fn note<A: Arch>(va: u64) -> Note {
-    Note(probe::vmemmap_note(A::mm_config().arch, va))
+    Note(probe::vmemmap_note(
+        <A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM,
+        va,
+    ))
 }
 
 /// What [`note`] prints (formatted in place: the shell does not allocate).

@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 
 use kernel::BootInfo;
 use kernel::hotplug::event::EventSource;
-use kernel::mm::arch::MmArch;
 use kernel::virtio::mem::VirtioMem;
 
 use super::css::{self, Subchannel};
@@ -89,7 +88,7 @@ fn probe_one(id: u32, devno: u16, index: u32) -> Option<Box<dyn EventSource>> {
         }
     };
     let name = format!("virtio-mem-ccw.{index}");
-    let memory_block = MmArch::S390X.section_bytes();
+    let memory_block = crate::vmemmap::MM.section_bytes();
     let driver = VirtioMem::probe(index, name, transport, memory_block).ok()?;
     Some(Box::new(driver))
 }

@@ -8,11 +8,11 @@
 use crate::heap;
 use crate::mm::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
 use crate::mm::buddy::MAX_ORDER;
-use crate::mm::pgtable::PageTableFormat;
+use crate::mm::vmemmap::VmemmapArch;
 
 use super::LiveMm;
 
-impl<F: PageTableFormat> LiveMm<F> {
+impl<F: VmemmapArch> LiveMm<F> {
     /// Grows the heap while it wants memory and the buddy has a block for it, then hands
     /// back grown chunks that are empty and not needed. A failed growth is not an error:
     /// the heap keeps refusing what it cannot serve. Returns whether the heap grew.

@@ -13,8 +13,8 @@ use crate::mm::addr::Pfn;
 use crate::mm::arch::MmArch;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::Page;
-use crate::mm::pgtable::PageTableFormat;
 use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
+use crate::mm::vmemmap::VmemmapArch;
 
 /// Struct pages in the live vmemmap.
 pub struct LiveMemmap {
@@ -46,7 +46,7 @@ impl LiveMemmap {
     /// Copies the present subsections after `sparse` changed (add or remove). Sections
     /// beyond the room reserved are dropped from the mirror (their struct pages then read
     /// as absent) with an error line: callers reserve first.
-    pub fn sync<F: PageTableFormat>(&mut self, sparse: &Sparse<F>) {
+    pub fn sync<F: VmemmapArch>(&mut self, sparse: &Sparse<F>) {
         self.present.clear();
         let room = self.present.capacity();
         for (nr, section) in sparse.sections() {

@@ -2,8 +2,9 @@
 //! memmap (from RAM, through the live page tables), the buddy allocator comes online on
 //! it, and from then on page tables and RAM leaves come from the buddy.
 //!
-//! The arch supplies a [`LiveConfig`]: its memory-model constants, CPU features, the root
-//! of the page tables the CPU is using, its direct map and its TLB flush.
+//! The arch supplies a [`LiveConfig`]: its CPU features, the root of the page tables the
+//! CPU is using, its direct map and its TLB flush; its memory-model constants come with
+//! its walker ([`VmemmapArch::MM`]).
 
 mod frames;
 mod heap;
@@ -24,16 +25,14 @@ use crate::mm::error::MmError;
 use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::pgtable::{Features, PageTableFormat};
+use crate::mm::pgtable::Features;
 use crate::mm::sparse::{Sparse, chunks};
-use crate::mm::vmemmap::Vmemmap;
+use crate::mm::vmemmap::{Vmemmap, VmemmapArch};
 use crate::mm::walk::{self, Translation, WalkFault};
 
 /// What the arch tells the live memory manager.
 #[derive(Clone, Copy)]
 pub struct LiveConfig {
-    /// Memory-model constants (section size, vmemmap base, policy).
-    pub arch: &'static MmArch,
     /// CPU features the walker may use (PSE, EDAT-1, NX, ...).
     pub features: Features,
     /// Root of the live translation tables that map the vmemmap window.
@@ -56,7 +55,7 @@ pub struct BootFigures {
 }
 
 /// The live memory manager.
-pub struct LiveMm<F: PageTableFormat> {
+pub struct LiveMm<F: VmemmapArch> {
     config: LiveConfig,
     sparse: Sparse<F>,
     memmap: LiveMemmap,
@@ -67,7 +66,7 @@ pub struct LiveMm<F: PageTableFormat> {
     heap_pages: u64,
 }
 
-impl<F: PageTableFormat> LiveMm<F> {
+impl<F: VmemmapArch> LiveMm<F> {
     /// Brings up boot RAM: every subsection that holds RAM gets its memmap, populated
     /// through the live tables with frames from the largest usable range; all struct
     /// pages start reserved; usable RAM minus what the set-up consumed is onlined into
@@ -78,14 +77,14 @@ impl<F: PageTableFormat> LiveMm<F> {
     /// or placed next to it can later be added to the same section with its own altmap.
     pub fn boot(config: LiveConfig, map: &MemoryMap, now_ns: fn() -> u64) -> Result<Self, MmError> {
         let t0 = now_ns();
-        let arch = config.arch;
+        let arch = F::MM;
         let usable = usable_pfns(map);
         let largest = usable
             .iter()
             .max_by_key(|r| r.end.0 - r.start.0)
             .ok_or(MmError::Empty)?;
         let mut bump = Bump::new(largest.start.0 * PAGE_SIZE, largest.end.0 * PAGE_SIZE);
-        let vmemmap = Vmemmap::with_root(arch, config.features, config.root);
+        let vmemmap = Vmemmap::with_root(config.features, config.root);
         let mut sparse = Sparse::with_vmemmap(vmemmap);
         sparse.set_clock(now_ns);
         let spans = ram_spans(arch, map);
@@ -136,7 +135,7 @@ impl<F: PageTableFormat> LiveMm<F> {
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
         self.tend_heap();
-        let sections = crate::mm::sparse::section_span(self.config.arch, &range);
+        let sections = crate::mm::sparse::section_span(F::MM, &range);
         self.memmap
             .reserve(self.sparse.section_count() + sections)?;
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
@@ -167,6 +166,11 @@ impl<F: PageTableFormat> LiveMm<F> {
     /// The sparse model (sections, the vmemmap walker and its counters).
     pub fn sparse(&self) -> &Sparse<F> {
         &self.sparse
+    }
+
+    /// The vmemmap walker, mutable (semantics, tracer).
+    pub fn vmemmap_mut(&mut self) -> &mut Vmemmap<F> {
+        self.sparse.vmemmap_mut()
     }
 
     /// The buddy allocator of boot RAM (ZONE_NORMAL): page tables, DMA and every kernel
@@ -229,7 +233,7 @@ impl<F: PageTableFormat> LiveMm<F> {
 
     /// The memory-model constants.
     pub fn arch(&self) -> &'static MmArch {
-        self.config.arch
+        F::MM
     }
 
     /// Struct pages, mutable (initialisation, verification).
@@ -342,7 +346,7 @@ mod tests {
             (0x800000, 0x1f00_0000, MemKind::Usable),
             (0xfee0_0000, 0xfee0_1000, MemKind::Reserved),
         ]);
-        let spans = ram_spans(&MmArch::X86_64, &m);
+        let spans = ram_spans(&crate::mm::sim::models::SECTIONS_128M_LEAF_2M, &m);
         assert_eq!(
             spans,
             [Pfn(0)..Pfn(0x1f000)],
@@ -352,7 +356,7 @@ mod tests {
             (0, 0x1000_0000, MemKind::Usable),
             (0x1800_0000, 0x1830_0000, MemKind::Usable),
         ]);
-        let spans = ram_spans(&MmArch::X86_64, &m);
+        let spans = ram_spans(&crate::mm::sim::models::SECTIONS_128M_LEAF_2M, &m);
         assert_eq!(spans, [Pfn(0)..Pfn(0x10000), Pfn(0x18000)..Pfn(0x18400)]);
     }
 

@@ -1,6 +1,6 @@
 //! A simulated machine (`World`) with snapshots and invariant checks, and a random
-//! operation runner for property tests. Used by the arch crates' tests, so each format
-//! runs the same checks.
+//! operation runner for property tests. Used by the shared suite ([`super::suite`]), so
+//! each arch's walker runs the same checks.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -11,10 +11,11 @@ use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
 use crate::mm::error::MmError;
-use crate::mm::pgtable::{Features, PageTableFormat};
+use crate::mm::pgtable::Features;
 use crate::mm::phys::FramePurpose;
+use crate::mm::semantics::Semantics;
 use crate::mm::sparse::{Section, Sparse};
-use crate::mm::vmemmap::VmemmapStats;
+use crate::mm::vmemmap::{VmemmapArch, VmemmapStats};
 use crate::mm::walk::{Mapping, TableDump, dump, translate};
 
 /// Where the simulated RAM (tables, RAM leaves) lives: 4 GiB, 2 GiB of it.
@@ -25,7 +26,7 @@ pub const RAM_BYTES: u64 = 0x8000_0000;
 pub const HOTPLUG_BASE: u64 = 0x40_0000_0000;
 
 /// A simulated machine: memory plus the sparse model over one format.
-pub struct World<F: PageTableFormat> {
+pub struct World<F: VmemmapArch> {
     /// Simulated memory (tables and RAM leaves).
     pub mem: SimMemory,
     /// The sparse model and its vmemmap.
@@ -47,12 +48,19 @@ pub struct Snapshot {
     pub tables: TableDump,
 }
 
-impl<F: PageTableFormat> World<F> {
-    /// A machine with empty tables.
-    pub fn new(arch: &'static MmArch, features: Features) -> World<F> {
+impl<F: VmemmapArch> World<F> {
+    /// A machine with empty tables (hotmem semantics).
+    pub fn new(features: Features) -> World<F> {
         let mut mem = SimMemory::new(RAM_BASE, RAM_BYTES);
-        let sparse = Sparse::new(arch, features, &mut mem).expect("root table");
+        let sparse = Sparse::new(features, &mut mem).expect("root table");
         World { mem, sparse }
+    }
+
+    /// A machine with empty tables under `semantics`.
+    pub fn with_semantics(features: Features, semantics: Semantics) -> World<F> {
+        let mut world = Self::new(features);
+        world.sparse.vmemmap_mut().set_semantics(semantics);
+        world
     }
 
     /// The memory-model constants.
@@ -298,13 +306,9 @@ pub enum Op {
 /// Runs `ops` on a fresh world of `window_sections` sections, checking after each step
 /// the invariants and a plain reference model of the subsection bitmap; at the end
 /// removes everything and checks the simulated memory is back to where it started.
-pub fn run_ops<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    window_sections: u64,
-    ops: &[Op],
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn run_ops<F: VmemmapArch>(features: Features, window_sections: u64, ops: &[Op]) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let start = world.snapshot();
     let window = window_sections * arch.subsections_per_section();
     let mut present: BTreeSet<u64> = BTreeSet::new();

@@ -1,5 +1,6 @@
-//! Named scenarios of linux-mm.md §6.4, generic over the format; the arch crates run
-//! them with their format, features and expectations. Each panics on a violation.
+//! Named scenarios of linux-mm.md §6.4, generic over the arch's walker; the shared suite
+//! ([`super::suite`]) runs them with each arch's features and expectations. Each panics
+//! on a violation.
 
 use std::vec::Vec;
 
@@ -11,7 +12,9 @@ use crate::mm::cost::MemmapCost;
 use crate::mm::error::{AllocKind, MmError};
 use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::nvdimm::{NdPfnLayout, nvdimm_setup};
-use crate::mm::pgtable::{Features, PageTableFormat};
+use crate::mm::pgtable::Features;
+use crate::mm::semantics::Semantics;
+use crate::mm::vmemmap::VmemmapArch;
 
 /// An altmap covering exactly the memmap of `range` (no reserve).
 pub fn exact_altmap(arch: &MmArch, range: &core::ops::Range<Pfn>) -> VmemAltmap {
@@ -24,12 +27,13 @@ pub fn exact_altmap(arch: &MmArch, range: &core::ops::Range<Pfn>) -> VmemAltmap 
     )
 }
 
-/// Populates `sections` sections, in `pieces` adds per section (each with its own exact
-/// altmap when `altmap`), checks through the simulated MMU that every memmap page maps
-/// to a leaf of `leaf_bytes` from the altmap (`expect_altmap_leaves`) or RAM, then
-/// removes everything and checks memory is back to its starting state.
-pub fn populate_walk_free<F: PageTableFormat>(
-    arch: &'static MmArch,
+/// Populates `sections` sections under `semantics`, in `pieces` adds per section (each
+/// with its own exact altmap when `altmap`), checks through the simulated MMU that every
+/// memmap page maps to a leaf of `leaf_bytes` from the altmap (`expect_altmap_leaves`)
+/// or RAM, then removes everything and checks memory is back to its starting state.
+#[allow(clippy::too_many_arguments)]
+pub fn populate_walk_free<F: VmemmapArch>(
+    semantics: Semantics,
     features: Features,
     sections: u64,
     pieces: u64,
@@ -37,7 +41,8 @@ pub fn populate_walk_free<F: PageTableFormat>(
     leaf_bytes: u64,
     expect_altmap_leaves: bool,
 ) {
-    let mut world = World::<F>::new(arch, features);
+    let arch = F::MM;
+    let mut world = World::<F>::with_semantics(features, semantics);
     let start = world.snapshot();
     let piece_subs = arch.subsections_per_section() / pieces;
     let mut adds: Vec<(core::ops::Range<Pfn>, Option<VmemAltmap>)> = Vec::new();
@@ -91,15 +96,15 @@ pub fn populate_walk_free<F: PageTableFormat>(
 /// and the simulated RAM. Up to 64 allocations every position is tried, beyond that the
 /// first and last 8 and every 1/32nd. Returns (positions where the failure fired, adds
 /// that failed; the others were absorbed by a fallback).
-pub fn failure_at_each_allocation<F: PageTableFormat>(
-    arch: &'static MmArch,
+pub fn failure_at_each_allocation<F: VmemmapArch>(
     features: Features,
     kind: AllocKind,
     altmap: bool,
     sections: u64,
     neighbour: bool,
 ) -> (u64, u64) {
-    let mut world = World::<F>::new(arch, features);
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     if neighbour {
         world
             .add(world.sections(0, 1), None)
@@ -171,21 +176,21 @@ pub fn failure_at_each_allocation<F: PageTableFormat>(
 /// test binary's global allocator).
 ///
 /// [`HostFaultAlloc`]: crate::heap::HostFaultAlloc
-fn attempts<F: PageTableFormat>(world: &mut World<F>, kind: AllocKind) -> u64 {
+fn attempts<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind) -> u64 {
     match kind {
         AllocKind::Heap => crate::heap::with_faults(|f| f.attempts()),
         _ => world.sparse.vmemmap_mut().faults().attempts(kind),
     }
 }
 
-fn injected<F: PageTableFormat>(world: &mut World<F>, kind: AllocKind) -> u64 {
+fn injected<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind) -> u64 {
     match kind {
         AllocKind::Heap => crate::heap::with_faults(|f| f.injected()),
         _ => world.sparse.vmemmap_mut().faults().injected(kind),
     }
 }
 
-fn arm<F: PageTableFormat>(world: &mut World<F>, kind: AllocKind, nth: u64) {
+fn arm<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind, nth: u64) {
     match kind {
         AllocKind::Heap => {
             crate::heap::with_faults(|f| f.arm(nth, crate::mm::inject::FaultMode::Once))
@@ -194,7 +199,7 @@ fn arm<F: PageTableFormat>(world: &mut World<F>, kind: AllocKind, nth: u64) {
     }
 }
 
-fn disarm<F: PageTableFormat>(world: &mut World<F>) {
+fn disarm<F: VmemmapArch>(world: &mut World<F>) {
     crate::heap::with_faults(|f| f.clear());
     world.sparse.vmemmap_mut().faults().clear();
 }
@@ -202,12 +207,9 @@ fn disarm<F: PageTableFormat>(world: &mut World<F>) {
 /// Two adds in one section (`a` and `b` subsection counts, `b` after `a`); removing the
 /// first keeps the second's memmap mapped (the arm64 2025 bug), removing the second
 /// frees everything.
-pub fn two_adds_share_section<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    altmap: bool,
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn two_adds_share_section<F: VmemmapArch>(features: Features, altmap: bool) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let start = world.snapshot();
     let (a, b) = (world.subsections(0, 8), world.subsections(8, 8));
     let mut map_a = altmap.then(|| exact_altmap(arch, &a));
@@ -240,29 +242,20 @@ pub fn two_adds_share_section<F: PageTableFormat>(
 /// A huge leaf partly used: add a section, remove its first `subs` subsections (the leaf
 /// stays for the rest), re-add them (the leaf is reused: no new allocation), then remove
 /// all (the leaf goes).
-pub fn partially_used_huge_leaf<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    subs: u64,
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn partially_used_huge_leaf<F: VmemmapArch>(features: Features, subs: u64) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let start = world.snapshot();
     let section = world.sections(0, 1);
     let part = world.subsections(0, subs);
     world.add(section.clone(), None).expect("add section");
     let leaf_va = VirtAddr(arch.pfn_to_page(section.start).0);
     let leaf_pages = arch.vmemmap_leaf_bytes() / PAGE_SIZE;
-    assert_eq!(
-        world.sparse.vmemmap().huge_leaf_users(leaf_va),
-        Some(leaf_pages as u32)
-    );
+    assert_eq!(world.sparse.huge_leaf_users(leaf_va), leaf_pages);
     let leaves = world.stats().leaves();
     world.remove(part.clone(), None).expect("remove part");
     let used_pages = leaf_pages - arch.memmap_bytes(part.end.0 - part.start.0) / PAGE_SIZE;
-    assert_eq!(
-        world.sparse.vmemmap().huge_leaf_users(leaf_va),
-        Some(used_pages as u32)
-    );
+    assert_eq!(world.sparse.huge_leaf_users(leaf_va), used_pages);
     assert_eq!(
         world.stats().leaves(),
         leaves,
@@ -283,12 +276,9 @@ pub fn partially_used_huge_leaf<F: PageTableFormat>(
 /// Removes and re-adds `sections` sections with a fresh and with a reused altmap
 /// (reserve 2, so the first leaf needs padding): the layout must be identical and the
 /// reused altmap must not leak `align`.
-pub fn readd_fresh_and_reused_altmap<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    sections: u64,
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn readd_fresh_and_reused_altmap<F: VmemmapArch>(features: Features, sections: u64) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let range = world.sections(0, sections);
     let make = || {
         VmemAltmap::new(
@@ -330,12 +320,12 @@ pub fn readd_fresh_and_reused_altmap<F: PageTableFormat>(
 /// An nvdimm namespace of `sections` sections at a section-aligned start: returns the
 /// layout and the altmap after populating (the caller checks the arch's numbers), after
 /// checking that removal ends at `alloc == 0`.
-pub fn nvdimm_namespace<F: PageTableFormat>(
-    arch: &'static MmArch,
+pub fn nvdimm_namespace<F: VmemmapArch>(
     features: Features,
     sections: u64,
 ) -> Result<(NdPfnLayout, VmemAltmap), MmError> {
-    let mut world = World::<F>::new(arch, features);
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let range = world.sections(0, sections);
     let (layout, mut altmap) = nvdimm_setup(
         arch,
@@ -356,12 +346,9 @@ pub fn nvdimm_namespace<F: PageTableFormat>(
 /// first pages (self-hosted: the struct page of the block's first pfn is inside the
 /// block); removing without the altmap is refused (Linux's NULL-altmap error path,
 /// §6.4 item 14) and removing with it ends at `alloc == 0`.
-pub fn memmap_on_memory_block<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    sections: u64,
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn memmap_on_memory_block<F: VmemmapArch>(features: Features, sections: u64) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let start = world.snapshot();
     let range = world.sections(0, sections);
     let mut altmap = memmap_on_memory_altmap(
@@ -394,8 +381,9 @@ pub fn memmap_on_memory_block<F: PageTableFormat>(
 }
 
 /// Removing through another altmap, or none, is refused and changes nothing.
-pub fn wrong_altmap_is_refused<F: PageTableFormat>(arch: &'static MmArch, features: Features) {
-    let mut world = World::<F>::new(arch, features);
+pub fn wrong_altmap_is_refused<F: VmemmapArch>(features: Features) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let range = world.sections(0, 1);
     let mut right = exact_altmap(arch, &range);
     let mut other = VmemAltmap::new(range.end.0, range.end.0 + 4096, 0, 4096);
@@ -413,12 +401,9 @@ pub fn wrong_altmap_is_refused<F: PageTableFormat>(arch: &'static MmArch, featur
 
 /// Populates 1 GiB of memory's memmap from RAM and checks the counters against the
 /// arithmetic cost table.
-pub fn cost_matches_formula<F: PageTableFormat>(
-    arch: &'static MmArch,
-    features: Features,
-    leaf_bytes: u64,
-) {
-    let mut world = World::<F>::new(arch, features);
+pub fn cost_matches_formula<F: VmemmapArch>(features: Features, leaf_bytes: u64) {
+    let arch = F::MM;
+    let mut world = World::<F>::new(features);
     let sections = (1 << 30) / arch.section_bytes();
     world
         .add(world.sections(0, sections), None)

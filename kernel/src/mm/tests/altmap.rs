@@ -3,8 +3,9 @@
 
 use proptest::prelude::*;
 
-use crate::mm::altmap::VmemAltmap;
+use crate::mm::altmap::{Hazard, VmemAltmap};
 use crate::mm::error::MmError;
+use crate::mm::semantics::Semantics::{Hotmem, Linux};
 use crate::mm::{PAGE_SIZE, Pfn};
 
 fn nvdimm_like() -> VmemAltmap {
@@ -189,6 +190,82 @@ fn lifo_frees_roll_back_each_block_and_its_padding() {
 }
 
 #[test]
+fn linux_rules_hand_the_live_block_out_again_and_the_checker_names_it() {
+    let mut altmap = VmemAltmap::new(0, 0xffff, 0, 4096);
+    let (a, none) = altmap.alloc_block_under(512, Linux).expect("A");
+    let (b, _) = altmap.alloc_block_under(512, Linux).expect("B");
+    assert_eq!((a, b, none), (Pfn(0), Pfn(512), None));
+    altmap
+        .free_block_under(a, 512, Linux)
+        .expect("free A below B");
+    assert_eq!(
+        (altmap.alloc, altmap.next_pfn()),
+        (512, 512),
+        "alloc -= 512"
+    );
+    let (c, hazard) = altmap.alloc_block_under(512, Linux).expect("C");
+    assert_eq!(c, b, "C is B's pages while B is mapped");
+    let hazard = hazard.expect("named");
+    assert_eq!(
+        hazard,
+        Hazard::NonLifoFree {
+            base_pfn: 0,
+            pfn: b,
+            nr_pages: 512,
+            live: b,
+            live_pages: 512
+        }
+    );
+    assert_eq!(hazard.kind(), "non-lifo-free");
+    assert!(
+        hazard
+            .to_string()
+            .starts_with("hazard: kind=non-lifo-free ")
+    );
+    altmap.free_block_under(c, 512, Linux).expect("C");
+    altmap.free_block_under(b, 512, Linux).expect("B");
+    assert_eq!((altmap.alloc, altmap.align, altmap.live_pages()), (0, 0, 0));
+}
+
+#[test]
+fn linux_rules_keep_align_and_the_checker_names_it_when_it_bites() {
+    let mut altmap = nvdimm_like();
+    let (pmd, _) = altmap.alloc_bytes_under(2 << 20, Linux).expect("pmd");
+    altmap.free_block_under(pmd, 512, Linux).expect("free");
+    assert_eq!(
+        (altmap.alloc, altmap.align),
+        (0, 510),
+        "align is never returned"
+    );
+    let (again, hazard) = altmap.alloc_bytes_under(2 << 20, Linux).expect("pmd again");
+    assert_eq!(
+        (again, hazard),
+        (pmd, None),
+        "the same padding again: nothing bites"
+    );
+    altmap.free_block_under(again, 512, Linux).expect("free");
+    let (page, hazard) = altmap.alloc_bytes_under(PAGE_SIZE, Linux).expect("a page");
+    assert_eq!(page, Pfn(0x100000 + 512), "past the 510 stale pages");
+    assert_eq!(
+        hazard,
+        Some(Hazard::AlignNeverReturned {
+            base_pfn: 0x100000,
+            pfn: page,
+            nr_pages: 1,
+            wanted: Pfn(0x100002),
+            stale: 510
+        })
+    );
+    let mut hotmem = nvdimm_like();
+    let pmd = hotmem.alloc_bytes(2 << 20).expect("pmd");
+    hotmem.free_block(pmd, 512).expect("free");
+    assert_eq!(
+        hotmem.alloc_bytes_under(PAGE_SIZE, Hotmem),
+        Ok((Pfn(0x100002), None))
+    );
+}
+
+#[test]
 fn lifo_teardown_returns_align_too() {
     let mut altmap = nvdimm_like();
     let first = altmap.alloc_block(512).expect("pmd");
@@ -253,6 +330,33 @@ proptest! {
             ours.free_block(Pfn(pfn), nr).expect("LIFO");
         }
         prop_assert_eq!((ours.alloc, ours.align), (0, 0));
+    }
+
+    #[test]
+    fn linux_rules_match_linux_arithmetic_under_any_free_order(
+        ops in proptest::collection::vec((1u64..600, any::<bool>(), any::<usize>()), 1..40),
+    ) {
+        let mut ours = VmemAltmap::new(3, 1 << 20, 1, 1 << 14);
+        let mut linux = LinuxAltmap { base_pfn: 3, reserve: 1, free: 1 << 14, ..Default::default() };
+        let mut live: Vec<(u64, u64)> = Vec::new();
+        for (nr, free, pick) in ops {
+            if free && !live.is_empty() {
+                let (pfn, n) = live.swap_remove(pick % live.len());
+                ours.free_block_under(Pfn(pfn), n, Linux).expect("live block");
+                linux.alloc -= n;
+            } else {
+                let expected = linux.alloc(nr);
+                let got = ours.alloc_block_under(nr, Linux).ok();
+                prop_assert_eq!(got.map(|(p, _)| p.0), expected);
+                if let Some((pfn, hazard)) = got {
+                    let overlaps = live.iter().any(|&(o, n)| pfn.0 < o + n && o < pfn.0 + nr);
+                    let named = matches!(hazard, Some(Hazard::NonLifoFree { .. }));
+                    prop_assert_eq!(overlaps, named, "the checker names exactly the overlaps");
+                    live.push((pfn.0, nr));
+                }
+            }
+            prop_assert_eq!((ours.alloc, ours.align), (linux.alloc, linux.align));
+        }
     }
 
     #[test]

@@ -3,14 +3,16 @@
 use proptest::prelude::*;
 
 use crate::mm::Pfn;
-use crate::mm::arch::MmArch;
 use crate::mm::buddy::{Buddy, MAX_ORDER};
 use crate::mm::error::{AllocKind, MmError};
 use crate::mm::memmap::{MemmapAccess, init_range};
 use crate::mm::page::Zone;
 use crate::mm::sim::SimMemmap;
+use crate::mm::sim::models;
 
-static ARCH: MmArch = MmArch::X86_64;
+use crate::mm::arch::MmArch;
+
+static ARCH: MmArch = models::SECTIONS_128M_LEAF_2M;
 const BASE: u64 = 0x40000;
 
 fn setup(pages: u64) -> (SimMemmap, Buddy) {

@@ -1,7 +1,7 @@
 //! nvdimm pfn layout (§1.4, §6.4 item 3).
 
-use crate::mm::arch::MmArch;
 use crate::mm::nvdimm::{NvdimmError, nd_pfn_init, nvdimm_setup};
+use crate::mm::sim::models;
 
 const MIB: u64 = 1 << 20;
 const SECTION: u64 = 128 * MIB;
@@ -9,8 +9,13 @@ const SECTION: u64 = 128 * MIB;
 #[test]
 fn worked_example_for_n_sections() {
     for n in 1..=16 {
-        let (layout, altmap) =
-            nvdimm_setup(&MmArch::X86_64, 4 * SECTION, n * SECTION, 2 * MIB).expect("fits");
+        let (layout, altmap) = nvdimm_setup(
+            &models::SECTIONS_128M_LEAF_2M,
+            4 * SECTION,
+            n * SECTION,
+            2 * MIB,
+        )
+        .expect("fits");
         assert_eq!(layout.dataoff, (2 * n + 2) * MIB);
         assert_eq!(layout.end_trunc, 0);
         assert_eq!(layout.npfns, (n * SECTION - layout.dataoff) / 4096);
