@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use qemu::hotplug::{self, add_pc_dimm};
 use qemu::profile::{GIB, MIB};
-use qemu::qmp::Qmp;
 use qemu::{Arch, Machine, Memory, Outcome, Profile};
 use serde_json::json;
 use tests::hotplug::{BLOCK_MEMMAP_PAGES, EVENT_TIMEOUT, PAGE, command_output, ost_matches};
