@@ -94,21 +94,24 @@ fn figures(m: &mut Machine) -> Result<Figures> {
     })
 }
 
-/// Waits for records starting with `prefix` whose ranges add up to `bytes`.
-fn await_bytes(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
-    let mut seen = 0;
+/// Waits for records starting with `prefix` whose ranges add up to `bytes`; returns the
+/// sum of their `us=` fields (the kernel's own time for them), in milliseconds.
+fn await_bytes(m: &mut Machine, prefix: &str, bytes: u64) -> Result<f64> {
+    let (mut seen, mut us) = (0, 0);
     while seen < bytes {
         m.expect(prefix, RECORD_GAP)?;
         let line = m.expect("\n", Duration::from_secs(5))?;
-        let range = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("range="))
-            .context("record without range")?;
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        };
+        let range = field("range").context("record without range")?;
         let (a, b) = range.split_once('-').context("range")?;
         let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
         seen += parse(b)? - parse(a)?;
+        us += field("us").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     }
-    Ok(())
+    Ok(us as f64 / 1000.0)
 }
 
 fn source(
@@ -153,21 +156,21 @@ fn source(
     for (i, &size) in sizes.iter().enumerate() {
         let before = figures(&mut m)?;
         let id = format!("big{i}");
-        let add_ms = match kind {
+        let (add_ms, kernel_ms) = match kind {
             Source::Dimm => {
                 let args = json!({"qom-type": "memory-backend-ram", "id": format!("m{id}"),
                     "size": size, "reserve": false});
                 qmp.execute("object-add", args)?;
                 crate::hotplug::add_pc_dimm(&mut qmp, &id, &format!("m{id}"))?;
                 let t0 = Instant::now();
-                await_bytes(&mut m, "hotplug: online ", size)?;
-                t0.elapsed()
+                let kernel_ms = await_bytes(&mut m, "hotplug: online ", size)?;
+                (t0.elapsed(), kernel_ms)
             }
             Source::VirtioMem => {
                 crate::hotplug::set_requested_size(&mut qmp, "vm0", size)?;
                 let t0 = Instant::now();
-                await_bytes(&mut m, "hotplug: online ", size)?;
-                t0.elapsed()
+                let kernel_ms = await_bytes(&mut m, "hotplug: online ", size)?;
+                (t0.elapsed(), kernel_ms)
             }
         };
         let online = figures(&mut m)?;
@@ -195,6 +198,8 @@ fn source(
             "size": size,
             "add_ms": add_ms.as_secs_f64() * 1000.0,
             "add_ms_per_gib": add_ms.as_secs_f64() * 1000.0 / gib,
+            "kernel_ms": kernel_ms,
+            "kernel_ms_per_gib": kernel_ms / gib,
             "remove_ms": remove_ms.as_secs_f64() * 1000.0,
             "heap_used": online.heap_used,
             "restored": restored,
@@ -206,8 +211,10 @@ fn source(
     Ok(Value::Array(rows))
 }
 
-/// Prints one table per source: size, add time, time per GiB (and against the smallest
-/// size), remove time, heap in use with the memory online, counters restored.
+/// Prints one table per source: size, add time (QMP return to the last online record),
+/// time per GiB (and against the smallest size), the kernel's own time per GiB (the sum
+/// of the online records' `us=`, and against the smallest size), remove time, heap in
+/// use with the memory online, counters restored.
 pub fn print(doc: &Value) {
     let Some(sources) = doc["scale"].as_object() else {
         return;
@@ -221,18 +228,30 @@ pub fn print(doc: &Value) {
             continue;
         };
         println!(
-            "scale {source:<10} {:>7} {:>10} {:>9} {:>8} {:>10} {:>10} {:>8}",
-            "size", "add", "ms/GiB", "vs 1st", "remove", "heap.used", "restored"
+            "scale {source:<10} {:>7} {:>10} {:>9} {:>8} {:>12} {:>8} {:>10} {:>10} {:>8}",
+            "size",
+            "add",
+            "ms/GiB",
+            "vs 1st",
+            "kernel/GiB",
+            "vs 1st",
+            "remove",
+            "heap.used",
+            "restored"
         );
         let first = rows.first().and_then(|r| r["add_ms_per_gib"].as_f64());
+        let first_kernel = rows.first().and_then(|r| r["kernel_ms_per_gib"].as_f64());
         for r in rows {
             let per = r["add_ms_per_gib"].as_f64().unwrap_or(0.0);
+            let kernel = r["kernel_ms_per_gib"].as_f64().unwrap_or(0.0);
             println!(
-                "scale {source:<10} {:>6}G {:>8.0}ms {:>9.1} {:>7.0}% {:>8.0}ms {:>10} {:>8}",
+                "scale {source:<10} {:>6}G {:>8.0}ms {:>9.1} {:>7.0}% {:>10.1}ms {:>7.0}% {:>8.0}ms {:>10} {:>8}",
                 r["size"].as_u64().unwrap_or(0) >> 30,
                 r["add_ms"].as_f64().unwrap_or(0.0),
                 per,
                 first.map_or(0.0, |f| 100.0 * per / f),
+                kernel,
+                first_kernel.map_or(0.0, |f| 100.0 * kernel / f),
                 r["remove_ms"].as_f64().unwrap_or(0.0),
                 r["heap_used"].as_u64().unwrap_or(0),
                 if r["restored"].as_bool() == Some(true) {

@@ -35,7 +35,7 @@ use super::error::MmError;
 use super::semantics::Semantics;
 
 /// Holes (buried frees and paddings) remembered by position; more are only counted.
-pub const MAX_HOLES: usize = 8;
+pub const MAX_HOLES: usize = 4;
 
 /// What a hole holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -59,6 +59,40 @@ impl LiveMemmap {
         self.last.set(None);
     }
 
+    /// Marks `range`'s subsections present after an add (O(sections of the range): the
+    /// room was reserved, and an ascending add appends).
+    pub fn mark(&mut self, range: core::ops::Range<Pfn>) {
+        for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end) {
+            let mask = subsection_mask(self.arch, &chunk);
+            match self
+                .present
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+            {
+                Ok(i) => self.present[i].1 |= mask,
+                Err(_) if self.present.len() == self.present.capacity() => {
+                    log::error!("memmap: mirror has no room for section {}", chunk.section);
+                }
+                Err(i) => self.present.insert(i, (chunk.section, mask)),
+            }
+        }
+        self.last.set(None);
+    }
+
+    /// Drops the sections of `range` left with no present subsection after a remove
+    /// (whose bits [`LiveMemmap::forget`] cleared).
+    pub fn prune(&mut self, range: core::ops::Range<Pfn>) {
+        for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end).rev() {
+            if let Ok(i) = self
+                .present
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+                && self.present[i].1 == 0
+            {
+                self.present.remove(i);
+            }
+        }
+        self.last.set(None);
+    }
+
     fn mask_of(&self, section: u64) -> u128 {
         self.present
             .binary_search_by_key(&section, |(nr, _)| *nr)

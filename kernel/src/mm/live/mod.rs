@@ -140,9 +140,11 @@ impl<F: VmemmapArch> LiveMm<F> {
             .reserve(self.sparse.section_count() + sections)?;
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.add(&mut frames, range, altmap);
+        let result = self.sparse.add(&mut frames, range.clone(), altmap);
         (self.config.flush_tlb)();
-        self.memmap.sync(&self.sparse);
+        if result.is_ok() {
+            self.memmap.mark(range);
+        }
         result
     }
 
@@ -157,8 +159,11 @@ impl<F: VmemmapArch> LiveMm<F> {
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.remove(&mut frames, range, altmap);
-        self.memmap.sync(&self.sparse);
+        let result = self.sparse.remove(&mut frames, range.clone(), altmap);
+        match result {
+            Ok(()) => self.memmap.prune(range),
+            Err(_) => self.memmap.sync(&self.sparse),
+        }
         (self.config.flush_tlb)();
         result
     }

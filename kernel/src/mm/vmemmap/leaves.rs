@@ -68,7 +68,8 @@ impl<F: VmemmapArch> Vmemmap<F> {
 
     /// Where the leaf at `frame` (mapped with `attrs`) must go back to, given the altmap
     /// passed for the free: RAM without the `ALTMAP` bit; with it, the altmap passed,
-    /// which must hold the frame in its storage and have it outstanding.
+    /// which must hold the frame in its storage and have it outstanding (otherwise the
+    /// leaf is another altmap's: `AltmapMismatch`).
     pub(super) fn classify_leaf(
         &self,
         altmap: Option<&VmemAltmap>,
@@ -81,18 +82,14 @@ impl<F: VmemmapArch> Vmemmap<F> {
             return Ok(Source::Ram);
         }
         match altmap {
-            Some(altmap) if altmap.in_storage(pfn) => {
-                if altmap.is_outstanding_under(pfn, bytes / PAGE_SIZE, self.semantics) {
-                    Ok(Source::Altmap)
-                } else {
-                    Err(MmError::AltmapBlockUnknown {
-                        pfn,
-                        nr_pages: bytes / PAGE_SIZE,
-                    })
-                }
+            Some(altmap)
+                if altmap.in_storage(pfn)
+                    && altmap.is_outstanding_under(pfn, bytes / PAGE_SIZE, self.semantics) =>
+            {
+                Ok(Source::Altmap)
             }
             _ => {
-                log::error!("vmemmap: leaf {pfn} belongs to another altmap than the one passed");
+                log::error!("vmemmap: leaf {pfn} is not one the altmap passed handed out");
                 Err(MmError::AltmapMismatch { leaf: pfn })
             }
         }
