@@ -282,6 +282,10 @@ fn reference(
     if !device {
         return Ok(None);
     }
+    // Linux's nd_namespace_store: a namespace under 16 MiB cannot be claimed (-ENXIO).
+    if req.size < 16 << 20 {
+        return Err(Reason::UnderMinimum { minimum: 16 << 20 });
+    }
     // Linux nd_pfn_init (PMEM mode) and __nvdimm_setup_pfn, for a subsection-aligned start.
     let align = req.align.max(SUBSECTION);
     let end_trunc = end % align;

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use crate::BootInfo;
 use crate::hotplug::event::EventSource;
 use crate::mm::live::LiveConfig;
+use crate::mm::memory_block::MemoryBlock;
 use crate::mm::vmemmap::VmemmapArch;
 use crate::probe::{Access, ProbeFault};
 
@@ -53,6 +54,10 @@ pub trait Arch: 'static {
     /// the vmemmap walker may use, the root of the tables the CPU is using, the direct map
     /// and the TLB flush.
     fn mm_config() -> LiveConfig;
+
+    /// The memory-block size, computed as Linux's `memory_block_size_bytes()` computes it
+    /// on this arch from what the machine reported at boot: the unit `add_memory` takes.
+    fn memory_block(boot: &BootInfo) -> MemoryBlock;
 
     /// The hotplug event sources this machine has (memory-hotplug controllers,
     /// virtio-mem devices), probed once after the memory manager is up.

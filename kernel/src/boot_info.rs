@@ -5,8 +5,11 @@
 pub enum MemKind {
     /// Free RAM the kernel may manage.
     Usable,
-    /// Memory the kernel must not touch.
+    /// Memory the kernel must not touch (not in the direct map).
     Reserved,
+    /// Reserved, but mapped in the direct map for the kernel (Limine's RESERVED_MAPPED:
+    /// ACPI tables, EFI runtime data outside the ACPI types).
+    ReservedMapped,
     /// The kernel image itself (RAM, in use).
     Kernel,
     /// ACPI tables that may be reclaimed after parsing.
@@ -29,6 +32,7 @@ impl MemKind {
         match self {
             MemKind::Usable => "usable",
             MemKind::Reserved => "reserved",
+            MemKind::ReservedMapped => "reserved-mapped",
             MemKind::Kernel => "kernel",
             MemKind::AcpiReclaimable => "acpi-reclaimable",
             MemKind::AcpiNvs => "acpi-nvs",
@@ -37,6 +41,12 @@ impl MemKind {
             MemKind::Framebuffer => "framebuffer",
             MemKind::Heap => "heap",
         }
+    }
+
+    /// Whether the loader's direct map covers the span (everything but reserved and bad
+    /// memory, as Limine's HHDM and the kernel's own tables map it).
+    pub const fn direct_mapped(self) -> bool {
+        !matches!(self, MemKind::Reserved | MemKind::Bad)
     }
 
     /// Whether the span is RAM (counted in the RAM total), whatever its current use.
@@ -202,6 +212,58 @@ impl MemoryMap {
     }
 }
 
+/// Most merged spans a [`MappedSpans`] keeps (QEMU's maps merge to a handful).
+pub const MAX_MAPPED_SPANS: usize = 32;
+
+/// The physical spans of a memory map that the direct map covers, page-rounded outward
+/// (as the page tables map them) and merged: the bound every safe reader of firmware
+/// memory checks a whole range against before it hands out a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedSpans {
+    spans: [(u64, u64); MAX_MAPPED_SPANS],
+    len: usize,
+}
+
+impl MappedSpans {
+    /// The direct-mapped spans of `map`. Spans past [`MAX_MAPPED_SPANS`] are dropped
+    /// (reads there are refused: never more than what is mapped).
+    pub fn of(map: &MemoryMap) -> Self {
+        let mut all = [(0u64, 0u64); MAX_MEM_REGIONS];
+        let mut n = 0;
+        for r in map.regions().iter().filter(|r| r.kind.direct_mapped()) {
+            all[n] = (r.start & !0xfff, r.end.next_multiple_of(0x1000));
+            n += 1;
+        }
+        let all = &mut all[..n];
+        all.sort_unstable();
+        let mut out = MappedSpans {
+            spans: [(0, 0); MAX_MAPPED_SPANS],
+            len: 0,
+        };
+        for &(start, end) in all.iter() {
+            match out.spans[..out.len].last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ if out.len < MAX_MAPPED_SPANS => {
+                    out.spans[out.len] = (start, end);
+                    out.len += 1;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Whether all of `[pa, pa + len)` lies in one mapped span.
+    pub fn covers(&self, pa: u64, len: u64) -> bool {
+        let Some(end) = pa.checked_add(len) else {
+            return false;
+        };
+        self.spans[..self.len]
+            .iter()
+            .any(|&(s, e)| s <= pa && end <= e)
+    }
+}
+
 /// Where the firmware's description of the machine came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Firmware {
@@ -293,6 +355,25 @@ mod tests {
         let before = map.clone();
         assert_eq!(map.take(MemKind::Heap, 0x1_0000_0000), None);
         assert_eq!(map.regions(), before.regions(), "nothing changed");
+    }
+
+    #[test]
+    fn mapped_spans_merge_and_leave_out_reserved_and_bad_memory() {
+        let mut map = MemoryMap::new();
+        map.push(region(0, 0x9f000, MemKind::Usable));
+        map.push(region(0x9f000, 0x100000, MemKind::Reserved));
+        map.push(region(0x100000, 0x7f00_0000, MemKind::Usable));
+        map.push(region(0x7f00_0000, 0x7f00_0800, MemKind::AcpiReclaimable));
+        map.push(region(0x7f00_1000, 0x7f00_2000, MemKind::ReservedMapped));
+        map.push(region(0x7f00_2000, 0x7f00_3000, MemKind::Bad));
+        let m = MappedSpans::of(&map);
+        assert!(m.covers(0, 0x9f000));
+        assert!(!m.covers(0x9e000, 0x2000), "runs into reserved memory");
+        assert!(m.covers(0x7f00_0000, 0x1000), "page-rounded ACPI span");
+        assert!(m.covers(0x7eff_f000, 0x3000), "merged across kinds");
+        assert!(!m.covers(0x7f00_1000, 0x1001), "into bad memory");
+        assert!(!m.covers(u64::MAX - 1, 8), "wraps");
+        assert!(!m.covers(0x8000_0000, 1));
     }
 
     #[test]

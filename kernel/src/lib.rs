@@ -67,6 +67,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         .as_mut()
         .map(|mm| devices::populate::<A>(mm, &regions))
         .unwrap_or_default();
+    let block = memory_block::<A>(&boot);
     let sources = A::hotplug_sources(&boot);
     let mode = memmap_on_memory_mode(boot.cmdline);
     let mut kernel = Kernel::<A> {
@@ -74,7 +75,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         mm,
         regions,
         devices,
-        hotplug: hotplug::engine::Hotplug::new(mode),
+        hotplug: hotplug::engine::Hotplug::new(block, mode),
         sources,
         events: hotplug::dispatch::event_queue(),
         allocated: alloc::vec::Vec::new(),
@@ -167,7 +168,7 @@ fn hidden_by_mem_limit(
             return alloc::vec::Vec::new();
         }
     };
-    const ALIGN: u64 = hotplug::engine::HOTPLUG_ALIGN;
+    const ALIGN: u64 = 1 << mm::arch::SUBSECTION_SHIFT;
     region::usable_spans(map)
         .into_iter()
         .map(|s| s.start.max(limit).next_multiple_of(ALIGN)..s.end / ALIGN * ALIGN)
@@ -180,6 +181,28 @@ fn hidden_by_mem_limit(
             )
         })
         .collect()
+}
+
+/// The arch's memory block, checked as Linux's `memory_dev_init` checks it (which
+/// panics where this falls back to one section).
+fn memory_block<A: Arch>(boot: &BootInfo) -> mm::memory_block::MemoryBlock {
+    let arch = <A::PageTable as mm::vmemmap::VmemmapArch>::MM;
+    let block = A::memory_block(boot);
+    match block.checked(arch) {
+        Ok(block) => {
+            log::info!(
+                "mm: memory block bytes={:#x} rule={} sections={}",
+                block.bytes,
+                block.rule,
+                block.sections(arch)
+            );
+            block
+        }
+        Err(e) => {
+            kprintln!("error: {e}; using one section");
+            mm::memory_block::MemoryBlock::section(arch)
+        }
+    }
 }
 
 /// `memory_hotplug.memmap_on_memory=0|1|force` (default on, as the ACPI driver asks).

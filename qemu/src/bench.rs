@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::accel::{self, AccelChoice};
 use crate::arch::BootPath;
 use crate::profile::{GIB, MIB, Memory};
+use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Outcome, Profile, RunOptions};
 
 const PROMPT: &str = "hotmem> ";
@@ -138,12 +139,14 @@ fn today() -> String {
 }
 
 /// The phases the kernel times, in record order (nanoseconds).
-pub const PHASES: [&str; 5] = [
+pub const PHASES: [&str; 7] = [
     "activate_ns",
     "populate_ns",
     "init_ns",
     "verify_ns",
     "memset_ns",
+    "memset_cold_ns",
+    "zero_ns",
 ];
 
 /// Machine and kernel command line for the in-kernel benchmark: `mem=512M` hides the rest
@@ -283,45 +286,87 @@ pub fn hotplug_latency(
     )));
     let mut m = Machine::spawn(&profile, &opts)?;
     m.expect(PROMPT, Duration::from_secs(180))?;
+    // One QMP session for the whole run: QEMU hands a new session whatever the last one
+    // left unread (an `ACPI_DEVICE_OST` event) before its greeting.
+    let mut qmp = m.qmp()?;
     let mut out = serde_json::Map::new();
     if arch != Arch::S390x {
-        out.insert("pc-dimm".into(), per_size(&mut m, sizes, runs, dimm_once));
+        out.insert(
+            "pc-dimm".into(),
+            per_size(&mut m, &mut qmp, sizes, runs, dimm_once),
+        );
     }
     out.insert(
         "virtio-mem".into(),
-        per_size(&mut m, sizes, runs, vmem_once),
+        per_size(&mut m, &mut qmp, sizes, runs, vmem_once),
     );
+    drop(qmp);
     m.send_line("poweroff")?;
     let _ = m.wait_exit(Duration::from_secs(30));
     Ok(Value::Object(out))
 }
 
-type Once = fn(&mut Machine, u64, usize) -> Result<f64>;
+/// One hot-add: host latency and the kernel's phase times (the `us.*` fields of its
+/// `hotplug: online` records, summed when the size came in several records), with the
+/// records themselves.
+struct Sample {
+    ms: f64,
+    phases: BTreeMap<String, f64>,
+    records: Vec<String>,
+}
 
-fn per_size(m: &mut Machine, sizes: &[u64], runs: usize, once: Once) -> Value {
+type Once = fn(&mut Machine, &mut Qmp, u64, usize) -> Result<Sample>;
+
+fn per_size(m: &mut Machine, qmp: &mut Qmp, sizes: &[u64], runs: usize, once: Once) -> Value {
     let mut rows = Vec::new();
     for &size in sizes {
         let mut samples = Vec::new();
         for run in 0..runs {
-            match once(m, size, run) {
-                Ok(ms) => samples.push(ms),
+            match once(m, qmp, size, run) {
+                Ok(sample) => samples.push(sample),
                 Err(e) => return json!({ "error": format!("{e:#}"), "done": rows }),
             }
         }
-        let mut row = spread(&samples);
-        row["size"] = json!(size);
-        rows.push(row);
+        rows.push(row(size, &samples));
     }
     Value::Array(rows)
 }
 
-/// Waits for kernel records starting with `prefix` whose ranges add up to `bytes`.
-fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
+/// A size's row: the latency spread, the median of each kernel phase (ms) and the
+/// records of the median run.
+fn row(size: u64, samples: &[Sample]) -> Value {
+    let latencies: Vec<f64> = samples.iter().map(|s| s.ms).collect();
+    let mut row = spread(&latencies);
+    row["size"] = json!(size);
+    let mut phases = serde_json::Map::new();
+    for key in samples
+        .iter()
+        .flat_map(|s| s.phases.keys())
+        .collect::<Vec<_>>()
+    {
+        let values: Vec<f64> = samples
+            .iter()
+            .map(|s| s.phases.get(key).copied().unwrap_or(0.0))
+            .collect();
+        phases.insert(key.clone(), spread(&values)["median"].clone());
+    }
+    row["kernel_ms"] = Value::Object(phases);
+    let mut by_latency: Vec<&Sample> = samples.iter().collect();
+    by_latency.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    if let Some(median) = by_latency.get(by_latency.len() / 2) {
+        row["records"] = json!(median.records);
+    }
+    row
+}
+
+/// Waits for kernel records starting with `prefix` whose ranges add up to `bytes`;
+/// returns the records.
+fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<Vec<String>> {
     let mut seen = 0;
+    let mut lines = Vec::new();
     while seen < bytes {
-        let text = m.expect(prefix, Duration::from_secs(120))?;
+        m.expect(prefix, Duration::from_secs(120))?;
         let line = m.expect("\n", Duration::from_secs(5)).unwrap_or_default();
-        let _ = text;
         let range = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("range="))
@@ -329,40 +374,53 @@ fn await_records(m: &mut Machine, prefix: &str, bytes: u64) -> Result<()> {
         let (a, b) = range.split_once('-').context("range")?;
         let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
         seen += parse(b)? - parse(a)?;
+        lines.push(format!("{prefix}{}", line.trim_end()));
     }
-    Ok(())
+    Ok(lines)
 }
 
-fn dimm_once(m: &mut Machine, size: u64, run: usize) -> Result<f64> {
+/// The `us.*` fields of `records`, summed per key, in milliseconds.
+fn phase_sums(records: &[String]) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for record in records {
+        for (key, value) in record.split_whitespace().filter_map(|w| w.split_once('=')) {
+            if let (Some(phase), Ok(us)) = (key.strip_prefix("us."), value.parse::<f64>()) {
+                *sums.entry(phase.to_string()).or_insert(0.0) += us / 1000.0;
+            }
+        }
+    }
+    sums
+}
+
+fn dimm_once(m: &mut Machine, qmp: &mut Qmp, size: u64, run: usize) -> Result<Sample> {
     let id = format!("bdimm{}x{run}", size >> 20);
-    let mut qmp = m.qmp()?;
-    crate::hotplug::add_ram_backend(&mut qmp, &format!("m{id}"), size)?;
-    crate::hotplug::add_pc_dimm(&mut qmp, &id, &format!("m{id}"))?;
+    crate::hotplug::add_ram_backend(qmp, &format!("m{id}"), size)?;
+    crate::hotplug::add_pc_dimm(qmp, &id, &format!("m{id}"))?;
     let returned = Instant::now();
-    drop(qmp);
-    await_records(m, "hotplug: online ", size)?;
+    let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::delete_device(&mut qmp, &id, Duration::from_secs(120))?;
-    drop(qmp);
+    crate::hotplug::delete_device(qmp, &id, Duration::from_secs(120))?;
     await_records(m, "hotplug: remove ", size)?;
-    let mut qmp = m.qmp()?;
     qmp.execute("object-del", json!({ "id": format!("m{id}") }))?;
-    Ok(ms)
+    Ok(Sample {
+        ms,
+        phases: phase_sums(&records),
+        records,
+    })
 }
 
-fn vmem_once(m: &mut Machine, size: u64, _run: usize) -> Result<f64> {
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", size)?;
+fn vmem_once(m: &mut Machine, qmp: &mut Qmp, size: u64, _run: usize) -> Result<Sample> {
+    crate::hotplug::set_requested_size(qmp, "vm0", size)?;
     let returned = Instant::now();
-    drop(qmp);
-    await_records(m, "hotplug: online ", size)?;
+    let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;
-    let mut qmp = m.qmp()?;
-    crate::hotplug::set_requested_size(&mut qmp, "vm0", 0)?;
-    drop(qmp);
+    crate::hotplug::set_requested_size(qmp, "vm0", 0)?;
     await_records(m, "hotplug: remove ", size)?;
-    Ok(ms)
+    Ok(Sample {
+        ms,
+        phases: phase_sums(&records),
+        records,
+    })
 }
 
 #[cfg(test)]
@@ -370,7 +428,7 @@ mod tests {
     use super::*;
 
     const CONSOLE: &str = "bench.start arch=s390x clock=stckf\n\
-        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
+        bench.result size=134217728 activate_ns=10 populate_ns=20 init_ns=30 verify_ns=40 memset_ns=5 memset_cold_ns=50 zero_ns=4 memmap_bytes=2097152 memmap_mib_s=1 roofline_permille=100 tables=1 leaves=512\n\
         bench.done\n";
 
     #[test]

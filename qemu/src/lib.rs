@@ -18,6 +18,7 @@ pub mod image;
 pub mod kvm;
 pub mod kvm_cache;
 pub mod limine_conf;
+pub mod linux;
 pub mod machine;
 pub mod profile;
 pub mod qmp;

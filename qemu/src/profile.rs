@@ -200,6 +200,8 @@ pub struct RunOptions {
     /// Also write the console to this file (`cargo xtask qmp info` reads the kernel's
     /// records from it).
     pub console_log: Option<PathBuf>,
+    /// Boot this Linux kernel instead of `image` (same machine; see [`crate::linux`]).
+    pub linux: Option<crate::linux::DirectLinux>,
 }
 
 impl RunOptions {
@@ -216,6 +218,7 @@ impl RunOptions {
             echo: std::env::var_os("HOTMEM_ECHO").is_some_and(|v| v == "1"),
             extra_args: Vec::new(),
             console_log: None,
+            linux: None,
         }
     }
 }
@@ -241,7 +244,10 @@ pub fn command(profile: &Profile, opts: &RunOptions) -> Result<Command> {
         opts.console_log.as_deref(),
     ));
     cmd.args(exit_device_args(arch));
-    boot_args(&mut cmd, profile.boot, opts)?;
+    match &opts.linux {
+        Some(linux) => crate::linux::boot_args(&mut cmd, arch, linux, opts.append.as_deref())?,
+        None => boot_args(&mut cmd, profile.boot, opts)?,
+    }
     if let Some(qmp) = &opts.qmp {
         cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()));

@@ -31,6 +31,8 @@ use crate::{Arch, BootImage, Machine, Profile, RunOptions};
 const PROMPT: &str = "hotmem> ";
 /// The virtio-mem device of the hotplug profile.
 const VMEM: &str = "vm0";
+/// The base page size, for `pages=` figures.
+const PAGE: u64 = 4096;
 /// From a QMP command to the kernel's last record of that step.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// One shell command.
@@ -411,6 +413,8 @@ pub struct KernelRange {
     pub slot: Option<u64>,
     /// virtio-mem device index.
     pub device: Option<u64>,
+    /// Pages of the range that are online.
+    pub online_pages: u64,
 }
 
 /// One virtio-mem device of the kernel's `hotplug` listing.
@@ -424,8 +428,8 @@ pub struct KernelVmem {
     /// Plugged as the driver counts it.
     pub kernel: u64,
     pub stranded: u64,
-    /// Units in plug order.
-    pub units: Vec<(u64, u64)>,
+    /// Units (memory blocks or big blocks), ascending: `(start, end, plugged bytes)`.
+    pub units: Vec<(u64, u64, u64)>,
 }
 
 /// The kernel's side: the `hotplug` command's ranges and virtio-mem devices.
@@ -460,6 +464,7 @@ impl KernelView {
                     via: f.get("via").unwrap_or(&"?").to_string(),
                     slot: f.get("slot").and_then(|t| parse_number(t)),
                     device: f.get("device").and_then(|t| parse_number(t)),
+                    online_pages: number(&f, "online.pages", line)?,
                 });
             } else if line.starts_with("hotplug.summary ") {
                 summary = Some(number(&f, "ranges", line)?);
@@ -484,19 +489,22 @@ impl KernelView {
                     .iter_mut()
                     .rfind(|v| v.dev == dev)
                     .with_context(|| format!("unit before its device: {line:?}"))?;
-                owner.units.push(range);
+                owner
+                    .units
+                    .push((range.0, range.1, number(&f, "plugged", line)?));
             }
         }
         view.summary_ranges = summary.with_context(|| format!("no hotplug.summary in:\n{text}"))?;
         Ok(view)
     }
 
-    /// Bytes of the ranges hot-added through virtio-mem device `dev`.
+    /// Online bytes of the ranges hot-added through virtio-mem device `dev` (their
+    /// memmap is in RAM, so every plugged byte is online).
     pub fn vmem_range_bytes(&self, dev: u64) -> u64 {
         self.ranges
             .iter()
             .filter(|r| r.via == "virtio-mem" && r.device == Some(dev))
-            .map(|r| r.end - r.start)
+            .map(|r| r.online_pages * PAGE)
             .sum()
     }
 }
@@ -576,7 +584,7 @@ pub fn compare_views(kernel: &KernelView, qemu: &QemuView) -> Vec<String> {
             ));
             continue;
         };
-        let units: u64 = k.units.iter().map(|(s, e)| e - s).sum();
+        let units: u64 = k.units.iter().map(|u| u.2).sum();
         let ranges = kernel.vmem_range_bytes(k.dev);
         for (what, value) in [
             ("config plugged", k.plugged),
@@ -646,17 +654,23 @@ pub struct Record {
     pub kind: String,
     pub start: u64,
     pub end: u64,
+    /// `pages=` (online and offline records).
+    pub pages: Option<u64>,
 }
 
 impl Record {
     pub fn parse(line: &str) -> Option<Record> {
         let rest = line.trim().strip_prefix("hotplug: ")?;
         let kind = rest.split_whitespace().next()?.to_string();
-        let range = rest
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("range="))?;
-        let (start, end) = parse_range(range)?;
-        Some(Record { kind, start, end })
+        let word = |key: &str| rest.split_whitespace().find_map(|w| w.strip_prefix(key));
+        let (start, end) = parse_range(word("range=")?)?;
+        let pages = word("pages=").and_then(parse_number);
+        Some(Record {
+            kind,
+            start,
+            end,
+            pages,
+        })
     }
 }
 
@@ -672,21 +686,27 @@ pub fn is_alarm(line: &str) -> bool {
         "] ERROR ",
         "exception:",
         "@@EXIT",
+        // A hot-add's full verification (after its online record) failed.
+        " result=fail",
     ]
     .iter()
     .any(|p| line.contains(p))
         || line.starts_with("panic")
 }
 
-/// Net bytes hot-added inside `window` by `records` (online minus remove).
+/// Net bytes onlined inside `window` by `records` (the pages of `online` records minus
+/// those of `offline` records; a remove's own `offline` record counts what it took).
 pub fn net_bytes(records: &[Record], window: (u64, u64)) -> i128 {
     records
         .iter()
         .filter(|r| r.start >= window.0 && r.end <= window.1)
-        .map(|r| match r.kind.as_str() {
-            "online" => i128::from(r.end - r.start),
-            "remove" => -i128::from(r.end - r.start),
-            _ => 0,
+        .map(|r| {
+            let bytes = i128::from(r.pages.unwrap_or(0) * PAGE);
+            match r.kind.as_str() {
+                "online" => bytes,
+                "offline" => -bytes,
+                _ => 0,
+            }
         })
         .sum()
 }
@@ -1080,6 +1100,26 @@ impl Soak {
     }
 
     /// Polls both views until they agree (they may lag each other by a QMP round trip).
+    /// Waits until the virtio-mem driver holds no unit: a memory block whose last
+    /// sub-block went offline is removed on the driver's next poll, after the records the
+    /// remove waited for.
+    fn wait_units_gone(&mut self) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let kernel = self.kernel_view()?;
+            let left: usize = kernel.vmem.iter().map(|v| v.units.len()).sum();
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(drift(format!(
+                    "virtio-mem still holds {left} units after shrinking to 0"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn check_views(&mut self, what: &str) -> Result<(KernelView, QemuView)> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
@@ -1184,7 +1224,7 @@ impl Soak {
                 .unwrap_or_default();
             let keep = (pick % unit_list.len().max(1) as u64) as usize;
             if keep > 0 {
-                let target: u64 = unit_list[..keep].iter().map(|(s, e)| e - s).sum();
+                let target: u64 = unit_list[..keep].iter().map(|u| u.2).sum();
                 self.resize(target, window)?;
                 detail.resizes += 1;
                 vmem += &format!("->{}(kept {keep})", size_text(target));
@@ -1215,6 +1255,7 @@ impl Soak {
         for (_, mem, _) in &ids {
             self.object_del(mem)?;
         }
+        self.wait_units_gone()?;
         self.check_views("after the remove")?;
         self.check_ost()?;
         Ok(detail)
@@ -1465,15 +1506,15 @@ mod tests {
     }
 
     const HOTPLUG: &str = "hotplug\n\
-        hotplug.range range=0x180000000-0x1a0000000 blocks=4 memmap=altmap altmap.alloc=2048 altmap.align=0 online.pages=129024 state=online via=dimm slot=0\n\
-        hotplug.range range=0x100000000-0x108000000 blocks=1 memmap=altmap altmap.alloc=512 altmap.align=0 online.pages=32256 state=online via=virtio-mem device=0\n\
-        hotplug.range range=0x108000000-0x108600000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=1536 state=online via=virtio-mem device=0\n\
-        hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled\n\
+        hotplug.range range=0x180000000-0x1a0000000 blocks=4 memmap=altmap altmap.alloc=2048 altmap.align=0 online.pages=129024 offline.pages=0 state=online via=dimm slot=0\n\
+        hotplug.range range=0x100000000-0x108000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=32768 offline.pages=0 state=online via=virtio-mem device=0\n\
+        hotplug.range range=0x108000000-0x110000000 blocks=1 memmap=ram altmap.alloc=0 altmap.align=0 online.pages=1536 offline.pages=31232 state=online via=virtio-mem device=0\n\
+        hotplug.summary ranges=3 sources=2 memmap_on_memory=Enabled block.bytes=0x8000000\n\
         hotplug.source name=acpi-mhpd base=0xcf00 slots=4 scans=3 inserts=1 removes=0 ejects=0 refusals=0 notify=sci\n\
         hotplug.slot source=acpi-mhpd slot=0 range=0x180000000-0x1a0000000 node=0 state=online\n\
         virtio-mem dev=0 name=virtio-mem-pci.0 addr=0x100000000 region=0x80000000 usable=0x10000000 block=0x200000 plugged=0x8600000 requested=0x8600000 kernel=0x8600000 units=2 stranded=0 state=ok\n\
-        virtio-mem.unit dev=0 range=0x100000000-0x108000000 state=Live\n\
-        virtio-mem.unit dev=0 range=0x108000000-0x108600000 state=Live\n";
+        virtio-mem.unit dev=0 range=0x100000000-0x108000000 plugged=0x8000000 steps=64/64 busy=0 state=Live\n\
+        virtio-mem.unit dev=0 range=0x108000000-0x110000000 plugged=0x600000 steps=3/64 busy=0 state=Live\n";
 
     fn qemu_json(dimm_addr: u64, vmem_size: u64) -> Value {
         json!([
@@ -1521,18 +1562,27 @@ mod tests {
 
     #[test]
     fn records_alarms_and_net_bytes() {
-        let r =
-            Record::parse("hotplug: online range=0x40000000-0x50000000 pages=1 free=2").unwrap();
+        let r = Record::parse("hotplug: online range=0x40000000-0x50000000 pages=65536 free=2")
+            .unwrap();
         assert_eq!(
-            (r.kind.as_str(), r.start, r.end),
-            ("online", 0x4000_0000, 0x5000_0000)
+            (r.kind.as_str(), r.start, r.end, r.pages),
+            ("online", 0x4000_0000, 0x5000_0000, Some(65536))
         );
         assert!(Record::parse("hotplug.range range=0x0-0x1").is_none());
+        // A sub-block part taken offline, then the emptied block removed (its offline
+        // record counts nothing more).
+        let part =
+            Record::parse("hotplug: offline range=0x48000000-0x50000000 pages=32768").unwrap();
+        let empty = Record::parse("hotplug: offline range=0x40000000-0x50000000 pages=0").unwrap();
         let gone =
-            Record::parse("hotplug: remove range=0x40000000-0x48000000 tables.freed=0").unwrap();
-        let outside = Record::parse("hotplug: online range=0x90000000-0x98000000").unwrap();
+            Record::parse("hotplug: remove range=0x40000000-0x50000000 tables.freed=0").unwrap();
+        let outside =
+            Record::parse("hotplug: online range=0x90000000-0x98000000 pages=32768").unwrap();
         let window = (0x4000_0000, 0xc000_0000);
-        assert_eq!(net_bytes(&[r.clone(), gone], window), 0x800_0000);
+        assert_eq!(
+            net_bytes(&[r.clone(), part, empty, gone], window),
+            0x800_0000
+        );
         assert_eq!(
             net_bytes(&[r, outside], (0x4000_0000, 0x5000_0000)),
             0x1000_0000

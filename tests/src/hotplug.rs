@@ -42,6 +42,24 @@ pub fn mm_figures(m: &mut Machine) -> Result<(u64, u64)> {
     Ok((number(&f, "free")?, number(&f, "vmemmap.tables")?))
 }
 
+/// Every hot-added range the `hotplug` command lists has been verified in full (its
+/// `verify:` record ran after its online record) and passed; returns how many there are.
+pub fn ranges_verified(m: &mut Machine) -> Result<usize> {
+    let out = command_output(m, "hotplug", "hotplug.summary ")?;
+    let ranges: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("hotplug.range "))
+        .collect();
+    for r in &ranges {
+        ensure!(
+            fields(r).get("verify") == Some(&"pass"),
+            "not verified: {r}"
+        );
+    }
+    Ok(ranges.len())
+}
+
 /// Waits for the next console record starting with `prefix` and returns the whole line.
 pub fn record(m: &mut Machine, prefix: &str) -> Result<String> {
     m.expect(prefix, RECORD_TIMEOUT)?;
@@ -100,6 +118,8 @@ pub fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<A
     let add = record(m, "hotplug: add ")?;
     let online = record(m, "hotplug: online ")?;
     let host_latency = returned.elapsed();
+    // The full verification runs after the online record (off the hot path).
+    let verify = record(m, "verify: range=")?;
     settle(m)?;
     qmp.wait_event_where("ACPI_DEVICE_OST", EVENT_TIMEOUT, |d| {
         ost_matches(d, Some(id), 1, 0)
@@ -127,6 +147,21 @@ pub fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<A
         pages == size / PAGE - blocks * BLOCK_MEMMAP_PAGES,
         "onlined pages: {online}"
     );
+    let v = fields(&verify);
+    ensure!(range(&v, "range")? == (start, end), "{verify}");
+    ensure!(v.get("result") == Some(&"pass"), "{verify}");
+    ensure!(
+        number(&v, "pages")? == pages,
+        "every data page checked: {verify}"
+    );
+    ensure!(
+        number(&v, "hosted")? == blocks * BLOCK_MEMMAP_PAGES,
+        "every memmap page checked: {verify}"
+    );
+    ensure!(
+        number(&v, "leaves.altmap")? == number(&v, "leaves")? && number(&v, "leaves.wrong")? == 0,
+        "memmap leaves from the blocks' altmaps: {verify}"
+    );
     let tables_new = number(&a, "tables.new")?;
     let ram_pages = number(&o, "ram.pages")?;
     ensure!(
@@ -140,6 +175,6 @@ pub fn add_dimm(m: &mut Machine, qmp: &mut Qmp, id: &str, size: u64) -> Result<A
         ram_pages,
         free_after: number(&o, "free")?,
         host_latency,
-        kernel_us: number(&o, "us")?,
+        kernel_us: number(&o, "us.total")?,
     })
 }

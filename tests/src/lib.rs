@@ -10,6 +10,7 @@ pub mod hostile;
 pub mod hotplug;
 pub mod regions;
 pub mod trace;
+pub mod virtio_mem;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -61,6 +61,14 @@ fn shell_reports_memory_cpu_loader_and_cmdline_then_powers_off() -> Result<()> {
     let features = fields(line(&cpu, "cpu.features ")?);
     ensure!(features.get("pse") == Some(&"1"), "no PSE:\n{cpu}");
     ensure!(features.get("nx") == Some(&"1"), "no NX:\n{cpu}");
+    // Global pages are on, as in Linux: the vmemmap's GLOBAL leaves then outlive a CR3
+    // reload, so hot-remove flushes with the CR4.PGE toggle.
+    ensure!(features.get("pge") == Some(&"1"), "no PGE:\n{cpu}");
+    let console = m.console();
+    ensure!(
+        line(&console, "paging: cr3=")?.ends_with(" pge=1"),
+        "CR4.PGE not set:\n{console}"
+    );
 
     let cmdline = shell(&mut m, "cmdline")?;
     let echoed = line(&cmdline, "cmdline: ")?.trim_start_matches("cmdline: ");

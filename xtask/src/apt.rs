@@ -50,6 +50,24 @@ impl Sources {
         Some(text)
     }
 
+    /// A deb822 stanza for `suites` of the release, for private apt lists (`cargo xtask
+    /// linux`): URIs and Signed-By copied from the first entry carrying `bookworm`.
+    pub fn release_file(&self, suites: &[&str]) -> Option<String> {
+        let entries = self.entries();
+        let base = entries
+            .iter()
+            .find(|e| e.suites.iter().any(|s| s == RELEASE))?;
+        let mut text = format!(
+            "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\n",
+            base.uris.join(" "),
+            suites.join(" ")
+        );
+        if let Some(key) = &base.signed_by {
+            text += &format!("Signed-By: {key}\n");
+        }
+        Some(text)
+    }
+
     fn entries(&self) -> Vec<Entry> {
         let deb822 = self.deb822.iter().flat_map(|(_, text)| parse_deb822(text));
         let one_line = self
@@ -210,6 +228,19 @@ mod tests {
         let disabled = "Enabled: no\nTypes: deb\nURIs: http://m.invalid/d\nSuites: bookworm bookworm-backports\n";
         assert!(!deb822(disabled).has_backports());
         assert_eq!(deb822(disabled).backports_file(), None);
+    }
+
+    #[test]
+    fn private_lists_copy_the_mirror_and_key() {
+        let file = deb822(DEB822)
+            .release_file(&["bookworm", "bookworm-backports"])
+            .unwrap();
+        assert_eq!(
+            file,
+            "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-backports\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        );
+        assert_eq!(Sources::default().release_file(&["bookworm"]), None);
     }
 
     #[test]

@@ -1,20 +1,18 @@
 //! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]`: per
 //! arch and boot path, QEMU start to prompt and kernel entry to prompt over several boots,
-//! then the in-kernel benchmark (phases per region size against the memset roofline) on
-//! the direct path, hot-add latency, and the large sizes (pc-dimm and virtio-mem from 1
-//! to 256 GiB on `reserve=off` backends, time per GiB; [`qemu::scale`]). Prints the
-//! tables per arch and writes `target/bench/<arch>.json` and `target/bench/<arch>.svg`
-//! (log-log, one line per phase); `--scale-only` runs only the large sizes and writes
-//! `target/bench/<arch>-scale.json`.
+//! the in-kernel benchmark (phases per region size against the memset roofline) on the
+//! direct path, hot-add latency per source, and the large sizes (pc-dimm and virtio-mem
+//! from 1 to 256 GiB on `reserve=off` backends, time per GiB; [`qemu::scale`]). Prints the
+//! tables and writes `target/bench/<arch>.json`, `<arch>.svg` (phases) and
+//! `<arch>-hotplug.svg` (latency against the roofline; see [`crate::bench_plot`]);
+//! `--scale-only` runs only the large sizes and writes `target/bench/<arch>-scale.json`.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use plotters::prelude::*;
 use qemu::Arch;
 use qemu::arch::BootPath;
-use qemu::bench::{PHASES, Plan, validate};
+use qemu::bench::{Plan, validate};
 use serde_json::Value;
 
 pub fn run(
@@ -62,14 +60,17 @@ pub fn run(
         let json_path = out.join(format!("{arch}.json"));
         std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
         let svg_path = out.join(format!("{arch}.svg"));
-        plot(&doc, &svg_path)?;
+        crate::bench_plot::phases(&doc, &svg_path)?;
+        let hotplug_svg = out.join(format!("{arch}-hotplug.svg"));
+        crate::bench_plot::hotplug(&doc, &hotplug_svg)?;
         print_table(&doc);
         print_hotplug(&doc);
         qemu::scale::print(&doc);
         println!(
-            "wrote {} and {} ({:.0} s)\n",
+            "wrote {}, {} and {} ({:.0} s)\n",
             json_path.display(),
             svg_path.display(),
+            hotplug_svg.display(),
             started.elapsed().as_secs_f64()
         );
     }
@@ -86,7 +87,7 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> 
     }
     let mut doc = qemu::bench::collect(image.clone(), &plan)?;
     let hotplug_boot = hotplug_boot(arch, boot);
-    let runs = if quick { 1 } else { 3 };
+    let runs = if quick { 3 } else { 5 };
     doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, runs, hotplug_boot)?;
     doc["hotplug_boot"] = hotplug_boot.name().into();
     doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick), hotplug_boot)?;
@@ -119,6 +120,13 @@ fn print_hotplug(doc: &Value) {
                         r["max"].as_f64().unwrap_or(0.0),
                         r["runs"].as_array().map_or(0, Vec::len)
                     );
+                    if let Some(phases) = r["kernel_ms"].as_object() {
+                        let text: Vec<String> = phases
+                            .iter()
+                            .map(|(k, v)| format!("{k} {:.2}", v.as_f64().unwrap_or(0.0)))
+                            .collect();
+                        println!("{:>29}kernel ms (medians): {}", "", text.join(", "));
+                    }
                 }
             }
             None => println!(
@@ -160,13 +168,15 @@ fn print_table(doc: &Value) {
         doc["bench_boot"].as_str().unwrap_or("?")
     );
     println!(
-        "{:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:>7}",
+        "{:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:>7}",
         "size",
         "activate",
         "populate",
         "init",
         "verify",
         "memset",
+        "cold memset",
+        "zero-fill",
         "memmap/s",
         "roofline",
         "tables",
@@ -175,90 +185,19 @@ fn print_table(doc: &Value) {
     for e in doc["sizes"].as_array().into_iter().flatten() {
         let ms = |k: &str| e[k].as_u64().unwrap_or(0) as f64 / 1e6;
         println!(
-            "{:>8}M {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>6} MiB {:>8.1}% {:>7} {:>7}",
+            "{:>8}M {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>9.3}ms {:>6} MiB {:>8.1}% {:>7} {:>7}",
             e["size"].as_u64().unwrap_or(0) >> 20,
             ms("activate_ns"),
             ms("populate_ns"),
             ms("init_ns"),
             ms("verify_ns"),
             ms("memset_ns"),
+            ms("memset_cold_ns"),
+            ms("zero_ns"),
             e["memmap_mib_s"].as_u64().unwrap_or(0),
             e["roofline_permille"].as_u64().unwrap_or(0) as f64 / 10.0,
             e["tables"].as_u64().unwrap_or(0),
             e["leaves"].as_u64().unwrap_or(0)
         );
     }
-}
-
-/// Time (ms) against region size (MiB), log-log, one line per phase.
-fn plot(doc: &Value, path: &Path) -> Result<()> {
-    let sizes: Vec<&Value> = doc["sizes"].as_array().into_iter().flatten().collect();
-    let series: Vec<(&str, Vec<(f64, f64)>)> = PHASES
-        .iter()
-        .map(|&phase| {
-            let points = sizes
-                .iter()
-                .map(|e| {
-                    let mib = e["size"].as_u64().unwrap_or(1) as f64 / 1048576.0;
-                    let ms = (e[phase].as_u64().unwrap_or(1).max(1)) as f64 / 1e6;
-                    (mib, ms)
-                })
-                .collect();
-            (phase.trim_end_matches("_ns"), points)
-        })
-        .collect();
-    let all = series.iter().flat_map(|(_, p)| p.iter());
-    let (xmin, xmax) = all
-        .clone()
-        .fold((f64::MAX, 0f64), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
-    let (ymin, ymax) = all.fold((f64::MAX, 0f64), |(lo, hi), &(_, y)| (lo.min(y), hi.max(y)));
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let title = format!(
-        "hotmem {} memmap phases ({}, QEMU {}, {})",
-        doc["arch"].as_str().unwrap_or("?"),
-        doc["accel"].as_str().unwrap_or("?"),
-        doc["qemu"].as_str().unwrap_or("?"),
-        doc["date"].as_str().unwrap_or("?")
-    );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            (xmin * 0.8..xmax * 1.25).log_scale(),
-            (ymin * 0.5..ymax * 2.0).log_scale(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("region size (MiB)")
-        .y_desc("time (ms)")
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(())
 }

@@ -5,9 +5,13 @@
 
 mod apt;
 mod bench;
+mod bench_plot;
+mod compare;
+mod compare_table;
 mod doctor;
 mod fuzz;
 mod lint;
+mod linux;
 mod pipeline;
 mod qmp_cmd;
 mod run;
@@ -108,6 +112,11 @@ enum Cmd {
     },
     /// Check QEMU, devices, firmware, toolchain and KVM; print fixes.
     Doctor,
+    /// Boot a stock Debian Linux in the machine `run` would start; /init prints records.
+    Linux(linux::Args),
+    /// The same NVDIMM / pc-dimm / virtio-mem scenario on Linux and on our kernel: one
+    /// table of figures; fails on any difference not documented in docs/linux-compare.md.
+    Compare(compare::Args),
     /// Boot times and the in-kernel memmap benchmark per arch: tables, JSON, SVG plots.
     Bench {
         #[arg(long)]
@@ -213,6 +222,8 @@ fn dispatch(command: Cmd) -> Result<()> {
         } => pipeline::run(arch, release, boot),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, &target),
         Cmd::Doctor => doctor::run(),
+        Cmd::Linux(args) => linux::run(args),
+        Cmd::Compare(args) => compare::run(args),
         Cmd::Bench {
             arch,
             quick,

@@ -186,7 +186,7 @@ fn add_backports() -> Result<()> {
     Ok(())
 }
 
-fn read_sources() -> Sources {
+pub(crate) fn read_sources() -> Sources {
     let mut sources = Sources::default();
     let mut add = |path: &Path| {
         let Ok(text) = fs::read_to_string(path) else {

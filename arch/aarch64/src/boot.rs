@@ -19,7 +19,7 @@ extern "C" fn aarch64_kernel_entry() -> ! {
     let p = platform::discover(
         h.rsdp,
         h.dtb,
-        PhysWindow::direct_map(h.hhdm as usize),
+        PhysWindow::direct_map(h.hhdm as usize, &h.memory),
         &|pa, len| platform::loader_hhdm(&h, pa, len),
     );
     power::set_conduit(p.conduit);

@@ -36,6 +36,8 @@ extern "C" fn aarch64_direct_main(dtb: u64) -> ! {
         base_pa: dtb & !(GIB - 1),
         base_va: (dtb & !(GIB - 1)) as usize,
         len: GIB,
+        // The temporary identity map covers the whole 1 GiB block: `len` bounds it.
+        mapped: None,
     };
     let Ok(blob) = fdt::bytes(dtb, identity) else {
         power::exit(1)
@@ -63,7 +65,7 @@ extern "C" fn aarch64_direct_main(dtb: u64) -> ! {
     port::set_hhdm(HHDM);
     pl011::init(HHDM + p.uart);
     console::install::<Aarch64>();
-    let tree = fdt::bytes(dtb, PhysWindow::direct_map(HHDM as usize)).and_then(fdt::parse);
+    let tree = fdt::bytes(dtb, PhysWindow::direct_map(HHDM as usize, &memory)).and_then(fdt::parse);
     let cmdline = tree.ok().and_then(|t| t.bootargs).unwrap_or("").trim();
     kprintln!(
         "direct: image=linux-image dtb={dtb:#x} dtb.size={} entry.el={entry_el} kernel={:#x}-{:#x} memmap_entries={} cmdline_bytes={}",

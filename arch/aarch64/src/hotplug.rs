@@ -23,7 +23,7 @@ use crate::{kpt, nvdimm, port};
 /// Every source this boot has.
 pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     let mut sources: Vec<Box<dyn EventSource>> = Vec::new();
-    let window = PhysWindow::direct_map(port::hhdm() as usize);
+    let window = PhysWindow::direct_map(port::hhdm() as usize, &boot.memory);
     let reassign = cmdline::value(boot.cmdline, "pci.reassign") == Some("1");
     match boot.firmware {
         Firmware::Acpi { rsdp } => {

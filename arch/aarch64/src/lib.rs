@@ -16,6 +16,7 @@ extern crate alloc;
 
 pub mod direct_entry;
 pub mod dtb_memory;
+pub mod memory_block;
 pub mod paging;
 pub mod power;
 pub mod vmemmap;

@@ -15,6 +15,7 @@ use core::ops::Range;
 use kernel::hotplug::event::EventSource;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
+use kernel::virtio::mem::plan::Granularity;
 use kernel::virtio::virtio_drivers::transport::pci::PciTransport;
 use kernel::virtio::virtio_drivers::transport::pci::bus::{
     BarInfo, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, PciRoot,
@@ -224,8 +225,8 @@ pub fn virtio_mem_sources(
             }
         };
         let name = format!("virtio-mem-pci.{index}");
-        let block = crate::vmemmap::MM.section_bytes();
-        if let Ok(dev) = VirtioMem::probe(index, name, transport, block) {
+        let granularity = Granularity::new(crate::memory_block::size(), &crate::vmemmap::MM);
+        if let Ok(dev) = VirtioMem::probe(index, name, transport, granularity) {
             out.push(Box::new(dev));
             index += 1;
         }

@@ -11,6 +11,7 @@ use aarch64_cpu::registers::{PAR_EL1, Readable, TTBR1_EL1};
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::live::LiveConfig;
+use kernel::mm::memory_block::MemoryBlock;
 use kernel::mm::pgtable::Features;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
@@ -89,7 +90,12 @@ impl Arch for Aarch64 {
             root: PhysAddr(ttbr1 & 0x0000_ffff_ffff_f000),
             phys_to_virt: <Self as Arch>::phys_to_virt,
             flush_tlb: cpu::flush_tlb_all,
+            fill_pages: kernel::mm::memmap::fill_pages,
         }
+    }
+
+    fn memory_block(_boot: &BootInfo) -> MemoryBlock {
+        crate::memory_block::size()
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {

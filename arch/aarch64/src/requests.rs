@@ -196,6 +196,7 @@ fn convert(entries: &[&Entry]) -> MemoryMap {
             memmap::MEMMAP_BOOTLOADER_RECLAIMABLE => MemKind::LoaderReclaimable,
             memmap::MEMMAP_EXECUTABLE_AND_MODULES => MemKind::Kernel,
             memmap::MEMMAP_FRAMEBUFFER => MemKind::Framebuffer,
+            memmap::MEMMAP_MAPPED_RESERVED => MemKind::ReservedMapped,
             _ => MemKind::Reserved,
         };
         map.push(MemRegion {

@@ -29,6 +29,7 @@ extern "C" fn s390x_rust_start() -> ! {
         kprintln!("error: SCLP Read SCP Info failed: RAM size unknown, cannot continue");
         console::exit(1);
     };
+    crate::record_increment(scp.increment);
     let ram = scp.ram_bytes();
     let limit = cpu::storage_limit();
     let (_, image_end) = kernel_image();

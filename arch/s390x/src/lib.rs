@@ -14,6 +14,7 @@ static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;
 
 pub mod ccw;
 pub mod facility;
+pub mod memory_block;
 pub mod paging;
 pub mod sccb;
 pub mod vmemmap;
@@ -29,13 +30,15 @@ mod ipl;
 #[cfg(target_os = "none")]
 mod lowcore;
 #[cfg(target_os = "none")]
+mod memfill;
+#[cfg(target_os = "none")]
 mod sclp;
 
 #[cfg(target_os = "none")]
 pub use port::S390x;
 
 #[cfg(target_os = "none")]
-use port::{init_facilities, record_dat};
+use port::{init_facilities, record_dat, record_increment};
 
 #[cfg(target_os = "none")]
 mod port;

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::live::LiveConfig;
+use kernel::mm::memory_block::MemoryBlock;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use spin::Once;
@@ -23,6 +24,7 @@ pub struct S390x;
 
 static FACILITIES: Once<Facilities> = Once::new();
 static DAT: Once<DatInfo> = Once::new();
+static INCREMENT: Once<u64> = Once::new();
 
 /// Reads STFLE once, early in boot.
 pub(crate) fn init_facilities() -> Facilities {
@@ -32,6 +34,11 @@ pub(crate) fn init_facilities() -> Facilities {
 /// Remembers the boot identity map for the `cpu` report.
 pub(crate) fn record_dat(info: DatInfo) {
     DAT.call_once(|| info);
+}
+
+/// Remembers the storage increment (`sclp.rzm`) Read SCP Info reported.
+pub(crate) fn record_increment(bytes: u64) {
+    INCREMENT.call_once(|| bytes);
 }
 
 /// The facility list read at boot.
@@ -92,7 +99,12 @@ impl Arch for S390x {
             root: PhysAddr(root),
             phys_to_virt: |pa| pa as *mut u8,
             flush_tlb: cpu::purge_tlb,
+            fill_pages: crate::memfill::fill_pages,
         }
+    }
+
+    fn memory_block(_boot: &BootInfo) -> MemoryBlock {
+        crate::memory_block::size(INCREMENT.get().copied().unwrap_or(0))
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {

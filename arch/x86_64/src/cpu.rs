@@ -1,5 +1,5 @@
 //! CPU identification through CPUID: the features the memory code cares about (PSE,
-//! 1 GiB pages, NX, LA57, invariant TSC) and the `cpu` shell report.
+//! 1 GiB pages, NX, LA57, invariant TSC, hypervisor) and the `cpu` shell report.
 
 use core::arch::x86_64::__cpuid;
 use core::fmt;
@@ -11,6 +11,8 @@ use kernel::mm::pgtable::Features as PtFeatures;
 pub struct Features {
     /// 2 MiB/4 MiB pages (CPUID 1 EDX.3).
     pub pse: bool,
+    /// Global pages (CPUID 1 EDX.13): CR4.PGE can be set.
+    pub pge: bool,
     /// 1 GiB pages (CPUID 0x80000001 EDX.26).
     pub pdpe1gb: bool,
     /// No-execute (CPUID 0x80000001 EDX.20).
@@ -23,6 +25,8 @@ pub struct Features {
     pub phys_bits: u8,
     /// Linear address bits (CPUID 0x80000008 EAX[15:8]).
     pub virt_bits: u8,
+    /// Running under a hypervisor (CPUID 1 ECX.31, Linux's X86_FEATURE_HYPERVISOR).
+    pub hypervisor: bool,
 }
 
 /// Reads the features.
@@ -37,12 +41,14 @@ pub fn features() -> Features {
     let e8 = leaf(0x8000_0008, ext >= 0x8000_0008);
     Features {
         pse: l1.edx & (1 << 3) != 0,
+        pge: l1.edx & (1 << 13) != 0,
         pdpe1gb: e1.is_some_and(|r| r.edx & (1 << 26) != 0),
         nx: e1.is_some_and(|r| r.edx & (1 << 20) != 0),
         la57: l7.is_some_and(|r| r.ecx & (1 << 16) != 0),
         invariant_tsc: e7.is_some_and(|r| r.edx & (1 << 8) != 0),
         phys_bits: e8.map_or(36, |r| r.eax as u8),
         virt_bits: e8.map_or(48, |r| (r.eax >> 8) as u8),
+        hypervisor: l1.ecx & (1 << 31) != 0,
     }
 }
 
@@ -87,10 +93,12 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
     )?;
     let flags = [
         ("pse", "PSE", f.pse),
+        ("pge", "PGE", f.pge),
         ("pdpe1gb", "PDPE1GB", f.pdpe1gb),
         ("nx", "NX", f.nx),
         ("la57", "LA57", f.la57),
         ("invariant_tsc", "INVARIANT_TSC", f.invariant_tsc),
+        ("hypervisor", "HYPERVISOR", f.hypervisor),
     ];
     write!(out, "cpu.features")?;
     for (name, _, on) in flags {

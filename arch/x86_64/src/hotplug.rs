@@ -8,10 +8,12 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use kernel::Arch;
 use kernel::BootInfo;
 use kernel::boot_info::Firmware;
 use kernel::firmware::{acpi_find, apic, cmdline, dsdt_scan, fadt, mhpd};
 use kernel::hotplug::event::EventSource;
+use kernel::virtio::mem::plan::Granularity;
 
 use crate::X86_64;
 use crate::mhpd_io::PortMhpd;
@@ -28,13 +30,14 @@ fn read(pa: u64, len: usize) -> Option<&'static [u8]> {
 
 /// Every source this machine has.
 pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
+    let granularity = Granularity::new(X86_64::memory_block(boot), &crate::vmemmap::MM);
     let mut out: Vec<Box<dyn EventSource>> = Vec::new();
     let Firmware::Acpi { rsdp } = boot.firmware else {
-        return crate::virtio_pci::sources();
+        return crate::virtio_pci::sources(granularity);
     };
     let Ok(fadt) = fadt::find(rsdp, &read) else {
         log::warn!("hotplug: no usable FADT: no ACPI hotplug sources");
-        return crate::virtio_pci::sources();
+        return crate::virtio_pci::sources(granularity);
     };
     let dsdt = acpi_find::dsdt(rsdp, &read).unwrap_or(&[]);
     let slots = dsdt_scan::mdnr(dsdt).unwrap_or(0);
@@ -74,6 +77,6 @@ pub fn sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     {
         out.push(Box::new(src));
     }
-    out.extend(crate::virtio_pci::sources());
+    out.extend(crate::virtio_pci::sources(granularity));
     out
 }

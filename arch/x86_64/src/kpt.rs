@@ -15,7 +15,7 @@ use kernel::mm::map::{self, MapError};
 use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
 use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
 use kernel::mm::walk;
-use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
@@ -100,13 +100,20 @@ pub fn switch(h: Placement<'_>, features: crate::cpu::Features) {
     // to text or rodata, and the page tables and every other write target are mapped
     // writable.
     unsafe { Cr0::update(|f| *f |= Cr0Flags::WRITE_PROTECT) };
+    if features.pge {
+        // SAFETY: global entries now survive CR3 reloads, as in Linux; every flush of
+        // the kernel's own mappings covers them (INVLPG here, the CR4.PGE toggle of
+        // `port::flush_tlb_global` for the vmemmap), and the loader's tables are gone.
+        unsafe { Cr4::update(|f| *f |= Cr4Flags::PAGE_GLOBAL) };
+    }
     kprintln!(
-        "paging: cr3={:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={}",
+        "paging: cr3={:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={} pge={}",
         b.root,
         F::NAME,
         USED.load(Ordering::Relaxed),
         u8::from(features.nx),
-        u8::from(features.pdpe1gb)
+        u8::from(features.pdpe1gb),
+        u8::from(features.pge)
     );
 }
 

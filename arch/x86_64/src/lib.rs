@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod direct_entry;
+pub mod memory_block;
 pub mod paging;
 pub mod start_info;
 pub mod vmemmap;

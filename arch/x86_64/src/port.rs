@@ -11,10 +11,11 @@ use alloc::vec::Vec;
 use kernel::hotplug::event::EventSource;
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::live::LiveConfig;
+use kernel::mm::memory_block::MemoryBlock;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use x86_64::instructions::port::Port;
-use x86_64::registers::control::Cr3;
+use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 
 use crate::{cpu, serial, tsc};
 
@@ -39,6 +40,24 @@ pub(crate) fn set_hhdm(offset: u64) {
 /// never QEMU's own 0 or 1.
 pub const fn debug_exit_value(status: u32) -> u32 {
     0x10 + if status > 0x6f { 0x6f } else { status }
+}
+
+/// Flushes every TLB entry, global ones included: vmemmap leaves are GLOBAL, and a CR3
+/// reload keeps global entries once CR4.PGE is set. Clearing and setting PGE again
+/// flushes them all (Intel SDM Vol. 3A §4.10.4.1), as Linux's `native_flush_tlb_global`
+/// does without INVPCID; with PGE off a CR3 reload is a full flush.
+fn flush_tlb_global() {
+    let cr4 = Cr4::read();
+    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+        // SAFETY: only the TLB's retention of global entries changes, for the instant
+        // between the two writes; every mapping stays as it is.
+        unsafe {
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4);
+        }
+    } else {
+        x86_64::instructions::tlb::flush_all();
+    }
 }
 
 impl Arch for X86_64 {
@@ -93,8 +112,14 @@ impl Arch for X86_64 {
             features: cpu::features().page_table(),
             root: PhysAddr(frame.start_address().as_u64()),
             phys_to_virt: <Self as Arch>::phys_to_virt,
-            flush_tlb: x86_64::instructions::tlb::flush_all,
+            flush_tlb: flush_tlb_global,
+            fill_pages: kernel::mm::memmap::fill_pages,
         }
+    }
+
+    fn memory_block(boot: &BootInfo) -> MemoryBlock {
+        let end = crate::memory_block::boot_mem_end(&boot.memory);
+        crate::memory_block::size(end, cpu::features().hypervisor)
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {

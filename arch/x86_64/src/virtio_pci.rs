@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use kernel::hotplug::event::EventSource;
 use kernel::virtio::hal::PoolHal;
 use kernel::virtio::mem::VirtioMem;
+use kernel::virtio::mem::plan::Granularity;
 use kernel::virtio::virtio_drivers::transport::pci::PciTransport;
 use kernel::virtio::virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use kernel::{Arch, dma};
@@ -47,7 +48,7 @@ fn init_pool() -> bool {
 }
 
 /// Every virtio-mem-pci device, probed (UNPLUG_ALL of leftovers included).
-pub fn sources() -> Vec<Box<dyn EventSource>> {
+pub fn sources(granularity: Granularity) -> Vec<Box<dyn EventSource>> {
     let mut out: Vec<Box<dyn EventSource>> = Vec::new();
     let mut root = PciRoot::new(PortCam);
     let found = pci::find(&root, VENDOR_VIRTIO, DEVICE_VIRTIO_MEM);
@@ -77,12 +78,7 @@ pub fn sources() -> Vec<Box<dyn EventSource>> {
             }
         };
         let name = format!("virtio-mem-pci.{index}");
-        match VirtioMem::probe(
-            index as u32,
-            name,
-            transport,
-            crate::vmemmap::MM.section_bytes(),
-        ) {
+        match VirtioMem::probe(index as u32, name, transport, granularity) {
             Ok(dev) => out.push(Box::new(dev)),
             Err(e) => log::warn!("virtio-mem-pci: {df}: probe failed: {e}"),
         }

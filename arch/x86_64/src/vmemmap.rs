@@ -64,6 +64,12 @@ impl VmemmapArch for X86_64Paging {
     ) -> Result<(), MmError> {
         call.remove_pagetable(start, end)
     }
+
+    /// A span under one section's memmap is mapped from RAM base pages, whatever the
+    /// altmap (the first branch of `vmemmap_populate` above).
+    fn altmap_backs(start: u64, end: u64) -> bool {
+        end - start >= Self::MM.section_memmap_bytes()
+    }
 }
 
 impl HugePmd for X86_64Paging {

@@ -20,9 +20,12 @@ use acpi::{AcpiTable, AcpiTables, PhysicalMapping};
 use super::acpi_find::{self, Handler, ReadPhys};
 use super::srat::{self, MemAffinity};
 use super::{apic, fadt};
+use crate::boot_info::{MappedSpans, MemoryMap};
 
 /// A linear view of physical memory: `pa` is at `base_va + (pa - base_pa)` for
-/// `len` bytes from `base_pa` (a direct map on the target, a buffer in host tests).
+/// `len` bytes from `base_pa` (a direct map on the target, a buffer in host tests),
+/// bounded on the target by the spans the direct map really covers. The device tree is
+/// read through one ([`super::fdt::bytes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhysWindow {
     /// First physical address covered.
@@ -31,22 +34,38 @@ pub struct PhysWindow {
     pub base_va: usize,
     /// Bytes covered.
     pub len: u64,
+    /// The spans that are mapped (`None`: all of the window, e.g. a test buffer).
+    pub mapped: Option<MappedSpans>,
 }
 
 impl PhysWindow {
-    /// All of physical memory at `offset` (an HHDM; 0 for identity).
-    pub const fn direct_map(offset: usize) -> Self {
+    /// The direct map at `offset` (an HHDM; 0 for identity), over the spans of `map` it
+    /// covers: every read is checked against them, whatever length a header claims.
+    pub fn direct_map(offset: usize, map: &MemoryMap) -> Self {
         Self {
             base_pa: 0,
             base_va: offset,
             len: u64::MAX,
+            mapped: Some(MappedSpans::of(map)),
         }
     }
 
-    /// The address of `[pa, pa + size)`, if the window covers all of it.
+    /// The address of `[pa, pa + size)`, if the window covers and maps all of it.
     pub fn ptr(&self, pa: u64, size: u64) -> Option<*const u8> {
         let off = pa.checked_sub(self.base_pa)?;
-        (off.checked_add(size)? <= self.len).then(|| self.base_va.wrapping_add(off as usize) as _)
+        let inside = off.checked_add(size)? <= self.len;
+        let mapped = self.mapped.is_none_or(|m| m.covers(pa, size));
+        (inside && mapped).then(|| self.base_va.wrapping_add(off as usize) as _)
+    }
+
+    /// The `len` bytes at `pa`, if the window covers and maps all of them.
+    pub fn slice(&self, pa: u64, len: usize) -> Option<&'static [u8]> {
+        let p = self.ptr(pa, len as u64)?;
+        // SAFETY: `ptr` checked that every byte of the range is inside the window and,
+        // on the target, inside a span the direct map covers; firmware memory stays
+        // mapped for the kernel's lifetime (a test buffer outlives its test) and nothing
+        // writes it while it is read.
+        Some(unsafe { core::slice::from_raw_parts(p, len) })
     }
 }
 

@@ -6,6 +6,7 @@
 //! (RSDP, XSDT, every XSDT entry, the DSDT). The tests rebuild that physical memory.
 
 use super::*;
+use crate::boot_info::{MemKind, MemRegion, MemoryMap};
 
 const TABLES: &[u8] = include_bytes!("fixtures/qemu-virt-acpi.tables");
 /// The RSDP's address in that boot (the Limine RSDP response).
@@ -127,11 +128,31 @@ fn window_bounds() {
         base_pa: 0x1000,
         base_va: 0x10_0000,
         len: 0x100,
+        mapped: None,
     };
     assert_eq!(w.ptr(0x1000, 0x100), Some(0x10_0000 as *const u8));
     assert_eq!(w.ptr(0x10ff, 2), None);
     assert_eq!(w.ptr(0xfff, 1), None);
-    assert_eq!(PhysWindow::direct_map(0).ptr(u64::MAX, 2), None);
+    let mut map = MemoryMap::new();
+    map.push(MemRegion {
+        start: 0,
+        end: 0x8000,
+        kind: MemKind::Usable,
+    });
+    map.push(MemRegion {
+        start: 0x8000,
+        end: 0x9000,
+        kind: MemKind::Reserved,
+    });
+    let d = PhysWindow::direct_map(0x1000_0000, &map);
+    assert_eq!(d.ptr(u64::MAX, 2), None);
+    assert_eq!(d.ptr(0x7000, 0x1000), Some(0x1000_7000 as *const u8));
+    assert_eq!(
+        d.ptr(0x7000, 0x1001),
+        None,
+        "a length that runs into reserved memory"
+    );
+    assert!(d.slice(0x8000, 8).is_none());
 }
 
 proptest::proptest! {

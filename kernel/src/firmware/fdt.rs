@@ -137,10 +137,7 @@ pub fn bytes(pa: u64, window: PhysWindow) -> Result<&'static [u8], FdtError> {
     if word(0) != MAGIC || !(40..=MAX_DTB).contains(&size) {
         return Err(FdtError::BadHeader);
     }
-    let p = window.ptr(pa, size as u64).ok_or(FdtError::BadHeader)?;
-    // SAFETY: the window covers `size` bytes at `p`, mapped for the kernel's lifetime
-    // (a direct map of loader-reclaimable memory the kernel does not reuse).
-    Ok(unsafe { core::slice::from_raw_parts(p, size) })
+    window.slice(pa, size).ok_or(FdtError::BadHeader)
 }
 
 /// Parses a device tree.
@@ -450,6 +447,7 @@ mod tests {
             base_pa: 0x4000_0000,
             base_va: QEMU_VIRT.as_ptr() as usize,
             len: QEMU_VIRT.len() as u64,
+            mapped: None,
         };
         assert_eq!(
             bytes(0x4000_0000, window).map(<[u8]>::len),

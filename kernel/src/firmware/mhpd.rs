@@ -291,9 +291,9 @@ impl<R: MhpdRegs> EventSource for Mhpd<R> {
     }
 
     fn complete(&mut self, event: &Event, result: &Result<(), HotplugError>) {
-        let (Event::Add { via, .. } | Event::Remove { via, .. } | Event::AddDevice { via, .. }) =
-            event;
-        let Via::Dimm { slot } = *via else { return };
+        let Via::Dimm { slot } = event.via() else {
+            return;
+        };
         let Some(current) = self.slots.get(slot as usize).map(|s| s.state.clone()) else {
             return;
         };

@@ -10,9 +10,8 @@ use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
 use crate::mm::live::{LiveMemmap, LiveMm};
-use crate::mm::memmap::MemmapAccess;
+use crate::mm::memmap::init_with;
 use crate::mm::page::{Page, PageFlags, Zone};
-use crate::mm::sparse::chunks;
 use crate::mm::vmemmap::VmemmapArch;
 
 /// A device range that is live: its sections are active and its memmap populated.
@@ -111,17 +110,10 @@ fn init(
     flags: PageFlags,
     pgmap: u64,
 ) {
-    if range.start >= range.end {
-        return;
-    }
-    for chunk in chunks(arch, range.start, range.end) {
-        let mut template = Page::new(Zone::Device, 0, chunk.section);
+    init_with(memmap, arch, range, |section| {
+        let mut template = Page::new(Zone::Device, 0, section);
         template.set(flags);
         template.pgmap = pgmap;
-        debug_assert!(memmap.has_page(chunk.first));
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
+        template
+    });
 }

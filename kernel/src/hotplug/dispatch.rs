@@ -4,11 +4,19 @@
 //! The event queue is the kernel's, with room reserved at boot ([`EVENT_ROOM`]), so a
 //! poll does not allocate: an event reaches the engine even when the heap refuses
 //! everything, and the engine's refusal is what the source hears.
+//!
+//! The full verification of what a batch added runs after the whole batch is handled and
+//! every source has acknowledged its events, so the `online` records (and the hardware's
+//! completion) are never held up by it; its `verify:` records follow them.
 
 use alloc::vec::Vec;
+use core::ops::Range;
 
-use super::engine::{HotplugError, MemmapFrom};
-use super::event::Event;
+use super::engine::{AddTimes, HotplugError, MemmapFrom, Removed};
+use super::event::{Event, Via};
+use crate::mm::addr::PAGE_SIZE;
+use crate::mm::live::LiveMm;
+use crate::mm::vmemmap::VmemmapArch;
 use crate::{Arch, Kernel, kprintln};
 
 /// Events the queue holds without allocating (sources emit at most 16 per poll, and
@@ -38,113 +46,251 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
         }
     }
     kernel.events = events;
+    if handled > 0 {
+        verify_added(kernel);
+    }
     handled
+}
+
+/// Runs the full verification of every range and device region added since the last
+/// call and prints one `verify:` record each.
+pub fn verify_added<A: Arch>(kernel: &mut Kernel<A>) {
+    let Some(mm) = kernel.mm.as_mut() else {
+        return;
+    };
+    for range in kernel.hotplug.take_unverified() {
+        verify_range::<A>(mm, &mut kernel.hotplug, &range);
+    }
+    for device in kernel.devices.iter_mut().filter(|d| d.report.is_none()) {
+        crate::devices::verify_one::<A>(mm, device);
+    }
+}
+
+/// Verifies the hot-added range `range` now and prints its record; false if no such
+/// range is live.
+pub fn verify_range<A: Arch>(
+    mm: &mut crate::mm::live::LiveMm<A::PageTable>,
+    hotplug: &mut super::engine::Hotplug,
+    range: &core::ops::Range<u64>,
+) -> bool {
+    let t0 = A::timestamp_ns();
+    let Some(r) = hotplug.verify(mm, range) else {
+        return false;
+    };
+    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let via = hotplug
+        .ranges()
+        .iter()
+        .find(|h| h.range == *range)
+        .map(|h| h.via);
+    kprintln!(
+        "verify: range={:#x}-{:#x} pages={} offline={} hosted={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.wrong={} walk.faults={} us={us} result={}{}",
+        range.start,
+        range.end,
+        r.pages,
+        r.offline,
+        r.hosted,
+        r.rw_failures,
+        r.state_failures,
+        r.leaves,
+        r.leaves_altmap,
+        r.leaves_ram,
+        r.leaves_wrong,
+        r.walk_faults,
+        if r.passed() && r.leaves > 0 {
+            "pass"
+        } else {
+            "fail"
+        },
+        ViaTail(via),
+    );
+    true
+}
+
+/// ` via=...` when the source is known, nothing otherwise (formatted without allocating).
+struct ViaTail(Option<Via>);
+
+impl core::fmt::Display for ViaTail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(via) => write!(f, " {via}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs one event through the engine and prints its records.
 pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), HotplugError> {
+    if let Event::AddDevice { range, via } = event {
+        return add_device(kernel, range, via);
+    }
     let Some(mm) = kernel.mm.as_mut() else {
         kprintln!("hotplug: refuse op=event {}", HotplugError::NoMm);
         return Err(HotplugError::NoMm);
     };
     mm.tend_heap();
+    let hotplug = &mut kernel.hotplug;
     let t0 = A::timestamp_ns();
+    let (range, via) = (event.range().clone(), event.via());
+    // The heap's pages count as free here: what it grows by is not the step's.
+    let free_before = mm.free_pages() + mm.heap_pages();
+    let tables = mm.table_pages();
     match event {
-        Event::Add { range, via } => {
-            let tables = mm.sparse().vmemmap().stats().table_pages();
+        Event::Add { .. } | Event::AddPartial { .. } => {
+            let online = match event {
+                Event::AddPartial { online, .. } => Some(online.clone()),
+                _ => None,
+            };
             let ram_leaf_bytes = mm.sparse().vmemmap().stats().ram_leaf_bytes;
-            let free_before = mm.free_pages() + mm.heap_pages();
-            let mut added = kernel
-                .hotplug
-                .add_memory(mm, range.clone(), *via)
+            let mut added = hotplug
+                .add_memory(mm, range.clone(), via, online.clone())
                 .map(|_| ());
             // Refused for heap room (nothing changed)? If the heap can grow now, once more.
             if is_heap_refusal(&added) && mm.tend_heap() {
-                added = kernel
-                    .hotplug
-                    .add_memory(mm, range.clone(), *via)
+                added = hotplug
+                    .add_memory(mm, range.clone(), via, online.clone())
                     .map(|_| ());
             }
-            let added = added.map(|()| kernel.hotplug.ranges().last().expect("just added"));
+            let added = added.map(|()| hotplug.ranges().last().expect("just added"));
             match added {
                 Ok(hot) => {
+                    let (pages, memmap, times) = (hot.online_pages(), hot.memmap, hot.times);
                     let (alloc, align) = hot.altmap_totals();
-                    let memmap = if hot.memmap == MemmapFrom::Altmap {
+                    let memmap = if memmap == MemmapFrom::Altmap {
                         "altmap"
                     } else {
                         "ram"
                     };
-                    let sections = (range.end - range.start).div_ceil(mm.arch().section_bytes());
-                    let new_tables = mm
-                        .sparse()
-                        .vmemmap()
-                        .stats()
-                        .table_pages()
-                        .saturating_sub(tables);
+                    let sections = (range.end - range.start) / mm.arch().section_bytes();
+                    let new_tables = mm.table_pages().saturating_sub(tables);
                     let memmap_ram_pages = (mm.sparse().vmemmap().stats().ram_leaf_bytes)
                         .saturating_sub(ram_leaf_bytes)
-                        / crate::mm::addr::PAGE_SIZE;
+                        / PAGE_SIZE;
                     kprintln!(
                         "hotplug: add range={:#x}-{:#x} sections={sections} altmap.alloc={alloc} altmap.align={align} memmap={memmap} memmap.ram_pages={memmap_ram_pages} tables.new={new_tables} {via}",
                         range.start,
                         range.end
                     );
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-                    // Pages the add took from RAM (table pages, RAM leaves): free grows by
-                    // exactly the onlined count minus these (and minus what the heap grew
-                    // by, which is not the add's).
-                    let free = mm.free_pages();
-                    let ram_pages =
-                        (free_before + hot.online_pages()).saturating_sub(free + mm.heap_pages());
-                    kprintln!(
-                        "hotplug: online range={:#x}-{:#x} pages={} ram.pages={ram_pages} free={free} us={us} {via}",
-                        range.start,
-                        range.end,
-                        hot.online_pages(),
-                    );
+                    let part = online.unwrap_or(range);
+                    online_record::<A, _>(mm, &part, pages, free_before, t0, &times, via);
                     Ok(())
                 }
-                Err(e) => refuse("add", range, via, e),
+                Err(e) => refuse("add", &range, &via, e),
             }
         }
-        Event::Remove { range, via } => {
-            let tables = mm.sparse().vmemmap().stats().table_pages();
-            match kernel.hotplug.remove_memory(mm, range.clone()) {
-                Ok(gone) => {
-                    let (alloc, align) = gone.altmap_totals();
-                    let freed = tables.saturating_sub(mm.sparse().vmemmap().stats().table_pages());
-                    let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-                    kprintln!(
-                        "hotplug: offline range={:#x}-{:#x} pages={} {via}",
-                        range.start,
-                        range.end,
-                        gone.online_pages()
-                    );
-                    kprintln!(
-                        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} free={} us={us} {via}",
-                        range.start,
-                        range.end,
-                        mm.free_pages()
-                    );
-                    Ok(())
-                }
-                Err(e) => refuse("remove", range, via, e),
+        Event::OnlinePart { .. } => match hotplug.online_part(mm, range.clone()) {
+            Ok(_) => {
+                let pages = (range.end - range.start) / PAGE_SIZE;
+                // Only the hand-over to the allocator: the struct pages exist since the add.
+                let times = AddTimes {
+                    online_ns: A::timestamp_ns().saturating_sub(t0),
+                    ..AddTimes::default()
+                };
+                online_record::<A, _>(mm, &range, pages, free_before, t0, &times, via);
+                Ok(())
             }
-        }
-        Event::AddDevice { range, via } => add_device(kernel, range, via),
+            Err(e) => refuse("online", &range, &via, e),
+        },
+        Event::OfflinePart { .. } => match hotplug.offline_part(mm, range.clone()) {
+            Ok(_) => {
+                let pages = (range.end - range.start) / PAGE_SIZE;
+                offline_record(&range, pages, via);
+                Ok(())
+            }
+            Err(e) => refuse("offline", &range, &via, e),
+        },
+        Event::Remove { .. } => match hotplug.remove_memory(mm, range.clone()) {
+            Ok(gone) => {
+                removed::<A, _>(mm, &gone, tables, t0);
+                Ok(())
+            }
+            Err(e) => refuse("remove", &range, &via, e),
+        },
+        Event::AddDevice { .. } => unreachable!("handled above"),
     }
+}
+
+/// `hotplug: online`: free pages grow by exactly the onlined count less what the step
+/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap; `free_before`
+/// counts the heap's pages, so a heap that grew meanwhile is not charged to the step);
+/// then where the time went (`us.*`).
+fn online_record<A: Arch, F: VmemmapArch>(
+    mm: &LiveMm<F>,
+    range: &Range<u64>,
+    pages: u64,
+    free_before: u64,
+    t0: u64,
+    t: &AddTimes,
+    via: Via,
+) {
+    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let free = mm.free_pages();
+    let ram_pages = (free_before + pages).saturating_sub(free + mm.heap_pages());
+    kprintln!(
+        "hotplug: online range={:#x}-{:#x} pages={pages} ram.pages={ram_pages} free={free} us.add={} us.populate={} us.init={} us.online={} us.verify={} us.total={total_us} {via}",
+        range.start,
+        range.end,
+        t.add_ns / 1000,
+        t.populate_ns / 1000,
+        t.init_ns / 1000,
+        t.online_ns / 1000,
+        t.verify_ns / 1000,
+    );
+}
+
+fn offline_record(range: &Range<u64>, pages: u64, via: Via) {
+    kprintln!(
+        "hotplug: offline range={:#x}-{:#x} pages={pages} {via}",
+        range.start,
+        range.end
+    );
+}
+
+/// The records of a completed remove: `teardown=clean`, or `teardown=hazard` after one
+/// `hazard:` line per block something was left of.
+fn removed<A: Arch, F: VmemmapArch>(mm: &LiveMm<F>, gone: &Removed, tables: u64, t0: u64) {
+    let (alloc, align) = gone.hot.altmap_totals();
+    let freed = tables.saturating_sub(mm.table_pages());
+    let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
+    let range = &gone.hot.range;
+    offline_record(range, gone.hot.online_pages(), gone.hot.via);
+    for (pfns, left) in &gone.leftovers {
+        kprintln!(
+            "hazard: remove range={:#x}-{:#x} block={:#x}-{:#x} {left}",
+            range.start,
+            range.end,
+            pfns.start.0 * PAGE_SIZE,
+            pfns.end.0 * PAGE_SIZE
+        );
+    }
+    let teardown = if gone.leftovers.is_empty() {
+        "clean"
+    } else {
+        "hazard"
+    };
+    let t = gone.times;
+    kprintln!(
+        "hotplug: remove range={:#x}-{:#x} altmap.alloc={alloc} altmap.align={align} tables.freed={freed} teardown={teardown} free={} us.offline={} us.depopulate={} us.teardown={} us.total={total_us} {}",
+        range.start,
+        range.end,
+        mm.free_pages(),
+        t.offline_ns / 1000,
+        t.depopulate_ns / 1000,
+        t.teardown_ns / 1000,
+        gone.hot.via
+    );
 }
 
 /// NVDIMM hot-add: the new SPA range goes through the regions code (the same checks as
 /// at boot), then gets its own altmap, population and verification.
 fn add_device<A: Arch>(
     kernel: &mut Kernel<A>,
-    range: &core::ops::Range<u64>,
-    via: &super::event::Via,
+    range: &Range<u64>,
+    via: &Via,
 ) -> Result<(), HotplugError> {
     use crate::region::{RegionKind, RegionRequest, Source};
     let range_index = match via {
-        super::event::Via::Nvdimm { range_index } => *range_index,
+        Via::Nvdimm { range_index } => *range_index,
         _ => 0,
     };
     // Room for the live device first, so a device that comes up is never dropped.
@@ -196,12 +342,7 @@ fn is_heap_refusal<T>(result: &Result<T, HotplugError>) -> bool {
     )
 }
 
-fn refuse(
-    op: &str,
-    range: &core::ops::Range<u64>,
-    via: &super::event::Via,
-    e: HotplugError,
-) -> Result<(), HotplugError> {
+fn refuse(op: &str, range: &Range<u64>, via: &Via, e: HotplugError) -> Result<(), HotplugError> {
     kprintln!(
         "hotplug: refuse op={op} range={:#x}-{:#x} {e} {via}",
         range.start,

@@ -31,6 +31,19 @@ pub enum Via {
     Shell,
 }
 
+impl Via {
+    /// Whether the source asks for the memmap inside the memory it adds
+    /// (`MHP_MEMMAP_ON_MEMORY`, honoured when `memory_hotplug.memmap_on_memory` allows):
+    /// the ACPI memory-hotplug driver does (drivers/acpi/acpi_memhotplug.c), virtio-mem
+    /// does not (`add_memory_driver_managed(.., MHP_MERGE_RESOURCE | MHP_NID_IS_MGID)`),
+    /// and neither does Linux's probe interface; the shell's `probe` asks for it
+    /// anyway, standing in for s390x standby memory (sclp_cmd.c asks for it) where no
+    /// DIMM exists.
+    pub const fn memmap_on_memory(self) -> bool {
+        matches!(self, Via::Dimm { .. } | Via::Shell)
+    }
+}
+
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -45,8 +58,35 @@ impl fmt::Display for Via {
 /// What a source asks of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Hot-add `range` (physical, 2 MiB-aligned) as RAM and online it.
+    /// Hot-add `range` (physical, whole memory blocks) as RAM and online it.
     Add {
+        /// The physical range.
+        range: Range<u64>,
+        /// The requester.
+        via: Via,
+    },
+    /// Hot-add `range` (whole memory blocks) but online only `online`; the rest stays
+    /// offline and out of the allocator until [`Event::OnlinePart`] (virtio-mem sub-block
+    /// mode: Linux's fake-offline pages of unplugged sub-blocks).
+    AddPartial {
+        /// The physical range.
+        range: Range<u64>,
+        /// The part to online (inside `range`, page-aligned).
+        online: Range<u64>,
+        /// The requester.
+        via: Via,
+    },
+    /// Online `range`, an offline part of an added range (sub-blocks just plugged:
+    /// Linux's `virtio_mem_fake_online`).
+    OnlinePart {
+        /// The physical range.
+        range: Range<u64>,
+        /// The requester.
+        via: Via,
+    },
+    /// Take `range`, an online part of an added range, offline again, keeping the range
+    /// added; refused if a page is in use (Linux's `virtio_mem_fake_offline`).
+    OfflinePart {
         /// The physical range.
         range: Range<u64>,
         /// The requester.
@@ -66,6 +106,32 @@ pub enum Event {
         /// The requester.
         via: Via,
     },
+}
+
+impl Event {
+    /// The range the event is about.
+    pub fn range(&self) -> &Range<u64> {
+        match self {
+            Event::Add { range, .. }
+            | Event::AddPartial { range, .. }
+            | Event::OnlinePart { range, .. }
+            | Event::OfflinePart { range, .. }
+            | Event::Remove { range, .. }
+            | Event::AddDevice { range, .. } => range,
+        }
+    }
+
+    /// Who asked.
+    pub fn via(&self) -> Via {
+        match self {
+            Event::Add { via, .. }
+            | Event::AddPartial { via, .. }
+            | Event::OnlinePart { via, .. }
+            | Event::OfflinePart { via, .. }
+            | Event::Remove { via, .. }
+            | Event::AddDevice { via, .. } => *via,
+        }
+    }
 }
 
 /// A device that produces hotplug events.

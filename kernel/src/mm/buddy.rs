@@ -4,14 +4,22 @@
 //! `online` hands a frame range to the allocator, `offline` takes it back only when every
 //! page of it is free (nothing changes otherwise), and nothing of an offlined range stays
 //! in the free lists.
+//!
+//! A range enters the free lists as the largest aligned blocks that fit (Linux's
+//! `online_pages` hands `MAX_ORDER` chunks to the buddy), and leaves them block by block.
+//! Hot-added memory whose struct pages were just written online by
+//! [`super::memmap::init_online`] is handed over with [`Buddy::online_initialised`], which
+//! touches only block heads; [`Buddy::online`] (boot RAM, undoing an offline) checks and
+//! updates the struct pages first, one streaming pass per section slice.
 
 use core::ops::Range;
 
 use super::addr::Pfn;
 use super::error::{AllocKind, MmError};
 use super::inject::FaultInjector;
-use super::memmap::MemmapAccess;
+use super::memmap::{FreshPages, MemmapAccess};
 use super::page::{NO_PFN, PageFlags};
+use super::sparse::chunks;
 
 /// Largest order (blocks of up to 2^10 pages = 4 MiB).
 pub const MAX_ORDER: u32 = 10;
@@ -66,46 +74,97 @@ impl Buddy {
     }
 
     /// Hands `range` to the allocator. Every page needs a struct page and must not be
-    /// online already; otherwise nothing changes.
+    /// online already; otherwise nothing changes. Presence is checked per subsection; the
+    /// struct pages are read once (none online) and written once (online, unreferenced,
+    /// not reserved), one section slice at a time; then the range enters the free lists
+    /// block by block.
     pub fn online<A: MemmapAccess>(
         &mut self,
         memmap: &mut A,
         range: Range<Pfn>,
     ) -> Result<(), MmError> {
-        for pfn in range.start.0..range.end.0 {
-            let pfn = Pfn(pfn);
-            if !memmap.has_page(pfn) {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        if let Some(pfn) = memmap.first_missing(range.clone()) {
+            return Err(MmError::BadPageState {
+                pfn,
+                why: "no struct page",
+            });
+        }
+        let arch = memmap.arch();
+        for chunk in chunks(arch, range.start, range.end) {
+            let pages = memmap.pages(chunk.first, chunk.nr_pages as usize);
+            if let Some(i) = pages.iter().position(|p| p.has(PageFlags::ONLINE)) {
                 return Err(MmError::BadPageState {
-                    pfn,
-                    why: "no struct page",
-                });
-            }
-            if memmap.page(pfn).has(PageFlags::ONLINE) {
-                return Err(MmError::BadPageState {
-                    pfn,
+                    pfn: chunk.first.add(i as u64),
                     why: "already online",
                 });
             }
         }
-        for pfn in range.start.0..range.end.0 {
-            let page = memmap.page_mut(Pfn(pfn));
-            page.set(PageFlags::ONLINE);
-            page.clear(PageFlags::BUDDY | PageFlags::RESERVED);
-            page.refcount = 0;
+        for chunk in chunks(arch, range.start, range.end) {
+            for page in memmap.pages_mut(chunk.first, chunk.nr_pages as usize) {
+                page.set(PageFlags::ONLINE);
+                page.clear(PageFlags::BUDDY | PageFlags::RESERVED);
+                page.refcount = 0;
+            }
         }
         self.managed += range.end.0 - range.start.0;
         self.free_span(memmap, range.start.0, range.end.0);
         Ok(())
     }
 
+    /// Hands over pages whose struct pages [`super::memmap::init_online`] has just
+    /// written as online, free and unlinked: only the free lists change, one block at a
+    /// time, so the cost is per block, not per page. Each block's head is checked first
+    /// (present, initialised online, unreferenced, in no free list); the init pass wrote
+    /// the same state into every page of the block. Refused with nothing changed when a
+    /// head is not in that state.
+    pub fn online_initialised<A: MemmapAccess>(
+        &mut self,
+        memmap: &mut A,
+        fresh: FreshPages,
+    ) -> Result<(), MmError> {
+        let range = fresh.range();
+        let (start, end) = (range.start.0, range.end.0);
+        if let Some(pfn) = memmap.first_missing(range) {
+            return Err(MmError::BadPageState {
+                pfn,
+                why: "no struct page",
+            });
+        }
+        for (head, _) in blocks(start, end) {
+            let page = memmap.page(Pfn(head));
+            let ready = page.has(PageFlags::INITIALIZED | PageFlags::ONLINE)
+                && !page
+                    .state()
+                    .intersects(PageFlags::BUDDY | PageFlags::RESERVED)
+                && page.refcount == 0;
+            if !ready {
+                return Err(MmError::BadPageState {
+                    pfn: Pfn(head),
+                    why: "not initialised for onlining",
+                });
+            }
+        }
+        self.managed += end - start;
+        self.free_span(memmap, start, end);
+        Ok(())
+    }
+
     /// Takes `range` back. Refused with `Busy` (nothing changed) unless every page is
-    /// online and free. Free blocks straddling the range edges are split.
+    /// online and free. The check visits free blocks, not pages; free blocks straddling
+    /// the range edges are split; the online bit is then cleared in one streaming pass
+    /// per section slice.
     pub fn offline<A: MemmapAccess>(
         &mut self,
         memmap: &mut A,
         range: Range<Pfn>,
     ) -> Result<(), MmError> {
         let (start, end) = (range.start.0, range.end.0);
+        if start >= end {
+            return Ok(());
+        }
         let mut pfn = start;
         while pfn < end {
             if !memmap.has_page(Pfn(pfn)) || !memmap.page(Pfn(pfn)).has(PageFlags::ONLINE) {
@@ -133,8 +192,10 @@ impl Buddy {
             }
             pfn = block_end;
         }
-        for pfn in start..end {
-            memmap.page_mut(Pfn(pfn)).clear(PageFlags::ONLINE);
+        for chunk in chunks(memmap.arch(), range.start, range.end) {
+            for page in memmap.pages_mut(chunk.first, chunk.nr_pages as usize) {
+                page.clear(PageFlags::ONLINE);
+            }
         }
         for (from, to) in outside {
             self.free_span(memmap, from, to);
@@ -234,15 +295,23 @@ impl Buddy {
 
     /// Frees `[from, to)` as the largest aligned blocks that fit.
     fn free_span<A: MemmapAccess>(&mut self, memmap: &mut A, from: u64, to: u64) {
-        let mut pfn = from;
-        while pfn < to {
-            let order = (0..=MAX_ORDER)
-                .rev()
-                .find(|o| pfn.is_multiple_of(1 << o) && pfn + (1 << o) <= to)
-                .unwrap_or(0);
-            self.free_merging(memmap, pfn, order);
-            pfn += 1 << order;
+        for (head, order) in blocks(from, to) {
+            self.free_merging(memmap, head, order);
         }
+    }
+
+    /// The free blocks as `(head, order)`, for every order, in list order: the state a
+    /// test compares.
+    pub fn free_list_blocks<A: MemmapAccess>(&self, memmap: &A) -> alloc::vec::Vec<(u64, u32)> {
+        let mut out = alloc::vec::Vec::new();
+        for order in 0..=MAX_ORDER {
+            let mut head = self.heads[order as usize];
+            while head != NO_PFN {
+                out.push((head, order));
+                head = memmap.page(Pfn(head)).buddy_next;
+            }
+        }
+        out
     }
 
     fn free_merging<A: MemmapAccess>(&mut self, memmap: &mut A, mut pfn: u64, mut order: u32) {
@@ -294,4 +363,25 @@ impl Buddy {
         self.blocks[order as usize] -= 1;
         self.free -= 1 << order;
     }
+}
+
+/// `[from, to)` cut into the largest naturally aligned blocks of at most `MAX_ORDER`, as
+/// `(head, order)`, ascending.
+pub fn blocks(from: u64, to: u64) -> impl Iterator<Item = (u64, u32)> {
+    let mut pfn = from;
+    core::iter::from_fn(move || {
+        if pfn >= to {
+            return None;
+        }
+        let aligned = if pfn == 0 {
+            MAX_ORDER
+        } else {
+            pfn.trailing_zeros().min(MAX_ORDER)
+        };
+        let fits = (to - pfn).ilog2().min(MAX_ORDER);
+        let order = aligned.min(fits);
+        let block = (pfn, order);
+        pfn += 1 << order;
+        Some(block)
+    })
 }

@@ -5,6 +5,7 @@
 //! `buddy_next` / `buddy_prev` (frame numbers, [`NO_PFN`] for none).
 
 use bitflags::bitflags;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `sizeof(struct page)`: 64 bytes, so a 128 MiB section's memmap is one 2 MiB leaf.
 pub const STRUCT_PAGE_SIZE: u64 = 64;
@@ -28,6 +29,9 @@ bitflags! {
         const VMEMMAP_SELF_HOSTED = 1 << 4;
         /// The struct page has been initialised by `memmap::init_range`.
         const INITIALIZED = 1 << 5;
+        /// Kept offline inside an online memory block, out of the allocator (Linux's
+        /// `PageOffline`: virtio-mem sub-blocks that are not plugged).
+        const OFFLINE = 1 << 6;
     }
 }
 
@@ -68,7 +72,7 @@ const SECTION_SHIFT: u32 = 40;
 const SECTION_MASK: u64 = 0xff_ffff;
 
 /// Linux's `struct page`, reduced to what this kernel uses, padded to 64 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Page {
     /// State bits, zone (bits 29–31), node (32–39) and section number (40–63).
@@ -120,6 +124,26 @@ impl Page {
         page.buddy_next = NO_PFN;
         page.buddy_prev = NO_PFN;
         page
+    }
+
+    /// Sets every page of `pages` to `template` with stores only: the template's eight
+    /// words are taken into locals once (registers), then each page gets its eight
+    /// doubleword stores, front to back, nothing read — the stores a `memset` of the
+    /// slice would make.
+    pub fn fill(pages: &mut [Page], template: &Page) {
+        let [w0, w1, w2, w3, w4, w5, w6, w7]: [u64; 8] = zerocopy::transmute!(*template);
+        let words = <[[u64; 8]]>::mut_from_bytes(pages.as_mut_bytes())
+            .expect("struct pages are 8-byte aligned, 8 words each");
+        for page in words {
+            page[0] = w0;
+            page[1] = w1;
+            page[2] = w2;
+            page[3] = w3;
+            page[4] = w4;
+            page[5] = w5;
+            page[6] = w6;
+            page[7] = w7;
+        }
     }
 
     /// The state bits.

@@ -256,6 +256,31 @@ impl<F: VmemmapArch> Sparse<F> {
         range: Range<Pfn>,
         mut altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.check_remove(mem, range.clone(), altmap.as_deref_mut())?;
+        for chunk in chunks(self.arch, range.start, range.end).rev() {
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
+            self.vmemmap.free_pfns(
+                mem,
+                chunk.first,
+                chunk.nr_pages,
+                altmap.as_deref_mut(),
+                &in_use,
+            )?;
+            self.deactivate(&chunk);
+        }
+        log::debug!("sparse: removed pfns {}-{}", range.start, range.end);
+        Ok(())
+    }
+
+    /// Whether [`Sparse::remove`] of `range` through `altmap` would succeed; changes
+    /// nothing.
+    pub fn check_remove<M: PhysMem + FrameSource>(
+        &mut self,
+        mem: &mut M,
+        range: Range<Pfn>,
+        mut altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
         check_span(self.arch, range.start, range.end)?;
         for chunk in chunks(self.arch, range.start, range.end) {
             let present = self.section(chunk.section).map_or(0, |s| s.present);
@@ -278,19 +303,6 @@ impl<F: VmemmapArch> Sparse<F> {
             self.vmemmap
                 .check_free(mem, start, end, altmap.as_deref_mut(), &in_use)?;
         }
-        for chunk in chunks(self.arch, range.start, range.end).rev() {
-            let (arch, sections) = (self.arch, &self.sections);
-            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
-            self.vmemmap.free_pfns(
-                mem,
-                chunk.first,
-                chunk.nr_pages,
-                altmap.as_deref_mut(),
-                &in_use,
-            )?;
-            self.deactivate(&chunk);
-        }
-        log::debug!("sparse: removed pfns {}-{}", range.start, range.end);
         Ok(())
     }
 

@@ -91,6 +91,13 @@ pub trait VmemmapArch: PageTableFormat + Sized + 'static {
         start: u64,
         end: u64,
     ) -> Result<(), MmError>;
+
+    /// Whether [`VmemmapArch::vmemmap_populate`] of `[start, end)` with an altmap takes its
+    /// leaves from that altmap (what `verify` expects of each span). Most arches do.
+    fn altmap_backs(start: u64, end: u64) -> bool {
+        let _ = (start, end);
+        true
+    }
 }
 
 /// Where a leaf came from.
@@ -296,6 +303,14 @@ impl<F: VmemmapArch> Vmemmap<F> {
         &mut self.faults
     }
 
+    /// Whether `populate(start, end, Some(altmap))` takes its leaves from the altmap under
+    /// this arch's policy ([`VmemmapArch::altmap_backs`]; x86_64 ignores the altmap for a
+    /// span under one section's memmap and maps it with base pages from RAM, as Linux's
+    /// `vmemmap_populate` does). The semantics switch is not consulted: a leaf taken from
+    /// RAM because of `rfc-2017` is a leaf from the wrong source.
+    pub fn takes_altmap_leaves(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        F::altmap_backs(start.0, end.0)
+    }
     /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window) through
     /// the arch's `vmemmap_populate`. Already mapped parts are left alone. On failure
     /// nothing has changed (`in_use`: see [`InUse`]).

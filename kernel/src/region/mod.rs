@@ -17,6 +17,8 @@
 //!   is known;
 //! - device regions do not overlap each other, nor windows each other (device regions
 //!   sit inside windows, which is the point of a window);
+//! - a device region is at least 16 MiB, as Linux requires of the namespace a pfn device
+//!   claims (`nd_namespace_store`: `__nvdimm_namespace_capacity() < SZ_16M` is `-ENXIO`);
 //! - a device region holds its own memmap: `dataoff` < usable size.
 
 mod carve;
@@ -51,6 +53,9 @@ pub const SUBSECTION: u64 = 1 << SUBSECTION_SHIFT;
 pub const DEFAULT_ALIGN: u64 = 2 << 20;
 /// Largest data alignment accepted (PUD size).
 pub const MAX_ALIGN: u64 = 1 << 30;
+/// Smallest device region: Linux's `SZ_16M` floor on the capacity of a namespace that a
+/// pfn (fsdax) device may claim (`nd_namespace_store`, drivers/nvdimm/claim.c).
+pub const MIN_DEVICE_SIZE: u64 = 16 << 20;
 
 /// What a region is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +286,11 @@ pub enum Reason {
     },
     /// The range overlaps a region or RAM.
     Overlap(Conflict),
+    /// The region is under Linux's 16 MiB namespace floor ([`MIN_DEVICE_SIZE`]).
+    UnderMinimum {
+        /// The floor.
+        minimum: u64,
+    },
     /// The region cannot hold its own memmap.
     TooSmall {
         /// Where data would start.
@@ -303,7 +313,7 @@ impl Reason {
             Reason::OutsideRam { .. } => "outside-ram",
             Reason::OutsideHotplugWindow { .. } => "outside-hotplug-window",
             Reason::Overlap(_) => "overlap",
-            Reason::TooSmall { .. } => "too-small",
+            Reason::UnderMinimum { .. } | Reason::TooSmall { .. } => "too-small",
             Reason::NoMemory => "no-memory",
         }
     }
@@ -373,6 +383,11 @@ impl fmt::Display for RegionError {
             Reason::Overlap(Conflict::Ram { range }) => {
                 write!(f, "overlaps RAM {:#x}-{:#x}", range.start, range.end)
             }
+            Reason::UnderMinimum { minimum } => write!(
+                f,
+                "size {:#x} is under the {minimum:#x} a namespace needs (Linux: ENXIO)",
+                self.size
+            ),
             Reason::TooSmall { dataoff, usable } => write!(
                 f,
                 "too small for its memmap: needs dataoff {dataoff:#x} >= usable size {usable:#x}"
@@ -580,6 +595,11 @@ impl RegionSet {
         }
         if !req.kind.is_device() {
             return Ok(None);
+        }
+        if req.size < MIN_DEVICE_SIZE {
+            return Err(Reason::UnderMinimum {
+                minimum: MIN_DEVICE_SIZE,
+            });
         }
         match nd_pfn_init(req.start, req.size, req.align) {
             Ok(layout) => Ok(Some(layout)),

@@ -81,6 +81,7 @@ impl fmt::Display for RejectRecord<'_> {
                 " other=ram other_range={:#x}-{:#x}",
                 range.start, range.end
             ),
+            Reason::UnderMinimum { minimum } => write!(f, " minimum={minimum:#x}"),
             Reason::TooSmall { dataoff, usable } => {
                 write!(f, " dataoff={dataoff:#x} usable={usable:#x}")
             }

@@ -85,7 +85,7 @@ fn carved_altmaps_match_linux_for_several_sizes_on_every_arch() {
         (0x1_0000_0000, GIB),
         (0x1_0000_0000, 16 * GIB),
         (0x1_0000_0000, 130 * MIB), // not a section multiple
-        (0x4000_0000, 6 * MIB),     // a few subsections
+        (0x4000_0000, 16 * MIB),    // a few subsections, Linux's namespace floor
         (0x1_0020_0000, 250 * MIB), // start mid-section
     ];
     for arch in models::ALL {
@@ -141,35 +141,67 @@ fn a_larger_alignment_pushes_dataoff_to_it() {
 }
 
 #[test]
-fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
+fn a_region_under_16m_is_refused_as_linux_refuses_the_namespace() {
     let mut set = RegionSet::new(models::SECTIONS_256M_LEAF_1M, &big_ram());
     let e = reject(&mut set, memmap("2M!1G"));
+    assert_eq!(e.reason, Reason::UnderMinimum { minimum: 16 * MIB });
+    assert_eq!(e.reason.code(), "too-small");
+    assert_eq!(
+        e.to_string(),
+        "region 0x40000000-0x40200000: size 0x200000 is under the 0x1000000 a namespace needs (Linux: ENXIO)"
+    );
+    assert_eq!(
+        e.record().to_string(),
+        "region: reject range=0x40000000-0x40200000 reason=too-small source=memmap text=2M!1G minimum=0x1000000"
+    );
+    let e = reject(&mut set, memmap("14M!1G"));
+    assert_eq!(e.reason, Reason::UnderMinimum { minimum: 16 * MIB });
+    let id = set.add_checked(memmap("16M!1G")).expect("16 MiB is enough");
+    assert_eq!(set.altmap(id).unwrap().free, 510);
+}
+
+#[test]
+fn an_nfit_range_under_16m_is_refused_by_its_full_size() {
+    let mut set = RegionSet::new(models::SECTIONS_128M_LEAF_2M, &q35_512m());
+    let mut req = RegionRequest {
+        start: 4 * GIB,
+        size: 16 * MIB - 128 * KIB,
+        kind: RegionKind::Pmem,
+        source: Source::Nfit { range_index: 2 },
+        node: None,
+        align: DEFAULT_ALIGN,
+    };
+    assert_eq!(
+        reject(&mut set, req.clone()).reason,
+        Reason::UnderMinimum { minimum: 16 * MIB }
+    );
+    req.size = 16 * MIB;
+    set.add_checked(req).expect("16 MiB is enough");
+}
+
+#[test]
+fn a_region_too_small_for_its_memmap_is_refused_with_the_numbers() {
+    // With a 32 MiB alignment a 32 MiB region cannot hold its memmap and data.
+    let mut set = RegionSet::new(models::SECTIONS_256M_LEAF_1M, &big_ram());
+    let mut req = memmap("32M!1G");
+    req.align = 32 * MIB;
+    let e = reject(&mut set, req);
     assert_eq!(
         e.reason,
         Reason::TooSmall {
-            dataoff: 0x20_0000,
-            usable: 0x20_0000
+            dataoff: 0x200_0000,
+            usable: 0x200_0000
         }
     );
     assert_eq!(
         e.to_string(),
-        "region 0x40000000-0x40200000: too small for its memmap: needs dataoff 0x200000 >= usable size 0x200000"
+        "region 0x40000000-0x42000000: too small for its memmap: needs dataoff 0x2000000 >= usable size 0x2000000"
     );
     assert_eq!(
         e.record().to_string(),
-        "region: reject range=0x40000000-0x40200000 reason=too-small source=memmap text=2M!1G dataoff=0x200000 usable=0x200000"
+        "region: reject range=0x40000000-0x42000000 reason=too-small source=memmap text=32M!1G dataoff=0x2000000 usable=0x2000000"
     );
-    // With a 4 MiB alignment even 4 MiB is too small; with the default it fits.
-    let mut req = memmap("4M!1G");
-    req.align = 4 * MIB;
-    assert_eq!(
-        reject(&mut set, req).reason,
-        Reason::TooSmall {
-            dataoff: 0x40_0000,
-            usable: 0x40_0000
-        }
-    );
-    let id = set.add_checked(memmap("4M!1G")).expect("fits");
+    let id = set.add_checked(memmap("32M!1G")).expect("fits");
     assert_eq!(set.altmap(id).unwrap().free, 510);
 }
 
@@ -391,7 +423,7 @@ fn discovery_prints_one_stable_record_per_outcome() {
             "region: add id=2 start=0x110000000 end=0x130000000 size=0x20000000 kind=pmem source=nfit range=4 node=0",
             "region: add id=3 start=0x10000000 end=0x14000000 size=0x4000000 kind=pmem source=memmap text=64M!256M",
             "region: reject range=0x12000000-0x16000000 reason=overlap source=memmap text=64M!288M other=region other_id=3 other_range=0x10000000-0x14000000",
-            "region: reject range=0x18000000-0x18200000 reason=too-small source=memmap text=2M!0x18000000 dataoff=0x200000 usable=0x200000",
+            "region: reject range=0x18000000-0x18200000 reason=too-small source=memmap text=2M!0x18000000 minimum=0x1000000",
             "region: reject range=0x18000000-0x18300000 reason=unaligned source=memmap text=3M!384M what=size value=0x300000 align=0x200000",
             "region: ignore source=memmap text=1G$4G reason=unsupported form=$",
         ]

@@ -64,6 +64,11 @@ const COMMANDS: &[CommandInfo] = &[
         help: "hot-added ranges (source, blocks, altmap, state) and event sources",
     },
     CommandInfo {
+        name: "verify",
+        args: "[ID|ADDR]",
+        help: "check every struct page and memmap leaf through the MMU (all, region ID, or the hot range at ADDR)",
+    },
+    CommandInfo {
         name: "probe",
         args: "START SIZE",
         help: "hot-add RAM hidden by mem= (Linux's memory probe interface)",
@@ -178,6 +183,13 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "mem" => {
             mem(boot);
             mm_report(kernel);
+            let block = kernel.hotplug.block();
+            kprintln!(
+                "mem.block bytes={:#x} rule={} sections={}",
+                block.bytes,
+                block.rule,
+                block.sections(<A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM)
+            );
         }
         "cpu" => {
             kprintln!("cpu arch={} clock={}", A::NAME, A::clock_name());
@@ -190,6 +202,7 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "regions" => super::regions::regions(kernel),
         "altmap" => super::regions::altmap(kernel, arg),
         "hotplug" => super::memory::hotplug(kernel),
+        "verify" => super::memory::verify(kernel, arg),
         "alloc" => super::memory::alloc(kernel, args),
         "probe" => super::memory::probe(kernel, args, true),
         "unprobe" => super::memory::probe(kernel, args, false),
@@ -314,7 +327,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
         sparse.sections().count(),
         sparse.present_pages(),
         vm.leaves(),
-        vm.table_pages(),
+        mm.table_pages(),
     );
 }
 
@@ -322,7 +335,7 @@ fn mm_report<A: Arch>(kernel: &Kernel<A>) {
 fn firmware<A: Arch>(boot: &BootInfo) {
     use crate::boot_info::Firmware;
     use crate::firmware::{acpi, acpi_find, fdt};
-    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize);
+    let window = acpi::PhysWindow::direct_map(A::phys_to_virt(0) as usize, &boot.memory);
     match boot.firmware {
         Firmware::Acpi { rsdp } => match acpi::parse(rsdp, &acpi_find::read_direct_map::<A>) {
             Ok(info) => {

@@ -3,6 +3,7 @@
 use crate::mm::addr::Pfn;
 use crate::mm::live::LiveMm;
 use crate::mm::memmap::MemmapAccess;
+use crate::mm::page::PageFlags;
 use crate::mm::pgtable::{Entry, PageTableFormat};
 use crate::mm::walk;
 use crate::{Arch, Kernel, kprintln};
@@ -156,7 +157,34 @@ pub fn page<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
         );
         return;
     }
+    // A device region's reserve pfns (the info block) have a mapped struct page that is
+    // never initialised, as in Linux: reading it as a page is the 2019 kpageflags bug
+    // (fs/proc/page.c now asks pfn_to_online_page / pgmap_pfn_valid first).
+    if let Some(d) = kernel
+        .devices
+        .iter()
+        .find(|d| d.memory.range.contains(&pfn))
+    {
+        let a = &d.memory.altmap;
+        if pfn.0 < a.base_pfn + a.reserve {
+            kprintln!(
+                "error: page: pfn {:#x} is a reserve pfn of region {} (base_pfn={:#x} reserve={}): its struct page is never initialised",
+                pfn.0,
+                d.memory.region_id,
+                a.base_pfn,
+                a.reserve
+            );
+            return;
+        }
+    }
     let p = mm.memmap().page(pfn);
+    if !p.has(PageFlags::INITIALIZED) {
+        kprintln!(
+            "error: page: pfn {:#x} has a struct page that was never initialised",
+            pfn.0
+        );
+        return;
+    }
     kprintln!(
         "page pfn={:#x} va={:#x} flags={:?} zone={:?} node={} section={} refcount={} order={} pgmap={} buddy.next={:#x} buddy.prev={:#x}",
         pfn.0,

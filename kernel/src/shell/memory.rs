@@ -1,5 +1,6 @@
-//! `hotplug`, `alloc N` and `free`: the hot-added ranges and their sources, and a way to
-//! make memory busy (so a hot-remove can be refused) and idle again.
+//! `hotplug`, `verify`, `alloc N` and `free`: the hot-added ranges and their sources, the
+//! full check of their memmap on demand, and a way to make memory busy (so a hot-remove
+//! can be refused) and idle again.
 
 use alloc::vec::Vec;
 
@@ -22,8 +23,18 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
         } else {
             "ram"
         };
+        let offline: u64 = hot
+            .blocks
+            .iter()
+            .map(|b| crate::hotplug::parts::pages(&b.offline))
+            .sum();
+        let verified = match hot.verified {
+            None => "pending",
+            Some(r) if r.passed() => "pass",
+            Some(_) => "fail",
+        };
         kprintln!(
-            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} state=online {}",
+            "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} offline.pages={offline} state=online verify={verified} {}",
             hot.range.start,
             hot.range.end,
             hot.blocks.len(),
@@ -32,13 +43,59 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
         );
     }
     kprintln!(
-        "hotplug.summary ranges={} sources={} memmap_on_memory={:?}",
+        "hotplug.summary ranges={} sources={} memmap_on_memory={:?} block.bytes={:#x}",
         kernel.hotplug.ranges().len(),
         kernel.sources.len(),
-        kernel.hotplug.mode()
+        kernel.hotplug.mode(),
+        kernel.hotplug.block().bytes
     );
     for source in &kernel.sources {
         let _ = source.describe(&mut Console);
+    }
+}
+
+/// `verify [ID|ADDR]`: the full check through the MMU, now, of every live device region
+/// and hot-added range, of device region ID, or of the hot-added range starting at ADDR
+/// (a `0x` number); one `verify:` record each.
+pub fn verify<A: Arch>(kernel: &mut Kernel<A>, arg: Option<&str>) {
+    let Some(mm) = kernel.mm.as_mut() else {
+        kprintln!("error: verify: memory manager is down");
+        return;
+    };
+    let wanted = match arg.map(|t| (t.starts_with("0x"), parse_number(t))) {
+        None => None,
+        Some((hex, Some(n))) => Some((hex, n)),
+        Some((_, None)) => {
+            kprintln!(
+                "error: verify: usage: verify [ID|ADDR] (region id, or 0x start of a hot range)"
+            );
+            return;
+        }
+    };
+    let mut checked = 0;
+    for device in &mut kernel.devices {
+        if wanted.is_none() || wanted == Some((false, u64::from(device.memory.region_id))) {
+            crate::devices::verify_one::<A>(mm, device);
+            checked += 1;
+        }
+    }
+    let ranges: Vec<_> = kernel
+        .hotplug
+        .ranges()
+        .iter()
+        .map(|h| h.range.clone())
+        .collect();
+    for range in ranges {
+        if wanted.is_none() || wanted == Some((true, range.start)) {
+            crate::hotplug::dispatch::verify_range::<A>(mm, &mut kernel.hotplug, &range);
+            checked += 1;
+        }
+    }
+    if checked == 0 {
+        match arg {
+            Some(text) => kprintln!("error: verify: no live region or hot range {text}"),
+            None => kprintln!("verify: nothing live to check"),
+        }
     }
 }
 
@@ -148,4 +205,5 @@ pub fn probe<A: Arch>(kernel: &mut Kernel<A>, args: &[&str], add: bool) {
         crate::hotplug::event::Event::Remove { range, via }
     };
     let _ = crate::hotplug::dispatch::handle(kernel, &event);
+    crate::hotplug::dispatch::verify_added(kernel);
 }

@@ -20,10 +20,10 @@ pub fn regions<A: Arch>(kernel: &Kernel<A>) {
             m.range.start.0,
             m.range.end.0,
             m.first_data_pfn().0,
-            if device.report.passed() {
-                "pass"
-            } else {
-                "fail"
+            match device.report {
+                None => "pending",
+                Some(r) if r.passed() => "pass",
+                Some(_) => "fail",
             }
         );
     }

@@ -7,9 +7,11 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
+use kernel::Arch;
 use kernel::BootInfo;
 use kernel::hotplug::event::EventSource;
 use kernel::virtio::mem::VirtioMem;
+use kernel::virtio::mem::plan::Granularity;
 
 use super::css::{self, Subchannel};
 use super::layout::{self, CCW_FLAG_SLI, SenseId};
@@ -39,6 +41,8 @@ fn init_dma(boot: &BootInfo) {
 /// Probes every virtio-mem-ccw device; each becomes an event source.
 pub fn virtio_mem_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
     init_dma(boot);
+    let block = <crate::S390x as Arch>::memory_block(boot);
+    let granularity = Granularity::new(block, &crate::vmemmap::MM);
     css::enable_isc(layout::ISC);
     let mut sources: Vec<Box<dyn EventSource>> = Vec::new();
     let mut gap = 0;
@@ -56,7 +60,7 @@ pub fn virtio_mem_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
         if !pmcw.valid() {
             continue;
         }
-        if let Some(source) = probe_one(id, pmcw.devno, sources.len() as u32) {
+        if let Some(source) = probe_one(id, pmcw.devno, sources.len() as u32, granularity) {
             sources.push(source);
         }
     }
@@ -64,7 +68,12 @@ pub fn virtio_mem_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
 }
 
 /// Enables one subchannel and takes it if it is virtio-mem.
-fn probe_one(id: u32, devno: u16, index: u32) -> Option<Box<dyn EventSource>> {
+fn probe_one(
+    id: u32,
+    devno: u16,
+    index: u32,
+    granularity: Granularity,
+) -> Option<Box<dyn EventSource>> {
     let sch = Subchannel::enable(id)?;
     let mut data = [0u8; 8];
     let sense = sch
@@ -88,7 +97,6 @@ fn probe_one(id: u32, devno: u16, index: u32) -> Option<Box<dyn EventSource>> {
         }
     };
     let name = format!("virtio-mem-ccw.{index}");
-    let memory_block = crate::vmemmap::MM.section_bytes();
-    let driver = VirtioMem::probe(index, name, transport, memory_block).ok()?;
+    let driver = VirtioMem::probe(index, name, transport, granularity).ok()?;
     Some(Box::new(driver))
 }

@@ -1,7 +1,9 @@
 //! The live memmap: struct pages reached through their vmemmap virtual address
 //! (`pfn_to_page(pfn) = vmemmap_base + 64·pfn`), the only place generic code dereferences
 //! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
-//! so no pointer is formed for a frame whose memmap is not mapped. The mirror's room is
+//! so no pointer is formed (and no slice handed out) for a frame whose memmap is not
+//! mapped: a slice is checked over every subsection it touches, not only its two ends.
+//! Bulk initialisation goes through the arch's [`FillPages`] hook. The mirror's room is
 //! reserved before an add ([`LiveMemmap::reserve`]), so [`LiveMemmap::sync`] never
 //! allocates.
 
@@ -16,6 +18,10 @@ use crate::mm::page::Page;
 use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
 use crate::mm::vmemmap::VmemmapArch;
 
+/// Writes a template into every struct page of a slice: the arch's fastest streaming
+/// store (e.g. s390x MVCL), or [`crate::mm::memmap::fill_pages`].
+pub type FillPages = fn(&mut [Page], &Page);
+
 /// Struct pages in the live vmemmap.
 pub struct LiveMemmap {
     arch: &'static MmArch,
@@ -24,15 +30,17 @@ pub struct LiveMemmap {
     /// The last section looked up and its present mask: walks over a range ask about the
     /// same section thousands of times in a row.
     last: Cell<Option<(u64, u128)>>,
+    fill: FillPages,
 }
 
 impl LiveMemmap {
-    /// A memmap with no section present.
-    pub fn new(arch: &'static MmArch) -> Self {
+    /// A memmap with no section present, filled in bulk by `fill`.
+    pub fn new(arch: &'static MmArch, fill: FillPages) -> Self {
         LiveMemmap {
             arch,
             present: Vec::new(),
             last: Cell::new(None),
+            fill,
         }
     }
 
@@ -124,9 +132,32 @@ impl LiveMemmap {
             pfn.0
         );
     }
+
+    /// Panics unless the `count` struct pages from `first` (count > 0) are all mapped and
+    /// in one section: every subsection they touch is checked.
+    fn check_slice(&self, first: Pfn, count: usize) {
+        let last = first.add(count as u64 - 1);
+        assert_eq!(
+            self.arch.section_nr(first),
+            self.arch.section_nr(last),
+            "struct-page slice spans sections"
+        );
+        if let Some(pfn) = self.first_missing(first..last.add(1)) {
+            panic!(
+                "struct pages of pfns {:#x}-{:#x} are not all mapped (pfn {:#x} is not)",
+                first.0,
+                last.0 + 1,
+                pfn.0
+            );
+        }
+    }
 }
 
 impl MemmapAccess for LiveMemmap {
+    fn arch(&self) -> &'static MmArch {
+        self.arch
+    }
+
     fn has_page(&self, pfn: Pfn) -> bool {
         let section = self.arch.section_nr(pfn);
         let mask = match self.last.get() {
@@ -158,20 +189,60 @@ impl MemmapAccess for LiveMemmap {
         unsafe { &mut *self.address(pfn) }
     }
 
+    fn pages(&self, first: Pfn, count: usize) -> &[Page] {
+        if count == 0 {
+            return &[];
+        }
+        self.check_slice(first, count);
+        // SAFETY: every subsection the slice touches is present (checked above), so its
+        // struct pages are mapped, contiguous in the vmemmap and 64-byte aligned; the
+        // shared borrow of `self` keeps writers away for the slice's lifetime.
+        unsafe { core::slice::from_raw_parts(self.address(first), count) }
+    }
+
     fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
         if count == 0 {
             return &mut [];
         }
-        self.check(first);
-        self.check(first.add(count as u64 - 1));
-        assert_eq!(
-            self.arch.section_nr(first),
-            self.arch.section_nr(first.add(count as u64 - 1)),
-            "pages_mut spans sections"
-        );
-        // SAFETY: both ends lie in present subsections of one section. Callers pass ranges
-        // inside present subsections (one `init_range` chunk), whose struct pages are
-        // mapped contiguously; `&mut self` makes the slice the only reference.
+        self.check_slice(first, count);
+        // SAFETY: as in `pages`; `&mut self` makes the slice the only reference.
         unsafe { core::slice::from_raw_parts_mut(self.address(first), count) }
+    }
+
+    fn fill(&mut self, first: Pfn, count: usize, template: &Page) {
+        let fill = self.fill;
+        fill(self.pages_mut(first, count), template);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section 0 with subsections 0 and 2 present and a hole at 1.
+    fn holed() -> LiveMemmap {
+        let mut m = LiveMemmap::new(
+            &crate::mm::sim::models::SECTIONS_128M_LEAF_2M,
+            crate::mm::memmap::fill_pages,
+        );
+        m.present.insert(0, (0, 0b101));
+        m
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_over_a_hole_is_refused_though_both_ends_are_mapped() {
+        let mut m = holed();
+        assert!(m.has_page(Pfn(0)) && m.has_page(Pfn(1535)) && !m.has_page(Pfn(600)));
+        // Before the check looked at the two ends only, this formed a slice over the
+        // unmapped struct pages of subsection 1.
+        let _ = m.pages_mut(Pfn(0), 1536);
+    }
+
+    #[test]
+    #[should_panic(expected = "not all mapped")]
+    fn a_slice_crossing_into_a_hole_by_one_page_is_refused() {
+        let mut m = holed();
+        let _ = m.pages_mut(Pfn(511), 2);
     }
 }

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 pub use frames::{Bump, DirectMap, LiveFrames, PhysToVirt, Source};
-pub use memmap::LiveMemmap;
+pub use memmap::{FillPages, LiveMemmap};
 
 use crate::boot_info::{MemKind, MemoryMap};
 use crate::mm::addr::{PAGE_SIZE, Pfn, PhysAddr};
@@ -22,11 +22,14 @@ use crate::mm::altmap::VmemAltmap;
 use crate::mm::arch::MmArch;
 use crate::mm::buddy::Buddy;
 use crate::mm::error::MmError;
+use crate::mm::gather;
 use crate::mm::inject::FaultInjector;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::{Page, PageFlags, Zone};
 use crate::mm::pgtable::Features;
-use crate::mm::sparse::{Sparse, chunks};
+use crate::mm::sparse::Sparse;
+use crate::mm::table_frames::{Packed, TableFrames};
+use crate::mm::teardown::{self, Leftover};
 use crate::mm::vmemmap::{Vmemmap, VmemmapArch};
 use crate::mm::walk::{self, Translation, WalkFault};
 
@@ -41,6 +44,9 @@ pub struct LiveConfig {
     pub phys_to_virt: PhysToVirt,
     /// Makes new and removed translations visible to this CPU.
     pub flush_tlb: fn(),
+    /// Fills struct pages with a template (the init pass); an arch without a faster
+    /// block move passes [`crate::mm::memmap::fill_pages`].
+    pub fill_pages: FillPages,
 }
 
 /// Figures of the boot-time set-up, for `mem` and the boot log.
@@ -64,6 +70,11 @@ pub struct LiveMm<F: VmemmapArch> {
     boot: BootFigures,
     /// Pages the kernel heap holds from `buddy`.
     heap_pages: u64,
+    clock: fn() -> u64,
+    /// Table pages taken from the buddy since boot (sub-page tables packed).
+    tables: TableFrames,
+    /// Table pages the boot set-up took (the bump allocator packs tables back to back).
+    boot_table_pages: u64,
 }
 
 impl<F: VmemmapArch> LiveMm<F> {
@@ -93,7 +104,7 @@ impl<F: VmemmapArch> LiveMm<F> {
             sparse.add(&mut frames, span.clone(), None)?;
         }
         (config.flush_tlb)();
-        let mut memmap = LiveMemmap::new(arch);
+        let mut memmap = LiveMemmap::new(arch, config.fill_pages);
         memmap.reserve(sparse.section_count())?;
         memmap.sync(&sparse);
         for span in &spans {
@@ -114,6 +125,7 @@ impl<F: VmemmapArch> LiveMm<F> {
             bump_bytes: bump.next - bump.start,
             ns: now_ns().saturating_sub(t0),
         };
+        let boot_table_pages = sparse.vmemmap().stats().table_pages();
         let mut mm = LiveMm {
             config,
             sparse,
@@ -122,13 +134,17 @@ impl<F: VmemmapArch> LiveMm<F> {
             movable: Buddy::new(),
             boot,
             heap_pages: 0,
+            clock: now_ns,
+            tables: TableFrames::new(),
+            boot_table_pages,
         };
         mm.tend_heap();
         Ok(mm)
     }
 
     /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
-    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards.
+    /// `__add_pages`. Tables come from the buddy; the TLB is flushed afterwards, before
+    /// anything a failed add rolled back goes back to the buddy.
     pub fn add(
         &mut self,
         range: Range<Pfn>,
@@ -139,9 +155,15 @@ impl<F: VmemmapArch> LiveMm<F> {
         self.memmap
             .reserve(self.sparse.section_count() + sections)?;
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.add(&mut frames, range.clone(), altmap);
-        (self.config.flush_tlb)();
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
+        let sparse = &mut self.sparse;
+        // A failed add rolls back: what it freed waits for the flush too.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.add(g, range.clone(), altmap)
+        });
         if result.is_ok() {
             self.memmap.mark(range);
         }
@@ -149,7 +171,8 @@ impl<F: VmemmapArch> LiveMm<F> {
     }
 
     /// Removes frames `range` and frees its memmap through `altmap` (the one it was added
-    /// with): Linux's `__remove_pages`.
+    /// with): Linux's `__remove_pages`. The TLB is flushed after the entries are cleared
+    /// and before any leaf or table goes back to the buddy ([`gather`]).
     pub fn remove(
         &mut self,
         range: Range<Pfn>,
@@ -158,14 +181,53 @@ impl<F: VmemmapArch> LiveMm<F> {
         self.tend_heap();
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
-        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
-        let result = self.sparse.remove(&mut frames, range.clone(), altmap);
+        let frames = Packed {
+            inner: LiveFrames::new(self.config.phys_to_virt, source),
+            tables: &mut self.tables,
+        };
+        let sparse = &mut self.sparse;
+        // Entries cleared, then the flush, then leaves and tables back to the buddy.
+        let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
+            sparse.remove(g, range.clone(), altmap)
+        });
         match result {
             Ok(()) => self.memmap.prune(range),
             Err(_) => self.memmap.sync(&self.sparse),
         }
-        (self.config.flush_tlb)();
         result
+    }
+
+    /// Whether [`LiveMm::remove`] of `range` through `altmap` would succeed; changes
+    /// nothing.
+    pub fn check_remove(
+        &mut self,
+        range: Range<Pfn>,
+        altmap: Option<&mut VmemAltmap>,
+    ) -> Result<(), MmError> {
+        let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
+        let mut frames = LiveFrames::new(self.config.phys_to_virt, source);
+        self.sparse.check_remove(&mut frames, range, altmap)
+    }
+
+    /// What a remove of `range` through `altmap` left behind, if anything
+    /// ([`crate::mm::teardown`]), read from the live tables.
+    pub fn teardown_check(
+        &self,
+        range: Range<Pfn>,
+        altmap: Option<&VmemAltmap>,
+    ) -> Result<(), Leftover> {
+        teardown::check(&self.sparse, &self.direct_map(), range, altmap)
+    }
+
+    /// Pages of RAM the vmemmap's tables occupy: what boot took plus what hotplug took
+    /// from the buddy (two 2 KiB s390x page tables to a page), not the tables' byte sum.
+    pub fn table_pages(&self) -> u64 {
+        self.boot_table_pages + self.tables.pages()
+    }
+
+    /// Nanoseconds on the clock the memory manager was brought up with (phase timing).
+    pub fn now_ns(&self) -> u64 {
+        (self.clock)()
     }
 
     /// The sparse model (sections, the vmemmap walker and its counters).
@@ -320,14 +382,11 @@ fn subtract(range: Range<Pfn>, hole: Range<Pfn>) -> impl Iterator<Item = Range<P
 
 /// Initialises every struct page of `span` as reserved (onlining clears that).
 fn init_reserved(memmap: &mut LiveMemmap, arch: &MmArch, span: Range<Pfn>) {
-    for chunk in chunks(arch, span.start, span.end) {
-        let mut template = Page::new(Zone::Normal, 0, chunk.section);
+    crate::mm::memmap::init_with(memmap, arch, span, |section| {
+        let mut template = Page::new(Zone::Normal, 0, section);
         template.set(PageFlags::RESERVED);
-        crate::mm::memmap::fill_pages(
-            memmap.pages_mut(chunk.first, chunk.nr_pages as usize),
-            template,
-        );
-    }
+        template
+    });
 }
 
 #[cfg(test)]

@@ -49,6 +49,17 @@ impl SimMemmap {
         }
     }
 
+    /// Panics unless `count` pages from `first` are present and in one section, as the
+    /// live memmap requires.
+    fn check_slice(&self, first: Pfn, count: usize) {
+        let end = first.add(count as u64);
+        assert_eq!(self.first_missing(first..end), None, "slice not present");
+        assert!(
+            count == 0 || self.arch.section_nr(first) == self.arch.section_nr(Pfn(end.0 - 1)),
+            "slice spans sections"
+        );
+    }
+
     fn locate(&self, pfn: Pfn) -> (u64, usize) {
         (
             self.arch.section_nr(pfn),
@@ -58,6 +69,10 @@ impl SimMemmap {
 }
 
 impl MemmapAccess for SimMemmap {
+    fn arch(&self) -> &'static MmArch {
+        self.arch
+    }
+
     fn has_page(&self, pfn: Pfn) -> bool {
         let (section, index) = self.locate(pfn);
         let subsection = index as u64 / self.arch.pages_per_subsection();
@@ -76,8 +91,28 @@ impl MemmapAccess for SimMemmap {
         &mut self.sections.get_mut(&section).expect("no struct page").1[index]
     }
 
-    fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
+    fn pages(&self, first: Pfn, count: usize) -> &[Page] {
+        self.check_slice(first, count);
         let (section, index) = self.locate(first);
-        &mut self.sections.get_mut(&section).expect("no struct page").1[index..index + count]
+        &self.sections[&section].1[index..index + count]
+    }
+
+    fn pages_mut(&mut self, first: Pfn, count: usize) -> &mut [Page] {
+        self.check_slice(first, count);
+        let (section, index) = self.locate(first);
+        let chunk = crate::mm::sparse::Chunk {
+            section,
+            first,
+            nr_pages: count as u64,
+        };
+        let wanted = subsection_mask(self.arch, &chunk);
+        let entry = self.sections.get_mut(&section).expect("no struct page");
+        // As the live memmap: every subsection of the range present, not only its ends.
+        assert!(
+            entry.0 & wanted == wanted,
+            "struct pages of pfns {:#x}+{count} are not all present",
+            first.0
+        );
+        &mut entry.1[index..index + count]
     }
 }

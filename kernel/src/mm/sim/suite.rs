@@ -1,6 +1,7 @@
 //! The vmemmap test suite every arch runs on the simulated memory: the scenarios of
-//! linux-mm.md §6.4, exact rollback under fault injection, the semantics switch and the
-//! trace, checked against the figures the arch states in its [`Profile`].
+//! linux-mm.md §6.4, exact rollback under fault injection, the semantics switch, the
+//! trace, and the live kernel's flush order, teardown check and packed tables, checked
+//! against the figures the arch states in its [`Profile`].
 //!
 //! An arch crate runs it with one line in its tests, next to its walker:
 //! `kernel::vmemmap_suite!(TheFormat, PROFILE);` expands to one `#[test]` per check
@@ -8,9 +9,11 @@
 //! check and the arch.
 
 mod checks;
+mod lifecycle;
 mod semantics;
 
 pub use checks::*;
+pub use lifecycle::*;
 pub use semantics::*;
 
 use crate::mm::addr::PAGE_SIZE;
@@ -128,6 +131,9 @@ macro_rules! vmemmap_suite {
             linux_non_lifo_free_hands_out_mapped_pages_and_is_named,
             linux_never_returns_align_and_names_it_when_it_bites,
             trace_lists_every_table_and_leaf_and_is_silent_when_off,
+            the_flush_comes_after_every_table_write_and_before_every_free,
+            the_teardown_check_finds_what_a_remove_left,
+            page_tables_are_packed_two_to_a_page,
         );
 
         proptest::proptest! {

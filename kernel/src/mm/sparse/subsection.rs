@@ -15,14 +15,16 @@ pub struct Chunk {
     pub nr_pages: u64,
 }
 
-/// The subsection bits a chunk covers (bit i = subsection i of the section).
+/// The subsection bits a chunk covers (bit i = subsection i of the section): every
+/// subsection holding one of its frames, whatever its alignment.
 pub fn subsection_mask(arch: &MmArch, chunk: &Chunk) -> u128 {
-    let per_sub = arch.pages_per_subsection();
-    let first = (chunk.first.0 % arch.pages_per_section()) / per_sub;
-    let count = chunk.nr_pages.div_ceil(per_sub);
-    if count == 0 {
+    if chunk.nr_pages == 0 {
         return 0;
     }
+    let per_sub = arch.pages_per_subsection();
+    let offset = chunk.first.0 % arch.pages_per_section();
+    let first = offset / per_sub;
+    let count = (offset + chunk.nr_pages - 1) / per_sub - first + 1;
     let ones = if count >= 128 {
         u128::MAX
     } else {
@@ -86,4 +88,26 @@ pub fn section_span(arch: &MmArch, range: &core::ops::Range<Pfn>) -> usize {
     }
     let shift = arch.section_shift - crate::mm::addr::PAGE_SHIFT;
     ((((range.end.0 - 1) >> shift) - (range.start.0 >> shift)) + 1) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_sets_every_subsection_it_touches_whatever_its_alignment() {
+        let arch = &crate::mm::sim::models::SECTIONS_128M_LEAF_2M;
+        let chunk = |first: u64, nr_pages: u64| Chunk {
+            section: 0,
+            first: Pfn(first),
+            nr_pages,
+        };
+        assert_eq!(subsection_mask(arch, &chunk(0, 512)), 0b1);
+        assert_eq!(subsection_mask(arch, &chunk(0, 1536)), 0b111);
+        assert_eq!(subsection_mask(arch, &chunk(511, 2)), 0b11, "straddles two");
+        assert_eq!(subsection_mask(arch, &chunk(600, 1)), 0b10);
+        assert_eq!(subsection_mask(arch, &chunk(1000, 600)), 0b1110);
+        assert_eq!(subsection_mask(arch, &chunk(0, 0)), 0);
+        assert_eq!(subsection_mask(arch, &chunk(0, 32768)), u64::MAX.into());
+    }
 }

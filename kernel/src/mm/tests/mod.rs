@@ -3,6 +3,7 @@
 
 mod altmap;
 mod buddy;
+mod buddy_blocks;
 mod layout;
 mod memmap_on_memory;
 mod nvdimm;

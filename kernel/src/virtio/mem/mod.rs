@@ -3,24 +3,30 @@
 //!
 //! Probe: reset, negotiate VERSION_1 (+ UNPLUGGED_INACCESSIBLE when offered; ACPI_PXM is
 //! not taken), one request queue, DRIVER_OK, read and validate the config (a hostile one
-//! costs one error line and the device), UNPLUG_ALL whatever an earlier life plugged.
+//! costs one error line and the device), UNPLUG_ALL whatever an earlier life plugged, and
+//! choose sub-block or big-block mode as Linux does ([`plan`]).
 //!
-//! Poll: re-read the config. Growing, PLUG the next unit ([`plan`]) and, once the device
-//! ACKed, ask the engine to Add it. Shrinking, ask the engine to Remove the newest unit
-//! that still keeps the plugged total at or above the request; the UNPLUG goes out only
-//! after the engine removed it. A failed Add is unplugged again; a failed (busy) Remove
-//! stays plugged and shrinking pauses until `requested_size` changes, as does growing
-//! after a refused PLUG. With nothing left and nothing requested, UNPLUG_ALL shrinks the
-//! usable region back to zero.
+//! Poll: re-read the config. Growing, PLUG the next run of sub-blocks (or big block) and,
+//! once the device ACKed, ask the engine to add its memory block with just that part
+//! online, or to online the part in a block added before. Shrinking, ask the engine to
+//! take the next run offline (refused if a page is busy: that sub-block is then left
+//! alone until `requested_size` changes) and UNPLUG it once it is; a memory block with
+//! nothing plugged left is removed. In big-block mode the engine removes the whole unit
+//! before its UNPLUG. A failed add or online is unplugged again and growing pauses until
+//! the request changes, as it does after a refused PLUG. With nothing left and nothing
+//! requested, UNPLUG_ALL shrinks the usable region back to zero.
 //!
 //! Records (through `log`, target `virtio::mem`): `virtio-mem: probe dev=N ...`,
-//! `virtio-mem: plug dev=N range=A-B blocks=K`, `virtio-mem: unplug dev=N range=A-B
-//! blocks=K`, `virtio-mem: unplug-all dev=N`, `virtio-mem: stop dev=N op=grow|shrink
-//! requested=R plugged=P reason=...`, `virtio-mem: error dev=N ...`.
+//! `virtio-mem: mode dev=N mode=sbm|bbm unit=U step=S`, `virtio-mem: plug dev=N
+//! range=A-B blocks=K`, `virtio-mem: unplug dev=N range=A-B blocks=K`, `virtio-mem:
+//! unplug-all dev=N`, `virtio-mem: stop dev=N op=grow|shrink requested=R plugged=P
+//! reason=...`, `virtio-mem: error dev=N ...`.
 
 pub mod config;
 pub mod plan;
 pub mod request;
+mod resize;
+pub mod units;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -30,10 +36,10 @@ use core::ops::Range;
 use virtio_drivers::transport::{DeviceStatus, Transport};
 
 use self::config::{ConfigError, MemConfig};
-use self::plan::Geometry;
+use self::plan::{Geometry, Granularity, Step};
 use self::request::{BlockState, RESPONSE_LEN, Request, Response};
+use self::units::Units;
 use super::request_queue::RequestQueue;
-use crate::heap::fallible::{TryVec, try_collect};
 use crate::hotplug::engine::HotplugError;
 use crate::hotplug::event::{Event, EventSource, Via};
 
@@ -89,22 +95,6 @@ impl From<virtio_drivers::Error> for ProbeError {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum UnitState {
-    /// Plugged; the engine is adding it.
-    Adding,
-    /// Plugged and online.
-    Live,
-    /// The engine is removing it.
-    Removing,
-}
-
-#[derive(Clone, Debug)]
-struct Unit {
-    range: Range<u64>,
-    state: UnitState,
-}
-
 /// One virtio-mem device.
 pub struct VirtioMem<T: Transport> {
     index: u32,
@@ -112,11 +102,12 @@ pub struct VirtioMem<T: Transport> {
     transport: T,
     queue: RequestQueue,
     config: MemConfig,
+    granularity: Granularity,
     geo: Geometry,
     features: Features,
-    /// Plugged units, in the order they were plugged.
-    units: Vec<Unit>,
-    /// Plugged in the device but not in the kernel (an UNPLUG failed).
+    /// Added (or being added) units by start address.
+    units: Units,
+    /// Plugged in the device but in no unit (an UNPLUG failed, then the unit went).
     stranded: Vec<Range<u64>>,
     /// The request the stop flags below refer to; a new one clears them.
     last_requested: u64,
@@ -128,18 +119,18 @@ pub struct VirtioMem<T: Transport> {
 
 impl<T: Transport> VirtioMem<T> {
     /// Initialises the device behind `transport` as device `index` (named `name` in
-    /// records); `memory_block` is the engine's memory-block (section) size. Logs one
+    /// records) for the kernel's memory block and pageblock. Logs one
     /// `virtio-mem: error` line and fails the device on any refusal.
     pub fn probe(
         index: u32,
         name: String,
         transport: T,
-        memory_block: u64,
+        granularity: Granularity,
     ) -> Result<Self, ProbeError> {
         let mut transport = transport;
-        let result = Self::init(index, name, &mut transport, memory_block);
+        let result = Self::init(index, name, &mut transport, granularity);
         match result {
-            Ok(parts) => Ok(Self::assemble(parts, transport)),
+            Ok(parts) => Ok(Self::assemble(parts, transport, granularity)),
             Err(e) => {
                 log::error!("virtio-mem: error dev={index} {e}; device ignored");
                 let failed = transport.get_status() | DeviceStatus::FAILED;
@@ -153,7 +144,7 @@ impl<T: Transport> VirtioMem<T> {
         index: u32,
         name: String,
         transport: &mut T,
-        memory_block: u64,
+        granularity: Granularity,
     ) -> Result<Parts, ProbeError> {
         let offered = transport.read_device_features();
         if offered & Features::VERSION_1.bits() == 0 {
@@ -188,26 +179,34 @@ impl<T: Transport> VirtioMem<T> {
                 config.plugged_size
             );
         }
+        let geo = Geometry::new(&config, granularity);
+        log::info!(
+            "virtio-mem: mode dev={index} mode={} unit={:#x} step={:#x}",
+            geo.mode.name(),
+            geo.unit,
+            geo.step
+        );
         Ok(Parts {
             index,
             name,
             queue,
             config,
-            geo: Geometry::new(&config, memory_block),
+            geo,
             features,
         })
     }
 
-    fn assemble(parts: Parts, transport: T) -> Self {
+    fn assemble(parts: Parts, transport: T, granularity: Granularity) -> Self {
         VirtioMem {
             index: parts.index,
             name: parts.name,
             transport,
             queue: parts.queue,
             config: parts.config,
+            granularity,
             geo: parts.geo,
             features: parts.features,
-            units: Vec::new(),
+            units: Units::new(),
             stranded: Vec::new(),
             last_requested: parts.config.requested_size,
             grow_stopped: false,
@@ -222,25 +221,25 @@ impl<T: Transport> VirtioMem<T> {
         self.features
     }
 
-    /// The ranges plugged and handed to the kernel (or on their way), in plug order.
-    pub fn units(&self) -> impl Iterator<Item = &Range<u64>> {
-        self.units.iter().map(|u| &u.range)
+    /// The geometry (mode, unit and step sizes).
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// The units added (or on their way) and the bytes plugged in each, ascending.
+    pub fn units(&self) -> impl Iterator<Item = (Range<u64>, u64)> + '_ {
+        self.units.iter().map(|(&start, u)| {
+            (
+                start..start + self.geo.unit,
+                u.plugged() as u64 * self.geo.step,
+            )
+        })
     }
 
     /// Bytes plugged as the driver counts them (units and stranded ranges).
     pub fn plugged_bytes(&self) -> u64 {
-        (self.units.iter().map(|u| &u.range))
-            .chain(&self.stranded)
-            .map(|r| r.end - r.start)
-            .sum()
-    }
-
-    /// Every plugged range (units and stranded), or `None` when the heap refuses the list.
-    fn taken(&self) -> Option<Vec<Range<u64>>> {
-        try_collect(
-            (self.units.iter().map(|u| u.range.clone())).chain(self.stranded.iter().cloned()),
-        )
-        .ok()
+        let in_units: u64 = self.units.values().map(|u| u.plugged() as u64).sum();
+        in_units * self.geo.step + self.stranded.iter().map(|r| r.end - r.start).sum::<u64>()
     }
 
     fn via(&self) -> Via {
@@ -264,7 +263,7 @@ impl<T: Transport> VirtioMem<T> {
                 return true;
             }
             let checked = config.validate().map_err(Unsettled::Config).and_then(|()| {
-                (Geometry::new(&config, self.geo.memory_block) == self.geo)
+                (Geometry::new(&config, self.granularity) == self.geo)
                     .then_some(())
                     .ok_or(Unsettled::GeometryChanged)
             });
@@ -296,104 +295,10 @@ impl<T: Transport> VirtioMem<T> {
         false
     }
 
-    fn grow(&mut self, out: &mut Vec<Event>) {
-        let requested = self.config.requested_size;
-        if self.grow_stopped {
-            return;
-        }
-        for _ in 0..BATCH {
-            let Some(mut taken) = self.taken() else {
-                self.stop("grow", "no-memory");
-                return;
-            };
-            let usable = self.config.usable_region_size;
-            let Some(range) = plan::next_plug(&self.geo, usable, requested, &mut taken) else {
-                if self.plugged_bytes() < requested {
-                    self.stop("grow", "no-room");
-                }
-                return;
-            };
-            // Room for the unit and its event before the device plugs anything: a refused
-            // heap allocation stops growing with nothing plugged.
-            if self.units.try_reserve(1).is_err() || out.try_reserve(1).is_err() {
-                self.stop("grow", "no-memory");
-                return;
-            }
-            let plug = Request::plug(&range, self.geo.block_size).expect("planned in blocks");
-            match self.request(plug) {
-                Some(Response::Ack) => {}
-                Some(other) => {
-                    log::warn!(
-                        "virtio-mem: refused dev={} {plug} response={other}",
-                        self.index
-                    );
-                    self.stop("grow", "plug-refused");
-                    return;
-                }
-                None => {
-                    log::warn!(
-                        "virtio-mem: refused dev={} {plug} response=none",
-                        self.index
-                    );
-                    self.stop("grow", "plug-refused");
-                    return;
-                }
-            }
-            log::info!(
-                "virtio-mem: plug dev={} range={:#x}-{:#x} blocks={}",
-                self.index,
-                range.start,
-                range.end,
-                (range.end - range.start) / self.geo.block_size
-            );
-            self.units.push(Unit {
-                range: range.clone(),
-                state: UnitState::Adding,
-            });
-            out.push(Event::Add {
-                range,
-                via: self.via(),
-            });
-        }
-    }
-
-    fn shrink(&mut self, out: &mut Vec<Event>) {
-        let requested = self.config.requested_size;
-        if self.shrink_stopped {
-            return;
-        }
-        let mut over = self.plugged_bytes().saturating_sub(requested);
-        for _ in 0..BATCH {
-            // plan::next_unplug over the live units, without building the list: the most
-            // recently plugged live unit no larger than `over`.
-            let pick = self
-                .units
-                .iter()
-                .rposition(|u| u.state == UnitState::Live && u.range.end - u.range.start <= over);
-            let Some(i) = pick else {
-                if out.is_empty() && over > 0 {
-                    self.stop("shrink", "no-unit-fits");
-                }
-                return;
-            };
-            if out.try_reserve(1).is_err() {
-                // Nothing changed: the next poll tries again.
-                return;
-            }
-            let range = self.units[i].range.clone();
-            self.units[i].state = UnitState::Removing;
-            over -= range.end - range.start;
-            out.push(Event::Remove {
-                range,
-                via: self.via(),
-            });
-        }
-    }
-
-    /// With nothing plugged and nothing requested, UNPLUG_ALL shrinks the usable region.
+    /// With no unit left and nothing requested, UNPLUG_ALL shrinks the usable region
+    /// (and unplugs whatever stayed stranded).
     fn settle(&mut self) {
-        let idle = self.units.is_empty() && self.config.requested_size == 0;
-        if !idle || self.config.usable_region_size == 0 || self.unplug_all_failed {
+        if self.config.usable_region_size == 0 || self.unplug_all_failed {
             return;
         }
         match self.request(Request::UnplugAll) {
@@ -421,32 +326,6 @@ impl<T: Transport> VirtioMem<T> {
         match op {
             "grow" => self.grow_stopped = true,
             _ => self.shrink_stopped = true,
-        }
-    }
-
-    /// UNPLUGs `range`; a refusal leaves it stranded (counted, never reused).
-    fn unplug(&mut self, range: Range<u64>) {
-        let unplug = Request::unplug(&range, self.geo.block_size).expect("planned in blocks");
-        match self.request(unplug) {
-            Some(Response::Ack) => log::info!(
-                "virtio-mem: unplug dev={} range={:#x}-{:#x} blocks={}",
-                self.index,
-                range.start,
-                range.end,
-                (range.end - range.start) / self.geo.block_size
-            ),
-            other => {
-                log::error!(
-                    "virtio-mem: refused dev={} {unplug} response={other:?}; range stays plugged",
-                    self.index
-                );
-                if self.stranded.try_push(range).is_err() {
-                    log::error!(
-                        "virtio-mem: error dev={} no heap room to record the stranded range",
-                        self.index
-                    );
-                }
-            }
         }
     }
 
@@ -512,52 +391,30 @@ impl<T: Transport> EventSource for VirtioMem<T> {
         if self.dead || !self.refresh() {
             return;
         }
-        let plugged = self.plugged_bytes();
         let requested = self.config.requested_size;
         if requested != self.last_requested {
             self.last_requested = requested;
             self.grow_stopped = false;
             self.shrink_stopped = false;
             self.unplug_all_failed = false;
+            self.forget_busy();
         }
+        let plugged = self.plugged_bytes();
         if requested > plugged {
             self.grow(out);
+            return;
+        }
+        self.remove_empty(out);
+        if self.units.is_empty() && requested == 0 {
+            self.settle();
         } else if requested < plugged {
             self.shrink(out);
-        } else {
-            self.settle();
         }
     }
 
     fn complete(&mut self, event: &Event, result: &Result<(), HotplugError>) {
-        let (range, adding) = match event {
-            Event::Add { range, via } if *via == self.via() => (range, true),
-            Event::Remove { range, via } if *via == self.via() => (range, false),
-            _ => return,
-        };
-        let Some(i) = self.units.iter().position(|u| u.range == *range) else {
-            log::error!(
-                "virtio-mem: error dev={} completion for unknown range",
-                self.index
-            );
-            return;
-        };
-        match (adding, result) {
-            (true, Ok(())) => self.units[i].state = UnitState::Live,
-            (true, Err(_)) => {
-                self.units.remove(i);
-                self.unplug(range.clone());
-                self.stop("grow", "add-failed");
-            }
-            (false, Ok(())) => {
-                self.units.remove(i);
-                self.unplug(range.clone());
-                self.settle();
-            }
-            (false, Err(_)) => {
-                self.units[i].state = UnitState::Live;
-                self.stop("shrink", "busy");
-            }
+        if event.via() == self.via() {
+            self.completed(event, result);
         }
     }
 
@@ -565,9 +422,12 @@ impl<T: Transport> EventSource for VirtioMem<T> {
         let c = MemConfig::read(&self.transport).unwrap_or(self.config);
         writeln!(
             out,
-            "virtio-mem dev={} name={} addr={:#x} region={:#x} usable={:#x} block={:#x} plugged={:#x} requested={:#x} kernel={:#x} units={} stranded={} state={}",
+            "virtio-mem dev={} name={} mode={} unit={:#x} step={:#x} addr={:#x} region={:#x} usable={:#x} block={:#x} plugged={:#x} requested={:#x} kernel={:#x} units={} stranded={} state={}",
             self.index,
             self.name,
+            self.geo.mode.name(),
+            self.geo.unit,
+            self.geo.step,
             c.addr,
             c.region_size,
             c.usable_region_size,
@@ -579,11 +439,18 @@ impl<T: Transport> EventSource for VirtioMem<T> {
             self.stranded.len(),
             if self.dead { "dead" } else { "ok" }
         )?;
-        for u in &self.units {
+        for (&start, u) in &self.units {
+            let busy = u.steps.iter().filter(|s| **s == Step::Busy).count();
             writeln!(
                 out,
-                "virtio-mem.unit dev={} range={:#x}-{:#x} state={:?}",
-                self.index, u.range.start, u.range.end, u.state
+                "virtio-mem.unit dev={} range={:#x}-{:#x} plugged={:#x} steps={}/{} busy={busy} state={:?}",
+                self.index,
+                start,
+                start + self.geo.unit,
+                u.plugged() as u64 * self.geo.step,
+                u.plugged(),
+                u.steps.len(),
+                u.state
             )?;
         }
         Ok(())

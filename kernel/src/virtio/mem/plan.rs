@@ -1,20 +1,70 @@
-//! Unit planning: which range to plug next when the host wants more, and which unit to
-//! give back when it wants less.
+//! Which device blocks to plug or unplug next, in the two modes of Linux's driver
+//! (drivers/virtio/virtio_mem.c, `virtio_mem_init_hotplug`):
 //!
-//! A unit is what the driver plugs with one request and hands to the engine as one Add.
-//! Whole memory blocks (one section each, memory-block aligned) are preferred, because the
-//! engine then puts their memmap inside them (memmap_on_memory). When fewer than a memory
-//! block's bytes are wanted, or no whole block fits in the usable region, the unit is a
-//! run of device blocks (at least 2 MiB, the engine's granule) that stops at the next
-//! memory-block boundary. A unit never takes the plugged total past `requested`.
+//! - Sub-block mode (SBM), when a sub-block — the device block, but at least a pageblock
+//!   (`max(device_block_size, pageblock_nr_pages * PAGE_SIZE)`) — is smaller than a memory
+//!   block. Memory is added one whole memory block at a time and its sub-blocks are
+//!   plugged and unplugged inside it; the unplugged ones stay offline (fake-offline), so
+//!   the plugged size reaches any multiple of the sub-block. Plugging fills partly plugged
+//!   blocks first, then adds the next unused block, lowest first, plugging from its
+//!   start. Unplugging takes partly plugged blocks first, then full ones, highest block
+//!   first and each from its end (`virtio_mem_sbm_unplug_request`); a block with nothing
+//!   plugged left is removed.
+//! - Big-block mode (BBM) otherwise: units of `max(device block, memory block)` are
+//!   plugged and added, removed and unplugged whole.
+//!
+//! In both modes only units wholly inside the device region (and its usable part) are
+//! used: a region that does not start or end on a unit boundary leaves the partial units
+//! at its edges unused ("The alignment of the physical start address can make some
+//! memory unusable").
 
+use alloc::vec::Vec;
 use core::ops::Range;
 
-use crate::hotplug::engine::HOTPLUG_ALIGN;
-
 use super::config::MemConfig;
+use super::units::Units;
+use crate::mm::arch::MmArch;
+use crate::mm::memory_block::MemoryBlock;
 
-/// The fixed shape of a device's region and the kernel's memory-block size.
+/// The kernel's granules the driver works with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Granularity {
+    /// The memory-block size (`memory_block_size_bytes()`).
+    pub memory_block: u64,
+    /// Bytes per pageblock (`pageblock_nr_pages * PAGE_SIZE`).
+    pub pageblock: u64,
+}
+
+impl Granularity {
+    /// The granules of `arch` with memory blocks of `block`.
+    pub const fn new(block: MemoryBlock, arch: &MmArch) -> Self {
+        Granularity {
+            memory_block: block.bytes,
+            pageblock: arch.pageblock_pages() * arch.page_size(),
+        }
+    }
+}
+
+/// The driver's mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Sub-block mode.
+    Sbm,
+    /// Big-block mode.
+    Bbm,
+}
+
+impl Mode {
+    /// `sbm` or `bbm`, for records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sbm => "sbm",
+            Mode::Bbm => "bbm",
+        }
+    }
+}
+
+/// The fixed shape of a device's region and how the driver divides it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     /// Region start.
@@ -23,287 +73,201 @@ pub struct Geometry {
     pub region_size: u64,
     /// Device block size (power of two).
     pub block_size: u64,
-    /// The engine's memory block (section) size (power of two).
-    pub memory_block: u64,
+    /// The mode.
+    pub mode: Mode,
+    /// What is added and removed: a memory block (SBM) or a big block (BBM).
+    pub unit: u64,
+    /// What is plugged and unplugged: a sub-block (SBM) or the big block (BBM).
+    pub step: u64,
 }
 
 impl Geometry {
     /// The geometry of a validated config.
-    pub fn new(config: &MemConfig, memory_block: u64) -> Self {
+    pub fn new(config: &MemConfig, g: Granularity) -> Self {
+        let sub_block = config.block_size.max(g.pageblock);
+        let (mode, unit, step) = if sub_block < g.memory_block {
+            (Mode::Sbm, g.memory_block, sub_block)
+        } else {
+            let big = config.block_size.max(g.memory_block);
+            (Mode::Bbm, big, big)
+        };
         Geometry {
             addr: config.addr,
             region_size: config.region_size,
             block_size: config.block_size,
-            memory_block,
+            mode,
+            unit,
+            step,
         }
     }
 
-    /// The smallest unit: a device block, but at least the engine's 2 MiB.
-    pub fn granule(&self) -> u64 {
-        self.block_size.max(HOTPLUG_ALIGN)
+    /// Steps per unit (sub-blocks per memory block; 1 in BBM).
+    pub fn steps_per_unit(&self) -> usize {
+        (self.unit / self.step) as usize
     }
 
-    /// The preferred unit: a memory block, or a device block when that is larger.
-    pub fn block_unit(&self) -> u64 {
-        self.memory_block.max(self.block_size)
+    /// The starts of the units wholly inside the first `usable` bytes of the region.
+    pub fn units(&self, usable: u64) -> impl Iterator<Item = u64> + use<> {
+        let end = self.addr + usable.min(self.region_size);
+        let unit = self.unit;
+        let first = self.addr.next_multiple_of(unit);
+        (0..)
+            .map(move |i| first + i * unit)
+            .take_while(move |&s| s + unit <= end)
+    }
+
+    /// The physical range of steps `first..first + count` of the unit at `unit`.
+    pub fn steps(&self, unit: u64, first: usize, count: usize) -> Range<u64> {
+        let start = unit + first as u64 * self.step;
+        start..start + count as u64 * self.step
     }
 }
 
-/// The next range to plug, given the usable size, the host's request and the ranges
-/// plugged already (in any order; sorted here, in place). `None` when nothing more is
-/// wanted or fits. The lowest free place wins; the search jumps over plugged ranges, so
-/// it costs O(n log n) for n ranges (a large device plugs thousands of units).
-pub fn next_plug(
-    geo: &Geometry,
-    usable: u64,
-    requested: u64,
-    taken: &mut [Range<u64>],
-) -> Option<Range<u64>> {
-    let plugged: u64 = taken.iter().map(|r| r.end - r.start).sum();
-    let want = requested.checked_sub(plugged).filter(|&w| w > 0)?;
-    let limit = geo.addr + usable.min(geo.region_size);
-    taken.sort_unstable_by_key(|r| r.start);
-    let taken = &*taken;
-    // The end of a plugged range overlapping `[start, start + len)`, if any.
-    let clash = |start: u64, len: u64| -> Option<u64> {
-        let i = taken.partition_point(|t| t.end <= start);
-        taken
-            .get(i)
-            .filter(|t| t.start < start + len)
-            .map(|t| t.end)
-    };
-    // The lowest `align`-aligned free `[start, start + len)` at or after `from`.
-    let first_free = |from: u64, len: u64, align: u64| -> Option<u64> {
-        let mut start = from.next_multiple_of(align);
-        while start + len <= limit {
-            match clash(start, len) {
-                None => return Some(start),
-                Some(end) => start = end.next_multiple_of(align),
-            }
-        }
-        None
-    };
+/// The state of one step (sub-block) of an added unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Not plugged; offline in the kernel.
+    Unplugged,
+    /// Plugged; the engine is onlining it.
+    Plugging,
+    /// Plugged and online.
+    Online,
+    /// Plugged; the engine is taking it offline (or removing its unit).
+    Offlining,
+    /// Plugged and online, but a page of it was in use: left alone until the request
+    /// changes.
+    Busy,
+    /// Plugged in the device, offline in the kernel: its UNPLUG was refused.
+    Stranded,
+}
 
-    let unit = geo.block_unit();
-    if want >= unit
-        && let Some(start) = first_free(geo.addr, unit, unit)
-    {
-        return Some(start..start + unit);
+impl Step {
+    /// Whether the device has it plugged.
+    pub fn plugged(self) -> bool {
+        self != Step::Unplugged
+    }
+}
+
+/// Where an added unit is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitState {
+    /// The engine is adding it.
+    Adding,
+    /// Added.
+    Live,
+    /// The engine is removing it.
+    Removing,
+}
+
+/// One added (or being added) unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Its life.
+    pub state: UnitState,
+    /// Its steps, in address order.
+    pub steps: Vec<Step>,
+}
+
+impl Unit {
+    /// Steps the device has plugged.
+    pub fn plugged(&self) -> usize {
+        self.steps.iter().filter(|s| s.plugged()).count()
     }
 
-    let granule = geo.granule();
-    let want = want / granule * granule;
+    /// Whether nothing of it is online or on its way (only unplugged or stranded steps).
+    pub fn is_empty(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| matches!(s, Step::Unplugged | Step::Stranded))
+    }
+}
+
+/// The next plug: `count` steps from `first` in the unit at `unit` (a new unit when it
+/// is not added yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plug {
+    /// Start of the unit.
+    pub unit: u64,
+    /// First step.
+    pub first: usize,
+    /// Steps.
+    pub count: usize,
+    /// Whether the unit must be added.
+    pub new_unit: bool,
+}
+
+/// The next unplug: `count` online steps from `first` in the unit at `unit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unplug {
+    /// Start of the unit.
+    pub unit: u64,
+    /// First step.
+    pub first: usize,
+    /// Steps.
+    pub count: usize,
+}
+
+/// The first run of at most `want` unplugged steps in a live unit (lowest unit first),
+/// else the first `min(want, steps per unit)` steps of the lowest unused unit inside
+/// `usable`. BBM units are only ever plugged whole.
+pub fn next_plug(geo: &Geometry, units: &Units, usable: u64, want: usize) -> Option<Plug> {
     if want == 0 {
         return None;
     }
-    let max_len = want.min(u64::from(u16::MAX) * geo.block_size / granule * granule);
-    let start = first_free(geo.addr, granule, granule)?;
-    let mut end = start + granule;
-    while end - start < max_len
-        && !end.is_multiple_of(geo.memory_block)
-        && end + granule <= limit
-        && clash(end, granule).is_none()
-    {
-        end += granule;
+    if geo.mode == Mode::Sbm {
+        for (&start, unit) in units.iter().filter(|(_, u)| u.state == UnitState::Live) {
+            let Some(first) = unit.steps.iter().position(|s| *s == Step::Unplugged) else {
+                continue;
+            };
+            let run = unit.steps[first..]
+                .iter()
+                .take_while(|s| **s == Step::Unplugged)
+                .count();
+            return Some(Plug {
+                unit: start,
+                first,
+                count: run.min(want),
+                new_unit: false,
+            });
+        }
     }
-    Some(start..end)
+    let start = geo.units(usable).find(|s| !units.contains_key(s))?;
+    Some(Plug {
+        unit: start,
+        first: 0,
+        count: want.min(geo.steps_per_unit()),
+        new_unit: true,
+    })
 }
 
-/// Which unit to give back when `over` bytes too many are plugged: the most recently
-/// added (last in `units`) that is no larger than `over`, so the plugged total never
-/// drops below the request. `None` when no unit fits.
-pub fn next_unplug(units: &[Range<u64>], over: u64) -> Option<usize> {
-    units.iter().rposition(|r| r.end - r.start <= over)
+/// The last run of at most `over` online steps of the live unit Linux would unplug from
+/// next: partly plugged units before full ones, the highest unit first.
+pub fn next_unplug(units: &Units, over: usize) -> Option<Unplug> {
+    if over == 0 {
+        return None;
+    }
+    let live = || {
+        units
+            .iter()
+            .rev()
+            .filter(|(_, u)| u.state == UnitState::Live && u.steps.contains(&Step::Online))
+    };
+    let partial = live().filter(|(_, u)| u.steps.iter().any(|s| *s != Step::Online));
+    let full = live().filter(|(_, u)| u.steps.iter().all(|s| *s == Step::Online));
+    let (&start, unit) = partial.chain(full).next()?;
+    let last = unit.steps.iter().rposition(|s| *s == Step::Online)?;
+    let run = unit.steps[..=last]
+        .iter()
+        .rev()
+        .take_while(|s| **s == Step::Online)
+        .count()
+        .min(over);
+    Some(Unplug {
+        unit: start,
+        first: last + 1 - run,
+        count: run,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIB: u64 = 1 << 20;
-    const GIB: u64 = 1 << 30;
-
-    /// s390x: a 2 GiB device at 1 GiB, 2 MiB blocks, 256 MiB sections.
-    fn s390x() -> Geometry {
-        Geometry {
-            addr: GIB,
-            region_size: 2 * GIB,
-            block_size: 2 * MIB,
-            memory_block: 256 * MIB,
-        }
-    }
-
-    /// Plugs until the plan says stop; returns the units in order.
-    fn grow(geo: &Geometry, usable: u64, requested: u64, units: &mut Vec<Range<u64>>) {
-        while let Some(r) = next_plug(geo, usable, requested, units) {
-            assert!(units.len() < 10_000, "runaway plan");
-            units.push(r);
-        }
-    }
-
-    fn total(units: &[Range<u64>]) -> u64 {
-        units.iter().map(|r| r.end - r.start).sum()
-    }
-
-    #[test]
-    fn one_gib_is_four_memory_blocks() {
-        let geo = s390x();
-        let mut units = Vec::new();
-        grow(&geo, GIB + 256 * MIB, GIB, &mut units);
-        assert_eq!(
-            units,
-            [
-                0x4000_0000..0x5000_0000,
-                0x5000_0000..0x6000_0000,
-                0x6000_0000..0x7000_0000,
-                0x7000_0000..0x8000_0000
-            ]
-        );
-    }
-
-    #[test]
-    fn a_remainder_is_one_run_of_device_blocks() {
-        let geo = s390x();
-        let mut units = Vec::new();
-        grow(&geo, 300 * MIB + 256 * MIB, 300 * MIB, &mut units);
-        assert_eq!(units, [0x4000_0000..0x5000_0000, 0x5000_0000..0x52c0_0000]);
-        // Growing on later takes whole blocks first, then fills the hole to the boundary.
-        grow(&geo, 2 * GIB, 812 * MIB, &mut units);
-        assert_eq!(
-            units[2..],
-            [0x6000_0000..0x7000_0000, 0x7000_0000..0x8000_0000]
-        );
-        grow(&geo, 2 * GIB, GIB, &mut units);
-        assert_eq!(units.len(), 5);
-        assert_eq!(units[4], 0x52c0_0000..0x6000_0000);
-        assert_eq!(total(&units), GIB);
-    }
-
-    #[test]
-    fn never_beyond_usable_nor_requested() {
-        let geo = s390x();
-        let mut units = Vec::new();
-        // A device that claims more is requested than is usable: plug up to usable only.
-        grow(&geo, 100 * MIB, GIB, &mut units);
-        assert_eq!(units.len(), 1);
-        assert_eq!(units[0], 0x4000_0000..0x4640_0000);
-        assert_eq!(next_plug(&geo, 0, GIB, &mut []), None, "nothing usable");
-        assert_eq!(next_plug(&geo, GIB, 0, &mut []), None, "nothing requested");
-        assert_eq!(
-            next_plug(
-                &geo,
-                GIB,
-                256 * MIB,
-                &mut [Range {
-                    start: GIB,
-                    end: GIB + 256 * MIB
-                }]
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn small_blocks_use_the_engine_granule_and_odd_leftovers_stay_unplugged() {
-        let geo = Geometry {
-            block_size: MIB,
-            ..s390x()
-        };
-        let mut units = Vec::new();
-        grow(&geo, GIB, 5 * MIB, &mut units);
-        assert_eq!(units.len(), 1, "the last 1 MiB cannot be a 2 MiB unit");
-        assert_eq!(units[0], GIB..GIB + 4 * MIB);
-        assert_eq!(Request::plug(&units[0], MIB).map(|_| ()), Some(()));
-    }
-
-    #[test]
-    fn device_blocks_larger_than_a_memory_block_are_the_unit() {
-        let geo = Geometry {
-            block_size: 512 * MIB,
-            memory_block: 128 * MIB,
-            addr: 2 * GIB,
-            region_size: 2 * GIB,
-        };
-        let mut units = Vec::new();
-        grow(&geo, 2 * GIB, GIB, &mut units);
-        assert_eq!(
-            units,
-            [2 * GIB..2 * GIB + 512 * MIB, 2 * GIB + 512 * MIB..3 * GIB]
-        );
-    }
-
-    #[test]
-    fn unaligned_region_start_falls_back_to_device_blocks() {
-        // A region that starts mid-section (x86 DIMM window layouts can do this).
-        let geo = Geometry {
-            addr: GIB + 64 * MIB,
-            region_size: GIB,
-            block_size: 2 * MIB,
-            memory_block: 128 * MIB,
-        };
-        let mut units = Vec::new();
-        grow(&geo, GIB, 256 * MIB, &mut units);
-        assert_eq!(
-            units,
-            [
-                GIB + 128 * MIB..GIB + 256 * MIB,
-                GIB + 256 * MIB..GIB + 384 * MIB
-            ]
-        );
-        // The 64 MiB below the first section boundary is only good for device blocks.
-        grow(&geo, GIB, 320 * MIB, &mut units);
-        assert_eq!(units[2], GIB + 64 * MIB..GIB + 128 * MIB);
-        assert_eq!(total(&units), 320 * MIB);
-    }
-
-    #[test]
-    fn unplug_takes_the_newest_unit_that_fits() {
-        let units = [GIB..GIB + 256 * MIB, GIB + 256 * MIB..GIB + 300 * MIB];
-        assert_eq!(next_unplug(&units, 300 * MIB), Some(1));
-        assert_eq!(next_unplug(&units, 256 * MIB), Some(1));
-        assert_eq!(next_unplug(&units[..1], 256 * MIB), Some(0));
-        assert_eq!(
-            next_unplug(&units[..1], 255 * MIB),
-            None,
-            "never below requested"
-        );
-        assert_eq!(next_unplug(&[], GIB), None);
-    }
-
-    #[test]
-    fn random_requests_stay_inside_the_rules() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
-        for _ in 0..300 {
-            let geo = Geometry {
-                addr: GIB * (1 + rnd(4)) + 2 * MIB * rnd(3),
-                region_size: 2 * MIB * (1 + rnd(1024)),
-                block_size: 2 * MIB,
-                memory_block: (128 * MIB) << rnd(2),
-            };
-            let requested = 2 * MIB * rnd(geo.region_size / (2 * MIB) + 1);
-            let usable = (requested + 256 * MIB).min(geo.region_size);
-            let mut units = Vec::new();
-            grow(&geo, usable, requested, &mut units);
-            assert_eq!(total(&units), requested, "{geo:?}");
-            for (i, u) in units.iter().enumerate() {
-                assert!(u.start >= geo.addr && u.end <= geo.addr + usable);
-                assert!(u.start.is_multiple_of(2 * MIB) && u.end.is_multiple_of(2 * MIB));
-                let whole =
-                    u.start.is_multiple_of(geo.memory_block) && u.end - u.start == geo.memory_block;
-                let inside_block = u.start / geo.memory_block == (u.end - 1) / geo.memory_block;
-                assert!(whole || inside_block, "{u:x?} crosses a memory block");
-                for v in &units[i + 1..] {
-                    assert!(u.end <= v.start || v.end <= u.start, "overlap");
-                }
-            }
-        }
-    }
-
-    use super::super::request::Request;
-}
+mod tests;

@@ -14,10 +14,18 @@ use super::config::{ConfigError, MemConfig};
 use super::request::REQUEST_LEN;
 use super::*;
 use crate::hotplug::engine::HotplugError;
+use crate::hotplug::event::Event;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const SECTION: u64 = 256 * MIB;
+/// s390x-like: 256 MiB memory blocks, 1 MiB pageblocks (2 MiB device blocks: SBM).
+const GRAN: Granularity = Granularity {
+    memory_block: SECTION,
+    pageblock: MIB,
+};
+/// 2 MiB steps per 256 MiB unit.
+const STEPS: u64 = SECTION / (2 * MIB);
 
 struct Device {
     config: MemConfig,
@@ -270,7 +278,7 @@ fn config() -> MemConfig {
 }
 
 fn probe(fake: &Fake) -> VirtioMem<Fake> {
-    VirtioMem::probe(0, "virtio-mem-fake.0".into(), fake.clone(), SECTION).expect("probe")
+    VirtioMem::probe(0, "virtio-mem-fake.0".into(), fake.clone(), GRAN).expect("probe")
 }
 
 fn poll(dev: &mut VirtioMem<Fake>) -> Vec<Event> {
@@ -285,19 +293,45 @@ fn complete_all(dev: &mut VirtioMem<Fake>, events: &[Event], result: Result<(), 
     }
 }
 
-fn ranges(events: &[Event]) -> Vec<(bool, Range<u64>)> {
+/// What the events ask, compactly: `(kind, range, online part)`.
+fn kinds(events: &[Event]) -> Vec<(&'static str, Range<u64>)> {
     events
         .iter()
         .map(|e| match e {
-            Event::Add { range, .. } => (true, range.clone()),
-            Event::Remove { range, .. } => (false, range.clone()),
+            Event::Add { range, .. } => ("add", range.clone()),
+            Event::AddPartial { range, online, .. } => {
+                assert_eq!(range.start, online.start, "online part starts the block");
+                ("add-partial", online.clone())
+            }
+            Event::OnlinePart { range, .. } => ("online", range.clone()),
+            Event::OfflinePart { range, .. } => ("offline", range.clone()),
+            Event::Remove { range, .. } => ("remove", range.clone()),
             Event::AddDevice { range, .. } => panic!("unexpected {range:x?}"),
         })
         .collect()
 }
 
+/// Polls and completes everything with success until the device settles; returns the
+/// events in order.
+fn settle(dev: &mut VirtioMem<Fake>) -> Vec<Event> {
+    let mut all = Vec::new();
+    for _ in 0..64 {
+        let events = poll(dev);
+        if events.is_empty() {
+            return all;
+        }
+        complete_all(dev, &events, Ok(()));
+        all.extend(events);
+    }
+    panic!("the driver never settles");
+}
+
+fn unit(i: u64) -> u64 {
+    GIB + i * SECTION
+}
+
 #[test]
-fn grows_in_memory_blocks_and_shrinks_newest_first() {
+fn sub_blocks_grow_and_shrink_to_the_exact_request() {
     let _pool = crate::dma::test_pool();
     let fake = Fake::new(config());
     let mut dev = probe(&fake);
@@ -305,31 +339,70 @@ fn grows_in_memory_blocks_and_shrinks_newest_first() {
         dev.features(),
         Features::VERSION_1 | Features::UNPLUGGED_INACCESSIBLE
     );
+    assert_eq!(dev.geometry().mode, plan::Mode::Sbm);
     assert!(poll(&mut dev).is_empty(), "nothing requested");
 
-    fake.set_requested(GIB);
+    fake.set_requested(300 * MIB);
     let adds = poll(&mut dev);
-    let want: Vec<_> = (0..4)
-        .map(|i| (true, GIB + i * SECTION..GIB + (i + 1) * SECTION))
-        .collect();
-    assert_eq!(ranges(&adds), want);
-    assert_eq!(fake.plugged(), GIB, "plugged before the Adds went out");
+    assert_eq!(
+        kinds(&adds),
+        [
+            ("add-partial", unit(0)..unit(1)),
+            ("add-partial", unit(1)..unit(1) + 44 * MIB)
+        ]
+    );
+    assert_eq!(
+        fake.plugged(),
+        300 * MIB,
+        "plugged before the adds went out"
+    );
     complete_all(&mut dev, &adds, Ok(()));
     assert!(poll(&mut dev).is_empty(), "settled");
+    assert_eq!(dev.plugged_bytes(), 300 * MIB);
 
-    fake.set_requested(SECTION);
-    let removes = poll(&mut dev);
+    // Down to 130 MiB: the partial block goes first, then the top of the full one.
+    fake.set_requested(130 * MIB);
+    let offs = poll(&mut dev);
     assert_eq!(
-        ranges(&removes),
-        [3, 2, 1].map(|i| (false, GIB + i * SECTION..GIB + (i + 1) * SECTION))
+        kinds(&offs),
+        [
+            ("offline", unit(1)..unit(1) + 44 * MIB),
+            ("offline", unit(0) + 130 * MIB..unit(1))
+        ]
     );
-    assert_eq!(fake.plugged(), GIB, "UNPLUG only after the engine removed");
-    complete_all(&mut dev, &removes, Ok(()));
-    assert_eq!(fake.plugged(), SECTION);
+    assert_eq!(
+        fake.plugged(),
+        300 * MIB,
+        "UNPLUG only after the engine offlined"
+    );
+    complete_all(&mut dev, &offs, Ok(()));
+    assert_eq!(fake.plugged(), 130 * MIB);
+    let rest = settle(&mut dev);
+    assert_eq!(
+        kinds(&rest),
+        [("remove", unit(1)..unit(2))],
+        "the empty block goes"
+    );
+    assert_eq!(
+        dev.units().collect::<Vec<_>>(),
+        [(unit(0)..unit(1), 130 * MIB)]
+    );
 
+    // Up to 200 MiB fills the same block; then to 0 and the usable region shrinks.
+    fake.set_requested(200 * MIB);
+    assert_eq!(
+        kinds(&settle(&mut dev)),
+        [("online", unit(0) + 130 * MIB..unit(0) + 200 * MIB)]
+    );
+    assert_eq!(fake.plugged(), 200 * MIB);
     fake.set_requested(0);
-    let last = poll(&mut dev);
-    complete_all(&mut dev, &last, Ok(()));
+    assert_eq!(
+        kinds(&settle(&mut dev)),
+        [
+            ("offline", unit(0)..unit(0) + 200 * MIB),
+            ("remove", unit(0)..unit(1))
+        ]
+    );
     assert_eq!(fake.plugged(), 0);
     let d = fake.0.borrow();
     assert_eq!(
@@ -341,50 +414,117 @@ fn grows_in_memory_blocks_and_shrinks_newest_first() {
 }
 
 #[test]
-fn a_busy_remove_keeps_the_unit_until_the_request_changes() {
+fn a_busy_sub_block_stays_until_the_request_changes() {
     let _pool = crate::dma::test_pool();
     let fake = Fake::new(config());
     let mut dev = probe(&fake);
     fake.set_requested(SECTION);
-    let adds = poll(&mut dev);
-    complete_all(&mut dev, &adds, Ok(()));
+    settle(&mut dev);
 
     fake.set_requested(0);
-    let removes = poll(&mut dev);
-    assert_eq!(removes.len(), 1);
-    complete_all(&mut dev, &removes, Err(HotplugError::Busy { pfn: 0x40100 }));
+    let offs = poll(&mut dev);
+    assert_eq!(kinds(&offs), [("offline", unit(0)..unit(1))]);
+    let busy_pfn = (unit(0) + 100 * 2 * MIB + 4096) / 4096;
+    complete_all(&mut dev, &offs, Err(HotplugError::Busy { pfn: busy_pfn }));
     assert_eq!(fake.plugged(), SECTION, "still plugged");
+    // Everything around the busy sub-block goes; it stays.
+    let around = poll(&mut dev);
+    assert_eq!(
+        kinds(&around),
+        [
+            ("offline", unit(0) + 101 * 2 * MIB..unit(1)),
+            ("offline", unit(0)..unit(0) + 100 * 2 * MIB)
+        ]
+    );
+    complete_all(&mut dev, &around, Ok(()));
+    assert_eq!(fake.plugged(), 2 * MIB);
     for _ in 0..3 {
         assert!(poll(&mut dev).is_empty(), "no retry loop");
     }
-    fake.set_requested(2 * MIB); // a new request, but no unit fits under it
+    fake.set_requested(2 * MIB); // a new request that is already met
     assert!(poll(&mut dev).is_empty());
     fake.set_requested(0); // and another: retried
-    let again = poll(&mut dev);
-    assert_eq!(ranges(&again), ranges(&removes));
-    complete_all(&mut dev, &again, Ok(()));
+    let again = settle(&mut dev);
+    assert_eq!(
+        kinds(&again),
+        [
+            ("offline", unit(0) + 100 * 2 * MIB..unit(0) + 101 * 2 * MIB),
+            ("remove", unit(0)..unit(1))
+        ]
+    );
     assert_eq!(fake.plugged(), 0);
 }
 
 #[test]
-fn a_failed_add_is_unplugged_and_growth_waits() {
+fn a_failed_add_or_online_is_unplugged_and_growth_waits() {
     let _pool = crate::dma::test_pool();
     let fake = Fake::new(config());
     let mut dev = probe(&fake);
     fake.set_requested(300 * MIB);
     let adds = poll(&mut dev);
-    assert_eq!(
-        ranges(&adds),
-        [
-            (true, GIB..GIB + SECTION),
-            (true, GIB + SECTION..GIB + 300 * MIB)
-        ]
-    );
+    assert_eq!(adds.len(), 2);
     dev.complete(&adds[0], &Ok(()));
-    dev.complete(&adds[1], &Err(HotplugError::Overlap { at: GIB + SECTION }));
-    assert_eq!(fake.plugged(), SECTION, "the failed unit went back");
+    dev.complete(&adds[1], &Err(HotplugError::Overlap { at: unit(1) }));
+    assert_eq!(fake.plugged(), SECTION, "the failed block went back");
     assert!(poll(&mut dev).is_empty(), "no plug/fail loop");
     assert_eq!(dev.units().count(), 1);
+
+    // Shrink a little, then grow back: the online of the refilled part fails.
+    fake.set_requested(SECTION - 4 * MIB);
+    settle(&mut dev);
+    fake.set_requested(SECTION);
+    let on = poll(&mut dev);
+    assert_eq!(kinds(&on), [("online", unit(1) - 4 * MIB..unit(1))]);
+    complete_all(&mut dev, &on, Err(HotplugError::Busy { pfn: 0 }));
+    assert_eq!(fake.plugged(), SECTION - 4 * MIB, "unplugged again");
+    assert!(poll(&mut dev).is_empty(), "growth waits for a new request");
+}
+
+#[test]
+fn big_blocks_are_added_and_removed_whole() {
+    let _pool = crate::dma::test_pool();
+    let fake = Fake::new(MemConfig {
+        block_size: SECTION,
+        ..config()
+    });
+    let mut dev = probe(&fake);
+    assert_eq!(dev.geometry().mode, plan::Mode::Bbm);
+    fake.set_requested(2 * SECTION);
+    let adds = poll(&mut dev);
+    assert_eq!(
+        kinds(&adds),
+        [("add", unit(0)..unit(1)), ("add", unit(1)..unit(2))]
+    );
+    complete_all(&mut dev, &adds, Ok(()));
+    fake.set_requested(SECTION);
+    let removes = poll(&mut dev);
+    assert_eq!(
+        kinds(&removes),
+        [("remove", unit(1)..unit(2))],
+        "newest first"
+    );
+    assert_eq!(fake.plugged(), 2 * SECTION, "UNPLUG only after the remove");
+    complete_all(
+        &mut dev,
+        &removes,
+        Err(HotplugError::Busy {
+            pfn: unit(1) / 4096,
+        }),
+    );
+    assert_eq!(fake.plugged(), 2 * SECTION);
+    // As Linux's BBM unplug: a busy big block is skipped and the next one tried.
+    let next = poll(&mut dev);
+    assert_eq!(kinds(&next), [("remove", unit(0)..unit(1))]);
+    complete_all(&mut dev, &next, Ok(()));
+    assert_eq!(fake.plugged(), SECTION);
+    assert!(
+        poll(&mut dev).is_empty(),
+        "only the busy one is left: no retry loop"
+    );
+    fake.set_requested(0);
+    settle(&mut dev);
+    assert_eq!(fake.plugged(), 0);
+    assert_eq!(dev.units().count(), 0);
 }
 
 #[test]
@@ -428,13 +568,13 @@ fn hostile_or_old_devices_are_refused() {
         block_size: 3 * MIB,
         ..config()
     });
-    let e = VirtioMem::probe(0, "bad".into(), bad.clone(), SECTION).err();
+    let e = VirtioMem::probe(0, "bad".into(), bad.clone(), GRAN).err();
     assert_eq!(e, Some(ProbeError::Config(ConfigError::BlockSize(3 * MIB))));
     assert!(bad.0.borrow().status.contains(DeviceStatus::FAILED));
 
     let legacy = Fake::new(config());
     legacy.0.borrow_mut().offered = 0x3000_0002;
-    let e = VirtioMem::probe(0, "legacy".into(), legacy, SECTION).err();
+    let e = VirtioMem::probe(0, "legacy".into(), legacy, GRAN).err();
     assert_eq!(e, Some(ProbeError::NoVersion1));
 }
 
@@ -443,16 +583,21 @@ fn describe_reports_device_and_kernel_views() {
     let _pool = crate::dma::test_pool();
     let fake = Fake::new(config());
     let mut dev = probe(&fake);
-    fake.set_requested(SECTION);
-    let adds = poll(&mut dev);
-    complete_all(&mut dev, &adds, Ok(()));
+    fake.set_requested(130 * MIB);
+    settle(&mut dev);
     let mut text = alloc::string::String::new();
     dev.describe(&mut text).unwrap();
     assert!(
         text.starts_with(
-            "virtio-mem dev=0 name=virtio-mem-fake.0 addr=0x40000000 region=0x80000000 usable=0x20000000 block=0x200000 plugged=0x10000000 requested=0x10000000 kernel=0x10000000 units=1"
+            "virtio-mem dev=0 name=virtio-mem-fake.0 mode=sbm unit=0x10000000 step=0x200000 addr=0x40000000 region=0x80000000 usable=0x18200000 block=0x200000 plugged=0x8200000 requested=0x8200000 kernel=0x8200000 units=1 stranded=0"
         ),
         "{text}"
     );
-    assert!(text.contains("virtio-mem.unit dev=0 range=0x40000000-0x50000000 state=Live"));
+    let steps = 130 / 2;
+    assert!(
+        text.contains(&alloc::format!(
+            "virtio-mem.unit dev=0 range=0x40000000-0x50000000 plugged=0x8200000 steps={steps}/{STEPS} busy=0 state=Live"
+        )),
+        "{text}"
+    );
 }
