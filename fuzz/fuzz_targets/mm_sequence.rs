@@ -119,7 +119,10 @@ impl Model {
     /// A new block: naturally aligned, in the storage, clear of every live block.
     fn alloc(&mut self, pfn: u64, pages: u64) {
         let natural = 1u64 << pages.trailing_zeros();
-        assert!(pfn % natural == 0, "block {pfn:#x}+{pages} not naturally aligned");
+        assert!(
+            pfn.is_multiple_of(natural),
+            "block {pfn:#x}+{pages} not naturally aligned"
+        );
         let storage = self.base_pfn + self.reserve..self.base_pfn + self.reserve + self.free;
         assert!(
             storage.start <= pfn && pfn + pages <= storage.end,
@@ -146,16 +149,30 @@ impl Model {
     fn check(&self, a: &VmemAltmap) {
         let fields = |m: &Model| (m.base_pfn, m.end_pfn, m.reserve, m.free);
         let real = (a.base_pfn, a.end_pfn, a.reserve, a.free);
-        assert_eq!(real, fields(self), "altmap fields (base, end, reserve, free)");
+        assert_eq!(
+            real,
+            fields(self),
+            "altmap fields (base, end, reserve, free)"
+        );
         assert_eq!(a.next_pfn(), a.base_pfn + a.reserve + a.alloc + a.align);
         assert_eq!(a.nr_free(), a.free.saturating_sub(a.alloc + a.align));
-        assert_eq!(a.live_pages(), self.blocks.iter().map(|b| b.pages).sum::<u64>());
+        assert_eq!(
+            a.live_pages(),
+            self.blocks.iter().map(|b| b.pages).sum::<u64>()
+        );
         for b in &self.blocks {
-            assert!(a.is_outstanding(Pfn(b.pfn), b.pages), "{b:?} not outstanding");
+            assert!(
+                a.is_outstanding(Pfn(b.pfn), b.pages),
+                "{b:?} not outstanding"
+            );
             assert!(b.pfn + b.pages <= a.next_pfn(), "{b:?} above next_pfn");
         }
         if self.blocks.is_empty() {
-            assert_eq!((a.alloc, a.align, a.buried_pages()), (0, 0, 0), "empty altmap");
+            assert_eq!(
+                (a.alloc, a.align, a.buried_pages()),
+                (0, 0, 0),
+                "empty altmap"
+            );
         }
         assert!(a.alloc + a.align <= a.free, "altmap over capacity");
     }

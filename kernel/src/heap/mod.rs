@@ -152,7 +152,7 @@ pub fn with_faults<R>(f: impl FnOnce(&mut HeapFaults) -> R) -> R {
 /// (host simulators' own storage is not the code under test). Host only.
 #[cfg(not(target_os = "none"))]
 pub fn exempt_from_faults() -> FaultExemption {
-    let saved = with_faults(|f| core::mem::replace(f, HeapFaults::new()));
+    let saved = with_faults(core::mem::take);
     FaultExemption { saved }
 }
 

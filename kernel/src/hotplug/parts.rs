@@ -95,7 +95,7 @@ pub fn gaps(within: Range<Pfn>, set: &[Range<Pfn>]) -> impl Iterator<Item = Rang
             }
         }
         done = true;
-        (at < within.end).then(|| at..within.end)
+        (at < within.end).then_some(at..within.end)
     })
 }
 

@@ -253,7 +253,7 @@ impl<T: Transport> VirtioMem<T> {
     /// and the device is given up after [`CONFIG_READS`] reads without that.
     fn refresh(&mut self) -> bool {
         let mut previous = None;
-        let mut problem = Unsettled::Unsettled;
+        let mut problem = Unsettled::NoAgreement;
         for attempt in 1..=CONFIG_READS {
             let config = match MemConfig::read(&self.transport) {
                 Ok(c) => c,
@@ -345,7 +345,7 @@ impl<T: Transport> VirtioMem<T> {
 #[derive(Clone, Copy, Debug)]
 enum Unsettled {
     /// No two reads agreed.
-    Unsettled,
+    NoAgreement,
     /// A read failed validation.
     Config(ConfigError),
     /// A read described another region or block size.
@@ -355,7 +355,7 @@ enum Unsettled {
 impl fmt::Display for Unsettled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unsettled::Unsettled => write!(f, "reason=unsettled"),
+            Unsettled::NoAgreement => write!(f, "reason=unsettled"),
             Unsettled::Config(e) => write!(f, "{e}"),
             Unsettled::GeometryChanged => write!(f, "reason=geometry-changed"),
         }

@@ -177,7 +177,7 @@ mod tests {
             "replaced"
         );
         assert_eq!(units.remove(&0x1000).map(|u| u.steps.len()), Some(1));
-        assert_eq!(units.iter().rev().next().map(|(s, _)| *s), Some(0x3000));
+        assert_eq!(units.iter().next_back().map(|(s, _)| *s), Some(0x3000));
     }
 
     #[test]
