@@ -95,7 +95,7 @@ fn figures(m: &mut Machine) -> Result<Figures> {
 }
 
 /// Waits for records starting with `prefix` whose ranges add up to `bytes`; returns the
-/// sum of their `us=` fields (the kernel's own time for them), in milliseconds.
+/// sum of their `us.total=` fields (the kernel's own time for them), in milliseconds.
 fn await_bytes(m: &mut Machine, prefix: &str, bytes: u64) -> Result<f64> {
     let (mut seen, mut us) = (0, 0);
     while seen < bytes {
@@ -109,7 +109,9 @@ fn await_bytes(m: &mut Machine, prefix: &str, bytes: u64) -> Result<f64> {
         let (a, b) = range.split_once('-').context("range")?;
         let parse = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16);
         seen += parse(b)? - parse(a)?;
-        us += field("us").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        us += field("us.total")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
     }
     Ok(us as f64 / 1000.0)
 }
@@ -122,9 +124,14 @@ fn source(
     boot: BootPath,
 ) -> Result<Value> {
     let arch = image.arch;
-    let ram = match arch {
+    let base_ram = match arch {
         Arch::S390x => 512 * MIB,
         Arch::X86_64 | Arch::Aarch64 => GIB,
+    };
+    // virtio-mem (sub-block mode, as Linux) keeps the memmap in boot RAM: 16 MiB per GiB.
+    let ram = match kind {
+        Source::Dimm => base_ram,
+        Source::VirtioMem => base_ram + largest / 64,
     };
     let mut memory = Memory::ram(ram).with_maxmem(ram + largest);
     if kind == Source::Dimm {

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::accel::{self, AccelChoice};
 use crate::arch::BootPath;
 use crate::hotplug::{self, MemoryDevice};
-use crate::profile::{GIB, MIB};
+use crate::profile::{GIB, MIB, Memory};
 use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Profile, RunOptions};
 
@@ -882,11 +882,15 @@ fn drift(text: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Drift(text.into()))
 }
 
-/// The machine of a `--large` soak: the default RAM, room for three [`LARGE_DIMM`]s and
-/// a [`LARGE_VMEM`] virtio-mem device, every backend `reserve=off`.
+/// The machine of a `--large` soak: the default RAM plus room for the memmap of a full
+/// [`LARGE_VMEM`] virtio-mem device (its sub-block mode keeps the memmap in boot RAM, 16
+/// MiB per GiB, as Linux's driver does), room for three [`LARGE_DIMM`]s and the device,
+/// every backend `reserve=off`.
 fn large_profile(arch: Arch) -> Profile {
     let base = Profile::new(arch);
-    let ram = base.memory.ram;
+    let ram = base.memory.ram + LARGE_VMEM / 64;
+    let memory = Memory { ram, ..base.memory };
+    let base = base.with_memory(memory);
     let memory = match arch {
         Arch::S390x => base.memory.with_maxmem(ram + LARGE_VMEM),
         Arch::X86_64 | Arch::Aarch64 => base

@@ -79,13 +79,9 @@ pub fn verify<A: Arch>(kernel: &mut Kernel<A>, arg: Option<&str>) {
             checked += 1;
         }
     }
-    let ranges: Vec<_> = kernel
-        .hotplug
-        .ranges()
-        .iter()
-        .map(|h| h.range.clone())
-        .collect();
-    for range in ranges {
+    // By index, without a copy of the list (verification changes no range).
+    for index in 0..kernel.hotplug.ranges().len() {
+        let range = kernel.hotplug.ranges()[index].range.clone();
         if wanted.is_none() || wanted == Some((true, range.start)) {
             crate::hotplug::dispatch::verify_range::<A>(mm, &mut kernel.hotplug, &range);
             checked += 1;

@@ -487,6 +487,24 @@ pub fn flush_order(log: &[Step]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether every free in `log` follows a flush that follows every table write before
+/// it (the order a gather keeps when it has to flush early); `Err` names the first free
+/// out of order.
+pub fn flush_order_per_free(log: &[Step]) -> Result<(), String> {
+    let mut flushed_since_write = false;
+    for (i, step) in log.iter().enumerate() {
+        match step {
+            Step::Write => flushed_since_write = false,
+            Step::Flush => flushed_since_write = true,
+            Step::Free(_) if !flushed_since_write => {
+                return Err(format!("step {i} frees with no flush since the last write"));
+            }
+            Step::Free(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// The flush order of a live change, on a recording fake: removing two sections with
 /// their memmap in RAM clears entries, flushes, and only then gives back RAM leaves and
 /// page-table pages; an add that fails half-way rolls back in the same order. The same
@@ -574,6 +592,32 @@ pub fn flush_precedes_every_free<F: VmemmapArch>(features: Features) {
         assert_eq!(world.mem.outstanding(), 1, "rolled back exactly");
     }
     assert!(rollbacks_with_frees > 0, "no rollback freed anything");
+    // With no heap room for the list of waiting frees, the gather flushes early: the
+    // remove still succeeds and every free follows a flush after the writes before it.
+    world
+        .add(range.clone(), None)
+        .expect("add for the heap case");
+    log.borrow_mut().clear();
+    log.borrow_mut().reserve(1 << 16);
+    let rec = Recorder {
+        mem: &mut world.mem,
+        log: log.clone(),
+    };
+    let sparse = &mut world.sparse;
+    let flush_log = log.clone();
+    crate::heap::with_faults(|f| f.arm(1, crate::mm::inject::FaultMode::Always));
+    let (removed, _) = gather::run(
+        rec,
+        || flush_log.borrow_mut().push(Step::Flush),
+        |g| sparse.remove(g, range.clone(), None),
+    );
+    crate::heap::with_faults(|f| f.clear());
+    removed.expect("remove with the heap failing");
+    let steps = log.borrow().clone();
+    flush_order_per_free(&steps).unwrap_or_else(|e| panic!("heap failing: {e}"));
+    let flushes = steps.iter().filter(|s| **s == Step::Flush).count();
+    assert!(flushes > 1, "the gather never had to flush early");
+    assert_eq!(world.mem.outstanding(), 1, "only the root table is left");
 }
 
 /// The teardown check after a remove: clean after a real remove; it finds an altmap
