@@ -15,6 +15,8 @@
 //! the SRAT parser.
 
 use alloc::vec::Vec;
+
+use crate::heap::fallible::{TryVec, try_collect};
 use core::fmt;
 use core::ops::Range;
 
@@ -339,6 +341,8 @@ pub enum NfitError {
         /// How many windows were checked.
         windows: usize,
     },
+    /// The kernel heap refused room for the parsed structures.
+    NoMemory,
 }
 
 impl From<TableError> for NfitError {
@@ -386,6 +390,7 @@ impl fmt::Display for NfitError {
                 "spa {index} base {base:#x} length {length:#x} wraps past the end of the address space"
             ),
             NfitError::Overlap { first, second } => write!(f, "{first} overlaps {second}"),
+            NfitError::NoMemory => write!(f, "no heap room for the table (errno=-12)"),
             NfitError::OutsideWindow { range, windows } => write!(
                 f,
                 "{range} lies outside the hotplug window{}",
@@ -443,8 +448,13 @@ fn walk(bytes: &[u8], base_offset: usize) -> Result<Nfit, NfitError> {
         }
         let (s, tail) = rest.split_at(length);
         match ty {
-            TYPE_SPA => nfit.spa.push(parse_spa(s)?),
-            TYPE_MEMDEV => nfit.mappings.push(parse_memdev(s)),
+            TYPE_SPA => {
+                let spa = parse_spa(s)?;
+                nfit.spa.try_push(spa).map_err(|_| NfitError::NoMemory)?;
+            }
+            TYPE_MEMDEV => (nfit.mappings)
+                .try_push(parse_memdev(s))
+                .map_err(|_| NfitError::NoMemory)?,
             TYPE_CONTROL_REGION => nfit.control_regions += 1,
             _ => nfit.other += 1,
         }
@@ -501,11 +511,9 @@ fn parse_memdev(s: &[u8]) -> MemDevMapping {
 
 /// Sorted by base, any overlap shows up between neighbours; empty ranges overlap nothing.
 fn check_overlaps(spa: &[SpaRange]) -> Result<(), NfitError> {
-    let mut spans: Vec<SpaSpan> = spa
-        .iter()
-        .filter(|s| s.length != 0)
-        .map(SpaRange::span)
-        .collect();
+    let mut spans: Vec<SpaSpan> =
+        try_collect(spa.iter().filter(|s| s.length != 0).map(SpaRange::span))
+            .map_err(|_| NfitError::NoMemory)?;
     spans.sort_by_key(|s| (s.base, s.end));
     match spans.windows(2).find(|w| w[1].base < w[0].end) {
         Some(w) => Err(NfitError::Overlap {
