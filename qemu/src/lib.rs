@@ -22,6 +22,7 @@ pub mod linux;
 pub mod machine;
 pub mod profile;
 pub mod qmp;
+pub mod scale;
 pub mod soak;
 pub mod toolchain;
 

@@ -1,9 +1,11 @@
-//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct]`: per arch and boot path,
-//! QEMU start to prompt and kernel entry to prompt over several boots, the in-kernel
-//! benchmark (phases per region size against the memset roofline) on the direct path, then
-//! hot-add latency per source. Prints the tables and writes `target/bench/<arch>.json`,
-//! `<arch>.svg` (phases) and `<arch>-hotplug.svg` (latency against the roofline; see
-//! [`crate::bench_plot`]).
+//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]`: per
+//! arch and boot path, QEMU start to prompt and kernel entry to prompt over several boots,
+//! the in-kernel benchmark (phases per region size against the memset roofline) on the
+//! direct path, hot-add latency per source, and the large sizes (pc-dimm and virtio-mem
+//! from 1 to 256 GiB on `reserve=off` backends, time per GiB; [`qemu::scale`]). Prints the
+//! tables and writes `target/bench/<arch>.json`, `<arch>.svg` (phases) and
+//! `<arch>-hotplug.svg` (latency against the roofline; see [`crate::bench_plot`]);
+//! `--scale-only` runs only the large sizes and writes `target/bench/<arch>-scale.json`.
 
 use std::time::Instant;
 
@@ -13,7 +15,12 @@ use qemu::arch::BootPath;
 use qemu::bench::{Plan, validate};
 use serde_json::Value;
 
-pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()> {
+pub fn run(
+    arch: Option<Arch>,
+    quick: bool,
+    boot: Option<BootPath>,
+    scale_only: bool,
+) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => vec![a],
@@ -30,6 +37,24 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()
     std::fs::create_dir_all(&out)?;
     for arch in arches {
         let started = Instant::now();
+        if scale_only {
+            let image = qemu::build(arch, true)?;
+            let boot = hotplug_boot(arch, boot);
+            let doc = serde_json::json!({
+                "arch": arch.name(),
+                "scale": qemu::scale::collect(&image, qemu::scale::sizes(quick), boot)?,
+            });
+            let json_path = out.join(format!("{arch}-scale.json"));
+            std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
+            println!("== {arch} large hot-adds (booted by {}) ==", boot.name());
+            qemu::scale::print(&doc);
+            println!(
+                "wrote {} ({:.0} s)\n",
+                json_path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
         let doc = bench_arch(arch, quick, boot)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
@@ -40,6 +65,7 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>) -> Result<()
         crate::bench_plot::hotplug(&doc, &hotplug_svg)?;
         print_table(&doc);
         print_hotplug(&doc);
+        qemu::scale::print(&doc);
         println!(
             "wrote {}, {} and {} ({:.0} s)\n",
             json_path.display(),
@@ -60,13 +86,18 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> 
         plan.bench_boot = boot;
     }
     let mut doc = qemu::bench::collect(image.clone(), &plan)?;
-    let hotplug_boot = boot
-        .filter(|b| arch.boot_paths().contains(b))
-        .unwrap_or_else(|| qemu::soak::default_boot(arch));
+    let hotplug_boot = hotplug_boot(arch, boot);
     let runs = if quick { 3 } else { 5 };
-    doc["hotplug"] = qemu::bench::hotplug_latency(image, quick, runs, hotplug_boot)?;
+    doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, runs, hotplug_boot)?;
     doc["hotplug_boot"] = hotplug_boot.name().into();
+    doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick), hotplug_boot)?;
     Ok(doc)
+}
+
+/// The boot path of the hotplug machines: `boot` where the arch has it, else the soak's.
+fn hotplug_boot(arch: Arch, boot: Option<BootPath>) -> BootPath {
+    boot.filter(|b| arch.boot_paths().contains(b))
+        .unwrap_or_else(|| qemu::soak::default_boot(arch))
 }
 
 fn print_hotplug(doc: &Value) {

@@ -77,3 +77,8 @@ mod requests;
 
 #[cfg(target_os = "none")]
 pub use port::Aarch64;
+
+/// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;

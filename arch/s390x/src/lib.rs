@@ -24,6 +24,11 @@
 //! instruction-level parts exist only on the bare target.
 #![cfg_attr(target_os = "none", no_std)]
 
+/// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;
+
 pub mod ccw;
 pub mod facility;
 pub mod memory_block;

@@ -74,3 +74,8 @@ mod virtio_pci;
 
 #[cfg(target_os = "none")]
 pub use port::X86_64;
+
+/// Host tests run on the system allocator with the kernel's per-thread heap fault rule.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: kernel::heap::HostFaultAlloc = kernel::heap::HostFaultAlloc;

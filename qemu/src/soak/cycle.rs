@@ -36,6 +36,7 @@ pub(super) struct Soak {
     pub(super) alarms: Vec<String>,
     pub(super) start: Option<Counters>,
     pub(super) pause_for_dimms: bool,
+    pub(super) large: bool,
 }
 
 impl Soak {
@@ -295,8 +296,11 @@ impl Soak {
         if self.pause_for_dimms {
             self.qmp.execute("stop", Value::Null)?;
         }
+        let reserve = !self.large;
         let added = ids.iter().try_for_each(|(id, mem, size)| {
-            hotplug::add_ram_backend(&mut self.qmp, mem, *size)?;
+            let args = json!({"qom-type": "memory-backend-ram", "id": mem, "size": size,
+                "reserve": reserve});
+            self.qmp.execute("object-add", args)?;
             hotplug::add_pc_dimm(&mut self.qmp, id, mem)
         });
         if self.pause_for_dimms {

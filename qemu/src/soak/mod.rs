@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::accel::{self, AccelChoice};
 use crate::arch::BootPath;
+use crate::profile::Memory;
 use crate::{Arch, BootImage, Machine, Profile, RunOptions};
 
 mod counters;
@@ -77,6 +78,9 @@ pub struct Options {
     /// before it runs again. A remove is not affected: the guest's own eject
     /// write unmaps the DIMM on the vCPU thread, which flushes at once.
     pub pause_for_dimms: bool,
+    /// Large sizes (issue 18): pc-dimms up to [`LARGE_DIMM`] and a [`LARGE_VMEM`]
+    /// virtio-mem device, on `reserve=off` backends (the host backs only the memmap).
+    pub large: bool,
     /// The way in (`--boot`); `None`: [`default_boot`].
     pub boot: Option<BootPath>,
 }
@@ -113,6 +117,7 @@ impl Options {
             console_log: None,
             echo: false,
             pause_for_dimms: false,
+            large: false,
             boot: None,
         }
     }
@@ -221,6 +226,30 @@ fn drift(text: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Drift(text.into()))
 }
 
+/// The machine of a `--large` soak: the default RAM plus room for the memmap of a full
+/// [`LARGE_VMEM`] virtio-mem device (its sub-block mode keeps the memmap in boot RAM, 16
+/// MiB per GiB, as Linux's driver does), room for three [`LARGE_DIMM`]s and the device,
+/// every backend `reserve=off`.
+fn large_profile(arch: Arch) -> Profile {
+    let base = Profile::new(arch);
+    let ram = base.memory.ram + LARGE_VMEM / 64;
+    let memory = Memory { ram, ..base.memory };
+    let base = base.with_memory(memory);
+    let memory = match arch {
+        Arch::S390x => base.memory.with_maxmem(ram + LARGE_VMEM),
+        Arch::X86_64 | Arch::Aarch64 => base
+            .memory
+            .with_slots(4)
+            .with_maxmem(ram + 3 * LARGE_DIMM + LARGE_VMEM),
+    };
+    let driver = crate::hotplug::virtio_mem_driver(arch);
+    base.with_memory(memory)
+        .with_object(format!(
+            "memory-backend-ram,id=vmem0,size={LARGE_VMEM},reserve=off"
+        ))
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+}
+
 /// Boots `image` on the hotplug profile and runs `opts.cycles` cycles; `progress` gets one
 /// line per cycle. `Err` only when the machine could not be started or read at all.
 pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Verdict> {
@@ -236,7 +265,12 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     run_opts.echo = run_opts.echo || opts.echo;
     let boot = opts.boot.unwrap_or_else(|| default_boot(arch));
     check_boot(arch, boot)?;
-    let profile = Profile::new(arch).with_hotplug().with_boot(boot);
+    let profile = if opts.large {
+        large_profile(arch)
+    } else {
+        Profile::new(arch).with_hotplug()
+    }
+    .with_boot(boot);
     let mut m = Machine::spawn(&profile, &run_opts)?;
     m.expect("boot: ready", Duration::from_secs(300))?;
     m.expect(PROMPT, COMMAND_TIMEOUT)?;
@@ -251,6 +285,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
         alarms: Vec::new(),
         start: None,
         pause_for_dimms: opts.pause_for_dimms,
+        large: opts.large,
     };
     let start = soak.counters()?;
     let mut summary = Summary {
@@ -267,7 +302,12 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
         took: Duration::ZERO,
     };
     soak.start = Some(summary.start.clone());
-    let mut heap = HeapWatch::new(summary.start.heap_used);
+    let slack = if opts.large {
+        LARGE_HEAP_SLACK
+    } else {
+        HEAP_SLACK
+    };
+    let mut heap = HeapWatch::with_slack(summary.start.heap_used, slack);
     if let Err(e) = soak
         .check_views("at boot")
         .and_then(|_| soak.check_alarms())
@@ -278,7 +318,7 @@ pub fn run(image: BootImage, opts: &Options, progress: &mut dyn FnMut(&str)) -> 
     let (granule, region) = vmem
         .and_then(|d| Some((d.block_size?, d.max_size?)))
         .context("no virtio-mem vm0 block-size and max-size in query-memory-devices")?;
-    let geo = Geometry::new(arch, granule, region);
+    let geo = Geometry::new(arch, granule, region, opts.large);
     let mut rng = Rng::new(opts.seed);
     for cycle in 1..=opts.cycles {
         let plan = CyclePlan::random(&mut rng, &geo);

@@ -66,12 +66,19 @@ pub struct Geometry {
     pub max_dimms: u64,
 }
 
+/// The largest pc-dimm of a `--large` soak (three of them at most, plus virtio-mem).
+pub const LARGE_DIMM: u64 = 64 * GIB;
+/// The virtio-mem device of a `--large` soak.
+pub const LARGE_VMEM: u64 = 64 * GIB;
+
 impl Geometry {
-    /// `arch`'s sizes, with the virtio-mem device's block and region size (from QEMU).
-    pub fn new(arch: Arch, granule: u64, vmem_region: u64) -> Geometry {
+    /// `arch`'s sizes, with the virtio-mem device's block and region size (from QEMU);
+    /// `large`: pc-dimms up to [`LARGE_DIMM`].
+    pub fn new(arch: Arch, granule: u64, vmem_region: u64, large: bool) -> Geometry {
         let memory_block = memory_block(arch);
         let (dimm_max, max_dimms) = match arch {
             Arch::S390x => (0, 0),
+            Arch::X86_64 | Arch::Aarch64 if large => (LARGE_DIMM, 3),
             // Four slots in the hotplug profile; three leave one free for `qmp add-dimm`.
             Arch::X86_64 | Arch::Aarch64 => (GIB, 3),
         };

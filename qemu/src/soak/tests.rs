@@ -30,7 +30,7 @@ fn the_generator_is_seeded_and_stays_in_range() {
 #[test]
 fn plans_respect_the_geometry() {
     for arch in Arch::ALL {
-        let geo = Geometry::new(arch, 2 * MIB, 2 * GIB);
+        let geo = Geometry::new(arch, 2 * MIB, 2 * GIB, false);
         let mut rng = Rng::new(42);
         let (mut dimm, mut vmem, mut partial) = (0, 0, 0);
         for _ in 0..500 {
@@ -60,7 +60,7 @@ fn plans_respect_the_geometry() {
 
 #[test]
 fn plans_replay_from_the_seed() {
-    let geo = Geometry::new(Arch::X86_64, 2 * MIB, 2 * GIB);
+    let geo = Geometry::new(Arch::X86_64, 2 * MIB, 2 * GIB, false);
     let run = |seed| {
         let mut rng = Rng::new(seed);
         (0..20)

@@ -81,6 +81,8 @@ pub enum NfitError {
         second: SpaSpan,
     },
     /// A persistent-memory range outside every hotplug window.
+    /// The kernel heap refused room for the parsed structures.
+    NoMemory,
     OutsideWindow {
         /// The range.
         range: SpaSpan,
@@ -134,6 +136,7 @@ impl fmt::Display for NfitError {
                 "spa {index} base {base:#x} length {length:#x} wraps past the end of the address space"
             ),
             NfitError::Overlap { first, second } => write!(f, "{first} overlaps {second}"),
+            NfitError::NoMemory => write!(f, "no heap room for the table (errno=-12)"),
             NfitError::OutsideWindow { range, windows } => write!(
                 f,
                 "{range} lies outside the hotplug window{}",

@@ -18,6 +18,8 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::heap::fallible::{TryVec, try_collect};
+
 use super::sdt::{le16, le32, le64, sdt_body};
 
 mod error;
@@ -230,8 +232,13 @@ fn walk(bytes: &[u8], base_offset: usize) -> Result<Nfit, NfitError> {
         }
         let (s, tail) = rest.split_at(length);
         match ty {
-            TYPE_SPA => nfit.spa.push(parse_spa(s)?),
-            TYPE_MEMDEV => nfit.mappings.push(parse_memdev(s)),
+            TYPE_SPA => {
+                let spa = parse_spa(s)?;
+                nfit.spa.try_push(spa).map_err(|_| NfitError::NoMemory)?;
+            }
+            TYPE_MEMDEV => (nfit.mappings)
+                .try_push(parse_memdev(s))
+                .map_err(|_| NfitError::NoMemory)?,
             TYPE_CONTROL_REGION => nfit.control_regions += 1,
             _ => nfit.other += 1,
         }
@@ -288,11 +295,9 @@ fn parse_memdev(s: &[u8]) -> MemDevMapping {
 
 /// Sorted by base, any overlap shows up between neighbours; empty ranges overlap nothing.
 fn check_overlaps(spa: &[SpaRange]) -> Result<(), NfitError> {
-    let mut spans: Vec<SpaSpan> = spa
-        .iter()
-        .filter(|s| s.length != 0)
-        .map(SpaRange::span)
-        .collect();
+    let mut spans: Vec<SpaSpan> =
+        try_collect(spa.iter().filter(|s| s.length != 0).map(SpaRange::span))
+            .map_err(|_| NfitError::NoMemory)?;
     spans.sort_by_key(|s| (s.base, s.end));
     match spans.windows(2).find(|w| w[1].base < w[0].end) {
         Some(w) => Err(NfitError::Overlap {
