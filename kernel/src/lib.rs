@@ -18,6 +18,7 @@ pub mod faultsweep;
 pub mod firmware;
 pub mod heap;
 pub mod hotplug;
+pub mod kpt;
 pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]

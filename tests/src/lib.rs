@@ -39,6 +39,16 @@ pub fn selected(arch: Arch) -> bool {
     }
 }
 
+/// For a test's first line: `true` (and a note on stderr) when `arch` is not among the
+/// arches to test, so the test returns at once.
+pub fn skipped(arch: Arch) -> bool {
+    if selected(arch) {
+        return false;
+    }
+    eprintln!("skipped: {arch} not in HOTMEM_ARCHES");
+    true
+}
+
 /// The boot path of every test that does not test the loader or the firmware's ACPI:
 /// `HOTMEM_BOOT` (`cargo xtask test --boot limine|direct`) where the arch has it, else
 /// direct (QEMU `-kernel`, no firmware: a second or less to the prompt under TCG).

@@ -196,6 +196,11 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_kernel_tables_build_on_this_format() {
+        kernel::kpt::check_builder::<Aarch64Paging>(Features::NO_EXECUTE);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]

@@ -195,6 +195,13 @@ mod tests {
         assert_eq!(X86_64Paging::root_register(PhysAddr(0x12_3000)), 0x12_3000);
     }
 
+    #[test]
+    fn the_kernel_tables_build_on_this_format() {
+        let large = Features::PSE | Features::PDPE1GB | Features::NO_EXECUTE;
+        kernel::kpt::check_builder::<X86_64Paging>(large);
+        kernel::kpt::check_builder::<X86_64Paging>(Features::PSE);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
