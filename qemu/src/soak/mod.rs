@@ -34,8 +34,10 @@ mod plan;
 mod records;
 mod views;
 
-pub use counters::{Counters, HEAP_SLACK, HeapWatch};
-pub use plan::{CyclePlan, Geometry, Rng, memory_block, random_seed, size_text};
+pub use counters::{Counters, HEAP_SLACK, HeapWatch, LARGE_HEAP_SLACK};
+pub use plan::{
+    CyclePlan, Geometry, LARGE_DIMM, LARGE_VMEM, Rng, memory_block, random_seed, size_text,
+};
 pub use records::{Record, is_alarm, net_bytes};
 pub use views::{KernelRange, KernelView, KernelVmem, QemuView, compare_views};
 
