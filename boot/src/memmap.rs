@@ -149,6 +149,11 @@ impl<'a> Builder<'a> {
     pub fn entries(&self) -> &[MemmapEntry] {
         &self.buf[..self.len]
     }
+
+    /// The finished map, for as long as its buffer lives.
+    pub fn into_entries(self) -> &'a [MemmapEntry] {
+        &self.buf[..self.len]
+    }
 }
 
 fn entry(base: u64, end: u64, typ: u64) -> MemmapEntry {

@@ -3,13 +3,14 @@
 //! (`kernel::mm::sim::World`), for all three page-table formats.
 //!
 //! After every step the target checks:
-//! - every altmap against a plain reference model of Linux's altmap arithmetic written
-//!   here: a bump pointer `base_pfn + reserve + alloc + align`, each block aligned to the
-//!   lowest set bit of its page count, plus the stack of outstanding blocks (a freed block
-//!   below a live one stays counted until the ones above it go). The model learns which
-//!   blocks were handed out and returned from the altmap-backed leaves of the page tables
-//!   before and after the step; `base_pfn`, `end_pfn`, `reserve`, `free`, `align`,
-//!   `alloc`, `next_pfn`, `nr_free`, the live pages and blocks must all agree;
+//! - every altmap against a plain reference model written here: the set of live blocks,
+//!   learnt from the altmap-backed leaves of the page tables before and after the step.
+//!   Each new block must be aligned to the lowest set bit of its page count, inside the
+//!   storage, at or above the bump pointer's start and clear of every live block; the
+//!   altmap's live pages must equal the model's, every live block must be outstanding,
+//!   `next_pfn` must lie above them all, `alloc + align` within `free`, and an altmap with
+//!   no live block must be back at `alloc == align == 0` (the altmap's holes and buried
+//!   pages are its own business; the model checks what they guarantee);
 //! - the present subsections against a plain set;
 //! - a failed add or remove changed nothing (tables, counters, RAM blocks, the altmap);
 //!   an add over a present subsection is refused as such; an injected `ENOMEM` only
@@ -18,7 +19,7 @@
 //!   storage areas are disjoint (its leaf-to-altmap attribution needs that).
 //!
 //! At the end every live add is removed (which must succeed), after which every altmap
-//! has `alloc == align == 0` and no blocks, and the simulated memory, the page tables and
+//! has `alloc == align == 0` and no live page, and the simulated memory, the page tables and
 //! their counters are exactly as at the start.
 //!
 //! How altmaps are used follows the kernel's callers (the hotplug engine and the region
@@ -92,19 +93,15 @@ fuzz_target!(|data: &[u8]| {
 struct Block {
     pfn: u64,
     pages: u64,
-    padding: u64,
-    freed: bool,
 }
 
-/// Linux's altmap arithmetic plus the block stack, fed from the page tables.
+/// The live blocks of one altmap, fed from the page tables.
 #[derive(Clone, Debug)]
 struct Model {
     base_pfn: u64,
     end_pfn: u64,
     reserve: u64,
     free: u64,
-    alloc: u64,
-    align: u64,
     blocks: Vec<Block>,
 }
 
@@ -115,80 +112,67 @@ impl Model {
             end_pfn: a.end_pfn,
             reserve: a.reserve,
             free: a.free,
-            alloc: 0,
-            align: 0,
             blocks: Vec::new(),
         }
     }
 
-    /// `vmem_altmap_next_pfn` and the padding `altmap_alloc_block_buf` adds.
+    /// A new block: naturally aligned, in the storage, clear of every live block.
     fn alloc(&mut self, pfn: u64, pages: u64) {
-        let next = self.base_pfn + self.reserve + self.alloc + self.align;
         let natural = 1u64 << pages.trailing_zeros();
-        let padding = next.div_ceil(natural) * natural - next;
-        assert_eq!(
-            pfn,
-            next + padding,
-            "block of {pages} pages not at the bump pointer"
-        );
-        let nr_free = self.free.saturating_sub(self.alloc + self.align);
         assert!(
-            pages + padding <= nr_free,
-            "block past the altmap's capacity"
+            pfn.is_multiple_of(natural),
+            "block {pfn:#x}+{pages} not naturally aligned"
         );
-        self.alloc += pages;
-        self.align += padding;
-        self.blocks.push(Block {
-            pfn,
-            pages,
-            padding,
-            freed: false,
-        });
-    }
-
-    /// Marks a block freed, then pops every freed block off the top.
-    fn free_block(&mut self, pfn: u64, pages: u64) {
-        let block = self
-            .blocks
-            .iter_mut()
-            .rev()
-            .find(|b| !b.freed && b.pfn == pfn && b.pages == pages)
-            .unwrap_or_else(|| panic!("leaf {pfn:#x}+{pages} freed but is no live block"));
-        block.freed = true;
-    }
-
-    fn settle(&mut self) {
-        while let Some(top) = self.blocks.last().copied().filter(|b| b.freed) {
-            self.alloc -= top.pages;
-            self.align -= top.padding;
-            self.blocks.pop();
+        let storage = self.base_pfn + self.reserve..self.base_pfn + self.reserve + self.free;
+        assert!(
+            storage.start <= pfn && pfn + pages <= storage.end,
+            "block {pfn:#x}+{pages} outside the storage {storage:x?}"
+        );
+        for b in &self.blocks {
+            assert!(
+                pfn + pages <= b.pfn || b.pfn + b.pages <= pfn,
+                "block {pfn:#x}+{pages} overlaps the live {b:?}"
+            );
         }
+        self.blocks.push(Block { pfn, pages });
     }
 
-    fn live(&self) -> impl Iterator<Item = &Block> {
-        self.blocks.iter().filter(|b| !b.freed)
+    fn free_block(&mut self, pfn: u64, pages: u64) {
+        let i = self
+            .blocks
+            .iter()
+            .position(|b| b.pfn == pfn && b.pages == pages)
+            .unwrap_or_else(|| panic!("leaf {pfn:#x}+{pages} freed but is no live block"));
+        self.blocks.swap_remove(i);
     }
 
     fn check(&self, a: &VmemAltmap) {
-        let fields = |m: &Model| (m.base_pfn, m.end_pfn, m.reserve, m.free, m.alloc, m.align);
-        let real = (a.base_pfn, a.end_pfn, a.reserve, a.free, a.alloc, a.align);
+        let fields = |m: &Model| (m.base_pfn, m.end_pfn, m.reserve, m.free);
+        let real = (a.base_pfn, a.end_pfn, a.reserve, a.free);
         assert_eq!(
             real,
             fields(self),
-            "altmap fields (base, end, reserve, free, alloc, align)"
+            "altmap fields (base, end, reserve, free)"
         );
+        assert_eq!(a.next_pfn(), a.base_pfn + a.reserve + a.alloc + a.align);
+        assert_eq!(a.nr_free(), a.free.saturating_sub(a.alloc + a.align));
         assert_eq!(
-            a.next_pfn(),
-            self.base_pfn + self.reserve + self.alloc + self.align
+            a.live_pages(),
+            self.blocks.iter().map(|b| b.pages).sum::<u64>()
         );
-        assert_eq!(
-            a.nr_free(),
-            self.free.saturating_sub(self.alloc + self.align)
-        );
-        assert_eq!(a.live_pages(), self.live().map(|b| b.pages).sum::<u64>());
-        assert_eq!(a.live_blocks(), self.live().count());
-        for b in self.live() {
-            assert!(a.has_live_block(Pfn(b.pfn), b.pages));
+        for b in &self.blocks {
+            assert!(
+                a.is_outstanding(Pfn(b.pfn), b.pages),
+                "{b:?} not outstanding"
+            );
+            assert!(b.pfn + b.pages <= a.next_pfn(), "{b:?} above next_pfn");
+        }
+        if self.blocks.is_empty() {
+            assert_eq!(
+                (a.alloc, a.align, a.buried_pages()),
+                (0, 0, 0),
+                "empty altmap"
+            );
         }
         assert!(a.alloc + a.align <= a.free, "altmap over capacity");
     }
@@ -278,7 +262,7 @@ fn run<F: VmemmapArch>(features: Features, window: u64, mut b: Bytes<'_>) {
     for slot in sim.slots.values() {
         let a = &slot.altmap;
         assert_eq!(
-            (a.alloc, a.align, a.live_blocks()),
+            (a.alloc, a.align, a.live_pages()),
             (0, 0, 0),
             "altmap after teardown"
         );
@@ -312,7 +296,7 @@ impl<F: VmemmapArch> Sim<F> {
             let reuse = self
                 .slots
                 .get(&base)
-                .is_some_and(|s| s.altmap.live_blocks() > 0);
+                .is_some_and(|s| s.altmap.live_pages() > 0);
             if !reuse {
                 let altmap = fresh_altmap(self.arch(), &range, u64::from(spec >> 1) % 5, percent);
                 if let Some(old) = self.slots.get(&base) {
@@ -406,7 +390,6 @@ impl<F: VmemmapArch> Sim<F> {
         for (pfn, pages) in gone {
             model.free_block(pfn, pages);
         }
-        model.settle();
         for (pfn, pages) in new {
             model.alloc(pfn, pages);
         }
@@ -495,7 +478,7 @@ impl<F: VmemmapArch> Sim<F> {
         let mut claimed = BTreeSet::new();
         for slot in self.slots.values() {
             slot.model.check(&slot.altmap);
-            for b in slot.model.live() {
+            for b in &slot.model.blocks {
                 assert!(claimed.insert((b.pfn, b.pages)), "block in two altmaps");
             }
         }
@@ -525,7 +508,7 @@ impl<F: VmemmapArch> Sim<F> {
             .slots
             .values()
             .map(|s| &s.altmap)
-            .filter(|a| a.live_blocks() > 0)
+            .filter(|a| a.live_pages() > 0)
             .collect();
         let disjoint = live.iter().enumerate().all(|(i, a)| {
             live[i + 1..].iter().all(|b| {

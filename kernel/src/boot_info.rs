@@ -22,6 +22,8 @@ pub enum MemKind {
     LoaderReclaimable,
     /// Framebuffer memory.
     Framebuffer,
+    /// The kernel heap's first chunk, carved from usable RAM at boot.
+    Heap,
 }
 
 impl MemKind {
@@ -37,6 +39,7 @@ impl MemKind {
             MemKind::Bad => "bad",
             MemKind::LoaderReclaimable => "loader-reclaimable",
             MemKind::Framebuffer => "framebuffer",
+            MemKind::Heap => "heap",
         }
     }
 
@@ -52,6 +55,7 @@ impl MemKind {
             self,
             MemKind::Usable
                 | MemKind::Kernel
+                | MemKind::Heap
                 | MemKind::LoaderReclaimable
                 | MemKind::AcpiReclaimable
         )
@@ -152,6 +156,49 @@ impl MemoryMap {
             .filter(|r| r.kind == kind)
             .map(MemRegion::len)
             .sum()
+    }
+
+    /// Takes `size` bytes (page-aligned) from the start of the largest usable span and
+    /// marks them `kind`; returns them, or `None` (nothing changed) when no usable span
+    /// holds that much.
+    pub fn take(&mut self, kind: MemKind, size: u64) -> Option<core::ops::Range<u64>> {
+        const PAGE: u64 = 4096;
+        let (index, span) = self
+            .regions()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == MemKind::Usable)
+            .max_by_key(|(_, r)| r.len())?;
+        let start = span.start.next_multiple_of(PAGE);
+        let end = start.checked_add(size.next_multiple_of(PAGE))?;
+        if end > span.end || self.len + 2 > MAX_MEM_REGIONS {
+            return None;
+        }
+        let span = *span;
+        let pieces = [
+            MemRegion {
+                start: span.start,
+                end: start,
+                kind: MemKind::Usable,
+            },
+            MemRegion { start, end, kind },
+            MemRegion {
+                start: end,
+                end: span.end,
+                kind: MemKind::Usable,
+            },
+        ];
+        let mut out = MemoryMap::new();
+        for (i, region) in self.regions().iter().enumerate() {
+            if i == index {
+                pieces.iter().for_each(|p| out.push(*p));
+            } else {
+                out.push(*region);
+            }
+        }
+        out.dropped = self.dropped;
+        *self = out;
+        Some(start..end)
     }
 
     /// One past the highest RAM byte.
@@ -285,6 +332,29 @@ mod tests {
         assert_eq!(map.ram_bytes(), 0x9f000 + 0x100000 + 0x1000_0000 - 0x200000);
         assert_eq!(map.bytes_of(MemKind::Reserved), 0x61000 + 0x1000);
         assert_eq!(map.ram_end(), 0x1000_0000);
+    }
+
+    #[test]
+    fn take_carves_the_start_of_the_largest_usable_span() {
+        let mut map = MemoryMap::new();
+        map.push(region(0, 0x9f000, MemKind::Usable));
+        map.push(region(0x100000, 0x200000, MemKind::Kernel));
+        map.push(region(0x200800, 0x1000_0000, MemKind::Usable));
+        let ram = map.ram_bytes();
+        assert_eq!(map.take(MemKind::Heap, 0x10_0000), Some(0x201000..0x301000));
+        assert_eq!(
+            map.regions()[2..5],
+            [
+                region(0x200800, 0x201000, MemKind::Usable),
+                region(0x201000, 0x301000, MemKind::Heap),
+                region(0x301000, 0x1000_0000, MemKind::Usable),
+            ]
+        );
+        assert_eq!(map.ram_bytes(), ram, "the heap is RAM");
+        assert_eq!(map.bytes_of(MemKind::Heap), 0x10_0000);
+        let before = map.clone();
+        assert_eq!(map.take(MemKind::Heap, 0x1_0000_0000), None);
+        assert_eq!(map.regions(), before.regions(), "nothing changed");
     }
 
     #[test]

@@ -4,10 +4,18 @@
 //! until the add no longer reaches N. After every failure the add must have returned an
 //! error and left nothing behind: no section active, no mapping in the memmap window,
 //! altmap `alloc` and `align` at 0, page-table and free-page counts as before.
+//!
+//! The heap kind sweeps the whole hot-add path (the engine: block plan, sections, memmap,
+//! onlining, the range record): every failure must refuse the add with `-ENOMEM` and
+//! change nothing (a heap allocation that was not fallible would end the kernel instead),
+//! and every successful add must be removable with *every* heap allocation failing —
+//! removal never allocates.
 
 use crate::hotplug::device;
+use crate::hotplug::event::Via;
 use crate::mm::addr::{PAGE_SIZE, Pfn};
 use crate::mm::error::AllocKind;
+use crate::mm::inject::FaultMode;
 use crate::mm::live::LiveMm;
 use crate::mm::nvdimm::nvdimm_setup;
 use crate::{Arch, Kernel, kprintln};
@@ -30,7 +38,9 @@ struct Snapshot {
     present: u64,
     table_bytes: u64,
     leaves: u64,
+    /// Free pages plus the pages the heap holds (its growth is not the add's).
     free: u64,
+    managed: u64,
 }
 
 fn snapshot<F: crate::mm::vmemmap::VmemmapArch>(mm: &LiveMm<F>) -> Snapshot {
@@ -40,7 +50,8 @@ fn snapshot<F: crate::mm::vmemmap::VmemmapArch>(mm: &LiveMm<F>) -> Snapshot {
         present: mm.sparse().present_pages(),
         table_bytes: stats.table_bytes,
         leaves: stats.leaves(),
-        free: mm.free_pages(),
+        free: mm.free_pages() + mm.heap_pages(),
+        managed: mm.managed_pages(),
     }
 }
 
@@ -76,6 +87,30 @@ pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> bool {
         kprintln!("faultsweep: kind={name} failures={tried} drift={drift}");
         passed &= drift == 0;
     }
+    // The engine adds whole memory blocks: two of them (one when the window is small),
+    // all online, then the same blocks with only their first half online (the partial
+    // add of virtio-mem's sub-block mode).
+    let block = kernel.hotplug.block().bytes;
+    let heap_start = window.start.next_multiple_of(block);
+    let blocks = (window.end.saturating_sub(heap_start) / block).min(2);
+    if blocks == 0 {
+        kprintln!(
+            "error: faultsweep: hidden RAM {:#x}-{:#x} holds no whole memory block ({block:#x})",
+            window.start,
+            window.end
+        );
+        return false;
+    }
+    let heap_range = heap_start..heap_start + blocks * block;
+    let (tried, drift) = sweep_heap(kernel, heap_range.clone(), None);
+    let half = heap_start..heap_start + blocks * block / 2;
+    let (tried_partial, drift_partial) = sweep_heap(kernel, heap_range, Some(half));
+    kprintln!(
+        "faultsweep: kind=heap failures={} drift={}",
+        tried + tried_partial,
+        drift + drift_partial
+    );
+    passed &= drift + drift_partial == 0 && tried > 0 && tried_partial > 0;
     kprintln!(
         "faultsweep: done range={start:#x}-{:#x} result={}",
         start + size,
@@ -132,6 +167,62 @@ fn sweep_kind<A: Arch>(
                         snapshot(mm),
                         altmap.alloc,
                         altmap.align
+                    );
+                    drift += 1;
+                }
+            }
+        }
+    }
+    (tried, drift)
+}
+
+/// Fails the 1st, 2nd, ... heap allocation of a hot-add through the engine (onlining
+/// all of `range`, or only `online`); returns (failures injected, drifts).
+fn sweep_heap<A: Arch>(
+    kernel: &mut Kernel<A>,
+    range: core::ops::Range<u64>,
+    online: Option<core::ops::Range<u64>>,
+) -> (u64, u64) {
+    let (mut tried, mut drift) = (0, 0);
+    let Some(mm) = kernel.mm.as_mut() else {
+        return (0, 1);
+    };
+    for n in 1..=MAX_N {
+        mm.tend_heap();
+        let before = (snapshot(mm), kernel.hotplug.ranges().len());
+        let injected_before = crate::heap::with_faults(|f| f.injected());
+        crate::heap::with_faults(|f| f.arm(n, FaultMode::Once));
+        let result = kernel
+            .hotplug
+            .add_memory(mm, range.clone(), Via::Shell, online.clone())
+            .map(|_| ());
+        crate::heap::with_faults(|f| f.clear());
+        let fired = crate::heap::with_faults(|f| f.injected()) > injected_before;
+        match result {
+            Ok(()) => {
+                crate::heap::with_faults(|f| f.arm(1, FaultMode::Always));
+                let removed = kernel.hotplug.remove_memory(mm, range.clone());
+                crate::heap::with_faults(|f| f.clear());
+                let after = (snapshot(mm), kernel.hotplug.ranges().len());
+                if removed.is_err() || after != before {
+                    kprintln!(
+                        "faultsweep: drift kind=heap n={n} remove with the heap failing: {:?}",
+                        removed.err()
+                    );
+                    drift += 1;
+                }
+                if !fired {
+                    break;
+                }
+            }
+            Err(e) => {
+                tried += 1;
+                let after = (snapshot(mm), kernel.hotplug.ranges().len());
+                let enomem =
+                    matches!(&e, crate::hotplug::engine::HotplugError::Mm(m) if m.errno() == -12);
+                if after != before || !enomem || memmap_mapped(mm, range.start) {
+                    kprintln!(
+                        "faultsweep: drift kind=heap n={n} error={e} before={before:?} after={after:?}"
                     );
                     drift += 1;
                 }

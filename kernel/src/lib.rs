@@ -16,9 +16,9 @@ pub mod devices;
 pub mod dma;
 pub mod faultsweep;
 pub mod firmware;
-#[cfg(target_os = "none")]
-mod heap;
+pub mod heap;
 pub mod hotplug;
+pub mod kpt;
 pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
@@ -36,8 +36,11 @@ use firmware::cmdline;
 /// The kernel proper: console and log first, then the shell. Never returns.
 pub fn main<A: Arch>(boot: BootInfo) -> ! {
     console::install::<A>();
+    let mut boot = boot;
     #[cfg(target_os = "none")]
-    heap::init();
+    let heap_chunk = heap::init(&mut boot.memory, A::phys_to_virt);
+    #[cfg(not(target_os = "none"))]
+    let heap_chunk: Option<core::ops::Range<u64>> = None;
     let level = cmdline::value(boot.cmdline, "loglevel").and_then(logger::parse_level);
     logger::init(level.unwrap_or(log::LevelFilter::Info));
     log::info!(
@@ -47,9 +50,12 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         boot.loader
     );
     log::info!("cmdline: {}", boot.cmdline);
+    match &heap_chunk {
+        Some(chunk) => log::info!("heap: boot chunk {:#x}-{:#x}", chunk.start, chunk.end),
+        None => log::error!("heap: no usable RAM span holds the boot chunk"),
+    }
     run_selftest::<A>(boot.cmdline);
     let regions = devices::discover::<A>(&boot);
-    let mut boot = boot;
     boot.memory = regions.carve(&boot.memory);
     let hidden = hidden_by_mem_limit(&boot.memory, boot.cmdline);
     boot.memory = region::carve_ram(&boot.memory, &hidden);
@@ -72,6 +78,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         devices,
         hotplug: hotplug::engine::Hotplug::new(block, mode),
         sources,
+        events: hotplug::dispatch::event_queue(),
         allocated: alloc::vec::Vec::new(),
         hidden,
     };
@@ -137,6 +144,8 @@ pub struct Kernel<A: Arch> {
     pub hotplug: hotplug::engine::Hotplug,
     /// The devices that report hotplug events.
     pub sources: alloc::vec::Vec<alloc::boxed::Box<dyn hotplug::event::EventSource>>,
+    /// The event queue the sources fill (room reserved at boot, so polls do not allocate).
+    pub events: alloc::vec::Vec<hotplug::event::Event>,
     /// RAM hidden from the allocator by `mem=` (the shell's `probe` hot-adds it, as
     /// Linux's memory probe interface does).
     pub hidden: alloc::vec::Vec<core::ops::Range<u64>>,

@@ -8,7 +8,6 @@
 pub mod accel;
 pub mod arch;
 pub mod bench;
-pub mod bench_hotplug;
 pub mod cargo;
 pub mod cmdline;
 pub mod console;
@@ -23,6 +22,7 @@ pub mod linux;
 pub mod machine;
 pub mod profile;
 pub mod qmp;
+pub mod scale;
 pub mod soak;
 pub mod toolchain;
 

@@ -39,6 +39,16 @@ pub fn selected(arch: Arch) -> bool {
     }
 }
 
+/// For a test's first line: `true` (and a note on stderr) when `arch` is not among the
+/// arches to test, so the test returns at once.
+pub fn skipped(arch: Arch) -> bool {
+    if selected(arch) {
+        return false;
+    }
+    eprintln!("skipped: {arch} not in HOTMEM_ARCHES");
+    true
+}
+
 /// The boot path of every test that does not test the loader or the firmware's ACPI:
 /// `HOTMEM_BOOT` (`cargo xtask test --boot limine|direct`) where the arch has it, else
 /// direct (QEMU `-kernel`, no firmware: a second or less to the prompt under TCG).
@@ -153,8 +163,9 @@ pub const fn align_up(value: u64, align: u64) -> u64 {
 }
 
 /// Boots with `append` (which must include `selftest=faultsweep` and a `mem=` limit) and
-/// checks the in-kernel fault sweep: every kind swept with zero drift, `result=pass`, and at
-/// least one injected failure of `must_fail` (the leaf kind this arch's add takes).
+/// checks the in-kernel fault sweep: every kind swept with zero drift, `result=pass`, at
+/// least one injected failure of `must_fail` (the leaf kind this arch's add takes), and
+/// heap failures through the whole hot-add path, each refused with nothing changed.
 pub fn check_fault_sweep(profile: &Profile, append: &str, must_fail: &str) -> Result<()> {
     let mut m = boot(profile, append, Duration::from_secs(600))?;
     let outcome = m.wait_exit(Duration::from_secs(590));
@@ -165,15 +176,17 @@ pub fn check_fault_sweep(profile: &Profile, append: &str, must_fail: &str) -> Re
     );
     let done = fields(line(&console, "faultsweep: done ")?);
     anyhow::ensure!(done.get("result") == Some(&"pass"), "{console}");
-    for kind in ["altmap-leaf", "ram-leaf", "page-table", "buddy"] {
+    for kind in ["altmap-leaf", "ram-leaf", "page-table", "buddy", "heap"] {
         let rec = fields(line(&console, &format!("faultsweep: kind={kind} "))?);
         anyhow::ensure!(number(&rec, "drift")? == 0, "{kind} drifted:\n{console}");
     }
-    let rec = fields(line(&console, &format!("faultsweep: kind={must_fail} "))?);
-    anyhow::ensure!(
-        number(&rec, "failures")? > 0,
-        "no {must_fail} failure was injected:\n{console}"
-    );
+    for kind in [must_fail, "heap"] {
+        let rec = fields(line(&console, &format!("faultsweep: kind={kind} "))?);
+        anyhow::ensure!(
+            number(&rec, "failures")? > 0,
+            "no {kind} failure was injected:\n{console}"
+        );
+    }
     Ok(())
 }
 

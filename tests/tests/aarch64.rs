@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use qemu::arch::BootPath;
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Machine, Memory, Outcome, Profile};
-use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
+use tests::{boot, boot_to_prompt, compare, fields, line, number, shell};
 
 const ARCH: Arch = Arch::Aarch64;
 /// AAVMF under TCG takes several seconds before our loader runs.
@@ -22,14 +22,6 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 const FIRMWARE_SLACK: u64 = 32 * MIB;
 /// Where `virt` puts RAM (hw/arm/virt.c `base_memmap[VIRT_MEM]`).
 const RAM_BASE: u64 = 0x4000_0000;
-
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
 
 /// The default machine with ACPI (`acpi = true`: AAVMF and the Limine-protocol loader,
 /// as ACPI tables need firmware) or described by a device tree only (`acpi=off`, entered
@@ -44,7 +36,7 @@ fn profile(acpi: bool) -> Profile {
 
 #[test]
 fn acpi_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let p = profile(true);
@@ -77,7 +69,7 @@ fn acpi_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
 
 #[test]
 fn fdt_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let p = profile(false);
@@ -104,7 +96,7 @@ fn fdt_boot_reports_memory_cpu_and_firmware_then_powers_off() -> Result<()> {
 /// and `regions` agree (`tests::compare`), and each boot names its loader.
 #[test]
 fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile = Profile::new(ARCH).with_device_tree();
@@ -123,7 +115,7 @@ fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
 /// the conduit the DTB names (SMC there).
 #[test]
 fn direct_entry_at_el2_drops_to_el1() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut p = Profile::new(ARCH).with_boot(BootPath::Direct);
@@ -147,7 +139,7 @@ fn direct_entry_at_el2_drops_to_el1() -> Result<()> {
 
 #[test]
 fn a_data_abort_is_caught_by_the_vectors_and_fails_with_status_2() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot(&profile(false), "selftest=fault", MACHINE_TIMEOUT)?;
@@ -175,7 +167,7 @@ fn a_data_abort_is_caught_by_the_vectors_and_fails_with_status_2() -> Result<()>
 
 #[test]
 fn exit_n_fails_with_status_n_through_semihosting() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot_to_prompt(&profile(false), "", MACHINE_TIMEOUT)?;
@@ -308,7 +300,7 @@ fn mtree_lines_are_read() {
 /// blocks from that altmap, and verification through the MMU (and AT S1E1R) passes.
 #[test]
 fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile =
@@ -325,7 +317,7 @@ fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()
 /// 2 MiB L2 block (level 2) per section from the altmap and the new L2 table from RAM.
 #[test]
 fn trace_of_an_nvdimm_region_lists_l2_blocks_from_the_altmap_and_tables_from_ram() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(GIB).with_slots(2).with_maxmem(80 * GIB);
@@ -352,7 +344,7 @@ fn trace_of_an_nvdimm_region_lists_l2_blocks_from_the_altmap_and_tables_from_ram
 /// memmap, one overlapping it, one unaligned.
 #[test]
 fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let append = "memmap=256M!1280M memmap=2M!1800M memmap=64M!1300M memmap=3M!1100M";
@@ -372,7 +364,7 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
 /// frame of a two-section add fails in turn, and every failure rolls back exactly.
 #[test]
 fn fault_sweep_rolls_back_every_failure() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::check_fault_sweep(
@@ -387,7 +379,7 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
 /// heap, stack and memmap never executable, the vmemmap hole unmapped and caught.
 #[test]
 fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::hostile::boot_and_check(&tests::profile(ARCH), MACHINE_TIMEOUT)
@@ -397,7 +389,7 @@ fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
 /// exception handler, which names the vmemmap and the frame, and fails the run.
 #[test]
 fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::hostile::check_vmemmap_touch(&tests::profile(ARCH), MACHINE_TIMEOUT)

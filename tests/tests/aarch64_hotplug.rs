@@ -19,21 +19,13 @@ use tests::hotplug::{
     Added, BLOCK, BLOCK_MEMMAP_PAGES, EVENT_TIMEOUT, PAGE, add_dimm, command_output, mm_figures,
     ost_matches, qemu_range, range, record, settle,
 };
-use tests::{boot_to_prompt, fields, line, number, selected, shell};
+use tests::{boot_to_prompt, fields, line, number, shell};
 
 const ARCH: Arch = Arch::Aarch64;
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(400);
 /// `_OST` status "device busy" (Linux's answer to a refused offline).
 const OST_BUSY: u64 = 0x82;
 const OST_EJECT_IN_PROGRESS: u64 = 0x84;
-
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
 
 /// The default aarch64 machine (virt, nvdimm=on, AAVMF, 1G, 4 slots, maxmem 8G) plus
 /// `extra` devices, at the prompt, with its QMP connection.
@@ -88,7 +80,7 @@ fn poweroff(mut m: Machine) -> Result<()> {
 /// everything back.
 #[test]
 fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
@@ -138,7 +130,7 @@ fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
 /// freed the next `device_del` goes through.
 #[test]
 fn busy_dimm_remove_is_refused_then_succeeds_after_free() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
@@ -200,7 +192,7 @@ fn busy_dimm_remove_is_refused_then_succeeds_after_free() -> Result<()> {
 /// vmemmap table pages and the hot-added list exactly where they started.
 #[test]
 fn ten_dimm_cycles_restore_the_figures() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
@@ -230,7 +222,7 @@ fn ten_dimm_cycles_restore_the_figures() -> Result<()> {
 /// add/remove flow works.
 #[test]
 fn ged_polling_fallback_adds_and_removes() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "hotplug.notify=poll")?;
@@ -249,7 +241,7 @@ fn ged_polling_fallback_adds_and_removes() -> Result<()> {
 /// range becomes a ZONE_DEVICE region at QEMU's address with Linux's nvdimm altmap.
 #[test]
 fn nvdimm_hot_add_becomes_a_region_with_linux_altmap() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine(tests::limine_profile(ARCH), "")?;
@@ -363,7 +355,7 @@ fn virtio_mem_grow_and_shrink(profile: Profile, append: &str, tag: &str) -> Resu
 
 #[test]
 fn virtio_mem_pci_grows_and_shrinks_with_acpi() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let m = virtio_mem_grow_and_shrink(tests::limine_profile(ARCH), "", "acpi")?;
@@ -374,7 +366,7 @@ fn virtio_mem_pci_grows_and_shrinks_with_acpi() -> Result<()> {
 /// places the BARs itself (`pci.reassign=1`), inside the DT's windows.
 #[test]
 fn virtio_mem_pci_grows_and_shrinks_with_a_device_tree_and_own_bars() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile = tests::profile(ARCH).with_device_tree();

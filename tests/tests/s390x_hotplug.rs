@@ -10,7 +10,7 @@ use qemu::profile::{GIB, MIB};
 use qemu::qmp::Qmp;
 use qemu::{Arch, Machine, Memory, Profile};
 use tests::virtio_mem as vm;
-use tests::{PROMPT, boot_to_prompt, fields, line, number, selected, shell};
+use tests::{PROMPT, boot_to_prompt, fields, line, number, shell};
 
 const ARCH: Arch = Arch::S390x;
 /// Overall limit of one machine (ten grow/shrink cycles fit easily).
@@ -22,14 +22,6 @@ const DEVICE: &str = "vm0";
 const MEMORY_BLOCK: u64 = 256 * MIB;
 /// One memory block's memmap from RAM: 65536 struct pages of 64 bytes.
 const BLOCK_MEMMAP_PAGES: u64 = MEMORY_BLOCK / 4096 * 64 / 4096;
-
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
 
 /// A machine with a 2 GiB virtio-mem-ccw device at `requested` bytes (device blocks of
 /// `block`: QEMU's default, 2 MiB here, when `None`), and its QMP.
@@ -91,7 +83,7 @@ fn resize_checked(m: &mut Machine, qmp: &mut Qmp, target: u64, base: vm::Counter
 /// pages are exact; at 0 the counters are back and UNPLUG_ALL shrank the usable region.
 #[test]
 fn one_mib_sub_blocks_reach_every_request_exactly() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = start(0, Some(MIB))?;
@@ -130,7 +122,7 @@ fn start_of(base: vm::Counters) -> Counters {
 
 #[test]
 fn ten_grow_shrink_cycles_end_at_the_starting_counters() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = start(0, None)?;
@@ -153,7 +145,7 @@ fn ten_grow_shrink_cycles_end_at_the_starting_counters() -> Result<()> {
 /// full one.
 #[test]
 fn a_size_off_the_memory_block_grid_is_plugged_in_sub_blocks_at_boot() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     // Requested at boot: the kernel plugs during its first poll, before the prompt.
@@ -211,7 +203,7 @@ fn a_size_off_the_memory_block_grid_is_plugged_in_sub_blocks_at_boot() -> Result
 /// loop; freed and asked again, the rest goes.
 #[test]
 fn busy_memory_is_not_unplugged_until_it_is_free_and_the_request_changes() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = start(0, None)?;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use qemu::arch::BootPath;
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Memory, Outcome, Profile};
-use tests::{boot, boot_to_prompt, compare, fields, line, number, selected, shell};
+use tests::{boot, boot_to_prompt, compare, fields, line, number, shell};
 
 const ARCH: Arch = Arch::X86_64;
 /// OVMF under TCG takes several seconds before our loader runs.
@@ -19,17 +19,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Firmware keeps some RAM for itself (reserved, runtime services): at most this much.
 const FIRMWARE_SLACK: u64 = 32 * MIB;
 
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
-
 #[test]
 fn shell_reports_memory_cpu_loader_and_cmdline_then_powers_off() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(512 * MIB).with_slots(4).with_maxmem(8 * GIB);
@@ -85,7 +77,7 @@ fn shell_reports_memory_cpu_loader_and_cmdline_then_powers_off() -> Result<()> {
 
 #[test]
 fn a_page_fault_is_reported_and_fails_with_status_2() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot(&tests::profile(ARCH), "selftest=fault", MACHINE_TIMEOUT)?;
@@ -103,7 +95,7 @@ fn a_page_fault_is_reported_and_fails_with_status_2() -> Result<()> {
 
 #[test]
 fn exit_n_fails_with_status_n() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut m = boot_to_prompt(&tests::profile(ARCH), "", MACHINE_TIMEOUT)?;
@@ -119,7 +111,7 @@ fn exit_n_fails_with_status_n() -> Result<()> {
 /// QEMU built it, through SeaBIOS) and through UEFI (OVMF's copy of it).
 #[test]
 fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let mut paths = vec![tests::profile(ARCH)];
@@ -143,7 +135,7 @@ fn nvdimm_regions_match_qemu_and_are_populated_from_their_altmaps() -> Result<()
 /// `regions` agree (`tests::compare`), and each boot names its loader.
 #[test]
 fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
@@ -174,7 +166,7 @@ fn direct_and_limine_boots_agree_on_mem_firmware_and_regions() -> Result<()> {
 /// leaf (level 2) per section from the altmap and the new PD table from RAM.
 #[test]
 fn trace_of_an_nvdimm_region_lists_pmd_leaves_from_the_altmap_and_tables_from_ram() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(512 * MIB).with_slots(2).with_maxmem(80 * GIB);
@@ -201,7 +193,7 @@ fn trace_of_an_nvdimm_region_lists_pmd_leaves_from_the_altmap_and_tables_from_ra
 /// one unaligned.
 #[test]
 fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let memory = Memory::ram(GIB).with_slots(4).with_maxmem(8 * GIB);
@@ -223,7 +215,7 @@ fn memmap_regions_are_carved_refused_or_verified() -> Result<()> {
 /// frame of a two-section add fails in turn, and every failure rolls back exactly.
 #[test]
 fn fault_sweep_rolls_back_every_failure() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile =
@@ -236,7 +228,7 @@ fn fault_sweep_rolls_back_every_failure() -> Result<()> {
 /// heap, stack and memmap never executable, the vmemmap hole unmapped and caught.
 #[test]
 fn hostile_shell_input_is_refused_and_mappings_are_w_xor_x() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::hostile::boot_and_check(
@@ -292,7 +284,7 @@ fn nfit_table(body: &[u8]) -> Vec<u8> {
 /// with no device region and working memory management.
 #[test]
 fn malformed_nfits_are_refused_in_one_line_each() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     const WINDOW: u64 = 4 * GIB;
@@ -348,7 +340,7 @@ fn malformed_nfits_are_refused_in_one_line_each() -> Result<()> {
 /// exception handler, which names the vmemmap and the frame, and fails the run.
 #[test]
 fn touching_the_vmemmap_hole_is_caught_and_named() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     tests::hostile::check_vmemmap_touch(&tests::profile(ARCH), MACHINE_TIMEOUT)

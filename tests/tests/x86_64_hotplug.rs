@@ -17,18 +17,10 @@ use tests::hotplug::{
     Added, BLOCK, BLOCK_MEMMAP_PAGES, EVENT_TIMEOUT, PAGE, add_dimm, command_output, mm_figures,
     ost_matches, qemu_range, range, record, settle,
 };
-use tests::{boot_to_prompt, fields, line, number, selected, shell};
+use tests::{boot_to_prompt, fields, line, number, shell};
 
 const ARCH: Arch = Arch::X86_64;
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn skip() -> bool {
-    if selected(ARCH) {
-        return false;
-    }
-    eprintln!("skipped: {ARCH} not in HOTMEM_ARCHES");
-    true
-}
 
 /// The default x86 machine (q35, nvdimm=on, 512M, 4 slots, maxmem 8G), at the prompt.
 fn machine(append: &str) -> Result<(Machine, Qmp)> {
@@ -113,7 +105,7 @@ fn poweroff(mut m: Machine) -> Result<()> {
 /// and through UEFI + the Limine-protocol loader.
 #[test]
 fn pc_dimm_add_and_remove_match_qemu_and_restore_the_figures() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     pc_dimm_add_and_remove(&tests::profile(ARCH))?;
@@ -165,7 +157,7 @@ fn pc_dimm_add_and_remove(profile: &Profile) -> Result<()> {
 /// stays; once the page is freed the same `device_del` goes through.
 #[test]
 fn busy_dimm_remove_is_refused_then_succeeds_after_free() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine("")?;
@@ -224,7 +216,7 @@ fn busy_dimm_remove_is_refused_then_succeeds_after_free() -> Result<()> {
 /// QMP return to the online record.
 #[test]
 fn ten_cycles_restore_the_figures_and_1g_latency() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine("")?;
@@ -255,7 +247,7 @@ fn ten_cycles_restore_the_figures_and_1g_latency() -> Result<()> {
 /// The polling fallback (`hotplug.notify=poll`) runs the same add/remove flow.
 #[test]
 fn polling_fallback_adds_and_removes() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine("hotplug.notify=poll")?;
@@ -273,7 +265,7 @@ fn polling_fallback_adds_and_removes() -> Result<()> {
 /// range becomes a ZONE_DEVICE region whose altmap matches Linux's nvdimm formula.
 #[test]
 fn nvdimm_hot_add_becomes_a_region_with_linux_altmap() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine("")?;
@@ -333,7 +325,7 @@ const BLOCK_MEMMAP_RAM: u64 = BLOCK_MEMMAP_PAGES;
 /// pages move by exactly the onlined pages less the memmap and tables taken from RAM.
 #[test]
 fn virtio_mem_pci_sub_blocks_reach_every_request_exactly() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let profile = tests::profile(ARCH)
@@ -367,7 +359,7 @@ fn virtio_mem_pci_sub_blocks_reach_every_request_exactly() -> Result<()> {
 /// the blocks from 4 GiB + 128 MiB on, and QEMU still plugs exactly 130 MiB.
 #[test]
 fn virtio_mem_region_off_the_block_grid_uses_only_whole_blocks() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let base = 4 * GIB + 64 * MIB;
@@ -404,7 +396,7 @@ fn virtio_mem_region_off_the_block_grid_uses_only_whole_blocks() -> Result<()> {
 /// ejects it on `device_del`. A whole-block DIMM is added normally afterwards.
 #[test]
 fn pc_dimm_of_half_a_block_is_refused_as_linux_refuses_it() -> Result<()> {
-    if skip() {
+    if tests::skipped(ARCH) {
         return Ok(());
     }
     let (mut m, mut qmp) = machine("")?;

@@ -1,12 +1,15 @@
-//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--vs-linux]`: per arch
-//! and boot path, QEMU start to prompt and kernel entry to prompt over several boots, the
-//! in-kernel benchmark (phases per region size against the memset roofline) on the direct
-//! path, then hot-add latency per source. `--vs-linux` then takes the same hot-add steps on
-//! the stock Linux guest of `cargo xtask linux` in the same machine ([`crate::bench_linux`];
-//! five runs a size on both sides, even with `--quick`) and prints the two side by side
+//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]
+//! [--vs-linux]`: per arch and boot path, QEMU start to prompt and kernel entry to prompt
+//! over several boots, the in-kernel benchmark (phases per region size against the memset
+//! roofline) on the direct path, hot-add latency per source, and the large sizes (pc-dimm
+//! and virtio-mem from 1 to 256 GiB on `reserve=off` backends, time per GiB;
+//! [`qemu::scale`]). `--vs-linux` then takes the same hot-add steps on the stock Linux guest
+//! of `cargo xtask linux` in the same machine ([`crate::bench_linux`]; five runs a size on
+//! both sides, even with `--quick`) and prints the two side by side
 //! ([`crate::bench_vs_table`]). Prints the tables and writes `target/bench/<arch>.json`,
 //! `<arch>.svg` (phases) and `<arch>-hotplug.svg` (latency against the roofline, and
-//! Linux's line; see [`crate::bench_plot`]).
+//! Linux's line; see [`crate::bench_plot`]); `--scale-only` runs only the large sizes and
+//! writes `target/bench/<arch>-scale.json`.
 
 use std::time::Instant;
 
@@ -19,7 +22,13 @@ use serde_json::Value;
 /// Runs a size of the hot-add comparison this many times on each side.
 pub const VS_LINUX_RUNS: usize = 5;
 
-pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>, vs_linux: bool) -> Result<()> {
+pub fn run(
+    arch: Option<Arch>,
+    quick: bool,
+    boot: Option<BootPath>,
+    scale_only: bool,
+    vs_linux: bool,
+) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
         Some(a) => vec![a],
@@ -36,6 +45,24 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>, vs_linux: bo
     std::fs::create_dir_all(&out)?;
     for arch in arches {
         let started = Instant::now();
+        if scale_only {
+            let image = qemu::build(arch, true)?;
+            let boot = hotplug_boot(arch, boot);
+            let doc = serde_json::json!({
+                "arch": arch.name(),
+                "scale": qemu::scale::collect(&image, qemu::scale::sizes(quick), boot)?,
+            });
+            let json_path = out.join(format!("{arch}-scale.json"));
+            std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
+            println!("== {arch} large hot-adds (booted by {}) ==", boot.name());
+            qemu::scale::print(&doc);
+            println!(
+                "wrote {} ({:.0} s)\n",
+                json_path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
         let doc = bench_arch(arch, quick, boot, vs_linux)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
@@ -46,6 +73,7 @@ pub fn run(arch: Option<Arch>, quick: bool, boot: Option<BootPath>, vs_linux: bo
         crate::bench_plot::hotplug(&doc, &hotplug_svg)?;
         print_table(&doc);
         print_hotplug(&doc);
+        qemu::scale::print(&doc);
         if vs_linux {
             println!("{}", crate::bench_vs_table::render(&doc));
         }
@@ -69,15 +97,11 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>, vs_linux: bool) -
         plan.bench_boot = boot;
     }
     let mut doc = qemu::bench::collect(image.clone(), &plan)?;
-    let hotplug_boot = boot
-        .filter(|b| arch.boot_paths().contains(b))
-        .unwrap_or_else(|| qemu::soak::default_boot(arch));
-    let runs = match (vs_linux, quick) {
-        (true, _) | (false, false) => VS_LINUX_RUNS,
-        (false, true) => 3,
-    };
-    doc["hotplug"] = qemu::bench_hotplug::hotplug_latency(image, quick, runs, hotplug_boot)?;
+    let hotplug_boot = hotplug_boot(arch, boot);
+    let runs = if vs_linux || !quick { VS_LINUX_RUNS } else { 3 };
+    doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, runs, hotplug_boot)?;
     doc["hotplug_boot"] = hotplug_boot.name().into();
+    doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick), hotplug_boot)?;
     if vs_linux {
         // A Linux side that cannot run (no packages, a boot that fails) is recorded, and our
         // figures are still written.
@@ -85,6 +109,12 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>, vs_linux: bool) -
             .unwrap_or_else(|e| serde_json::json!({"error": format!("{e:#}"), "runs": 0}));
     }
     Ok(doc)
+}
+
+/// The boot path of the hotplug machines: `boot` where the arch has it, else the soak's.
+fn hotplug_boot(arch: Arch, boot: Option<BootPath>) -> BootPath {
+    boot.filter(|b| arch.boot_paths().contains(b))
+        .unwrap_or_else(|| qemu::soak::default_boot(arch))
 }
 
 fn print_hotplug(doc: &Value) {

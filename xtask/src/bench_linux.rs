@@ -1,6 +1,6 @@
 //! The Linux side of `cargo xtask bench --vs-linux`: the stock Debian guest of `cargo xtask
 //! linux`, booted in the very machine our hot-add latency is measured in
-//! ([`qemu::bench_hotplug::hotplug_profile`]), takes the same QMP steps — pc-dimm at the
+//! ([`qemu::bench::hotplug::hotplug_profile`]), takes the same QMP steps — pc-dimm at the
 //! same block-aligned address, virtio-mem `vm0` resized — for 128 MiB and 1 GiB, each
 //! added and removed `runs` times, timed the same way: host clock from the QMP command's
 //! return to the console line that completes the size (see [`MEASURED`]).
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use qemu::arch::BootPath;
+use qemu::bench::hotplug::{DIMM_ALIGN, hotplug_profile, vm0};
 use qemu::bench::spread;
-use qemu::bench_hotplug::{DIMM_ALIGN, hotplug_profile, vm0};
 use qemu::hotplug;
 use qemu::profile::{GIB, MIB};
 use qemu::{Arch, Qmp};

@@ -126,6 +126,9 @@ enum Cmd {
         /// Region sizes up to 1 GiB and two boots per arch (a few minutes in all).
         #[arg(long)]
         quick: bool,
+        /// Only the large hot-add sizes (1 to 256 GiB; 1 and 8 GiB with --quick).
+        #[arg(long)]
+        scale_only: bool,
         /// Time only this boot path (default: both where the arch has both; the in-kernel
         /// benchmark runs on the direct path unless this says limine).
         #[arg(long)]
@@ -231,9 +234,10 @@ fn dispatch(command: Cmd) -> Result<()> {
         Cmd::Bench {
             arch,
             quick,
+            scale_only,
             boot,
             vs_linux,
-        } => bench::run(arch, quick, boot, vs_linux),
+        } => bench::run(arch, quick, boot, scale_only, vs_linux),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),

@@ -36,6 +36,10 @@ pub struct Args {
     /// the kernel otherwise rides out with config re-reads; see docs/tooling.md).
     #[arg(long)]
     pub pause: bool,
+    /// Large sizes: pc-dimms up to 64 GiB and a 64 GiB virtio-mem device, on
+    /// `reserve=off` backends (the host backs only the memmap the guest writes).
+    #[arg(long)]
+    pub large: bool,
     /// limine or direct (default: direct on x86_64 and s390x, limine on aarch64, whose
     /// pc-dimm hotplug needs the firmware's GED).
     #[arg(long)]
@@ -68,6 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.qemu_args = args.qemu_args;
     opts.console_log = Some(log.clone());
     opts.pause_for_dimms = args.pause;
+    opts.large = args.large;
     opts.boot = args.boot;
     let started = Instant::now();
     let mut progress = |line: &str| {

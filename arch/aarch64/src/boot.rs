@@ -4,40 +4,44 @@
 //! (semihosting exit code 1).
 
 use kernel::firmware::acpi::PhysWindow;
+use kernel::firmware::limine::requests as limine;
 use kernel::{BootInfo, console, kprintln};
 
 use crate::port::{self, Aarch64};
-use crate::{cpu, kpt, pl011, platform, power, requests, timer};
+use crate::{clock, cpu, kpt, platform, power, requests};
 
 /// Called by `aarch64_start` on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn aarch64_kernel_entry() -> ! {
-    let entry_ticks = timer::ticks();
-    let Ok(h) = requests::gather() else {
+    let entry_ticks = clock::ticks();
+    // Without the HHDM, the memory map or the image's placement no tables can be built.
+    let Ok(h) = limine::gather() else {
         power::exit(1)
     };
+    let Some(exec) = h.exec else { power::exit(1) };
+    let dtb = requests::dtb(h.hhdm);
     let p = platform::discover(
         h.rsdp,
-        h.dtb,
+        dtb,
         PhysWindow::direct_map(h.hhdm as usize, &h.memory),
         &|pa, len| platform::loader_hhdm(&h, pa, len),
     );
     power::set_conduit(p.conduit);
     let placement = kpt::Placement {
         hhdm: h.hhdm,
-        exec: h.exec,
+        exec,
         ranges: &mut h.hhdm_ranges(),
     };
     let Ok(switched) = kpt::build_and_switch(placement, &[(p.uart, 0x1000)]) else {
         power::exit(1)
     };
     port::set_hhdm(h.hhdm);
-    pl011::init(h.hhdm + p.uart);
+    crate::console::init(h.hhdm + p.uart);
     console::install::<Aarch64>();
-    h.print();
+    h.print(&[("dtb", dtb)]);
     report(&switched, &p);
     let (start, end) = kpt::image_span();
-    let kphys = h.exec.0 + (start - h.exec.1);
+    let kphys = exec.0 + (start - exec.1);
     let boot = BootInfo {
         memory: h.memory.clone(),
         max_phys_addr: Some((1u64 << cpu::pa_bits()) - 1),
@@ -46,7 +50,7 @@ extern "C" fn aarch64_kernel_entry() -> ! {
         firmware: p.firmware,
         kernel_image: (kphys, kphys + (end - start)),
         loader: h.loader,
-        entry_ns: timer::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<Aarch64>(boot)
 }

@@ -127,6 +127,6 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
     writeln!(
         out,
         "cpu.timer freq_hz={} counter=cntvct",
-        crate::timer::frequency()
+        crate::clock::frequency()
     )
 }

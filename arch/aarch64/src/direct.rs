@@ -16,7 +16,7 @@ use kernel::{BootInfo, console, kprintln};
 
 use crate::direct_entry::KERNEL_VIRT;
 use crate::port::{self, Aarch64};
-use crate::{cpu, dtb_memory, kpt, pl011, platform, power, timer};
+use crate::{clock, cpu, dtb_memory, kpt, platform, power};
 
 /// The HHDM offset of this path: Limine's aarch64 default for 4-level paging.
 pub const HHDM: u64 = 0xffff_0000_0000_0000;
@@ -28,7 +28,7 @@ const GIB: u64 = 1 << 30;
 /// Called on the boot stack at the link address with the DTB's physical address.
 #[unsafe(no_mangle)]
 extern "C" fn aarch64_direct_main(dtb: u64) -> ! {
-    let entry_ticks = timer::ticks();
+    let entry_ticks = clock::ticks();
     let (image_pa, entry_el) = crate::direct_entry::placement();
     let (start, end) = kpt::image_span();
     let kernel_image = (image_pa, image_pa + (end - start));
@@ -63,7 +63,7 @@ extern "C" fn aarch64_direct_main(dtb: u64) -> ! {
         power::exit(1)
     };
     port::set_hhdm(HHDM);
-    pl011::init(HHDM + p.uart);
+    crate::console::init(HHDM + p.uart);
     console::install::<Aarch64>();
     let tree = fdt::bytes(dtb, PhysWindow::direct_map(HHDM as usize, &memory)).and_then(fdt::parse);
     let cmdline = tree.ok().and_then(|t| t.bootargs).unwrap_or("").trim();
@@ -84,7 +84,7 @@ extern "C" fn aarch64_direct_main(dtb: u64) -> ! {
         firmware: Firmware::Fdt { dtb },
         kernel_image,
         loader: LOADER,
-        entry_ns: timer::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<Aarch64>(boot)
 }

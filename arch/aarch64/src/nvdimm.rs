@@ -7,7 +7,6 @@
 //! every persistent-memory SPA range not seen before becomes an `AddDevice` event (the
 //! engine makes it a ZONE_DEVICE region). NVDIMMs have no `_OST` and no hot-remove.
 
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
@@ -46,6 +45,8 @@ pub enum FitError {
     Unstable,
     /// A reply length over the page.
     BadLength(u32),
+    /// The kernel heap refused room for the FIT (or its ranges).
+    NoMemory,
 }
 
 /// The mailbox and the FIT it serves.
@@ -53,7 +54,7 @@ pub struct FitReader {
     mailbox: Mmio,
     page_pa: u32,
     /// SPA range indexes already turned into events (or described at boot by the NFIT).
-    seen: BTreeSet<u16>,
+    seen: Vec<u16>,
     /// Reads done, for `describe`.
     pub reads: u64,
     /// Bytes of the last FIT read.
@@ -79,7 +80,7 @@ impl FitReader {
             // SAFETY: the caller's contract.
             mailbox: unsafe { Mmio::new(DSM_MAILBOX, 4) },
             page_pa,
-            seen: BTreeSet::new(),
+            seen: Vec::new(),
             reads: 0,
             last_len: 0,
             errors: 0,
@@ -130,6 +131,8 @@ impl FitReader {
             if len == 8 {
                 break;
             }
+            fit.try_reserve(len as usize - 8)
+                .map_err(|_| FitError::NoMemory)?;
             for i in 8..len as usize {
                 // SAFETY: as above; i < len <= 4096.
                 fit.push(unsafe { page.add(i).read_volatile() });
@@ -143,10 +146,21 @@ impl FitReader {
     /// `AddDevice` event. Returns the ranges that were new.
     pub fn rescan(&mut self, out: &mut Vec<Event>) -> Result<Vec<Range<u64>>, FitError> {
         let fit = self.read_fit()?;
-        let parsed = nfit::parse_structures(&fit).map_err(|_| FitError::Status(u32::MAX))?;
+        let parsed = nfit::parse_structures(&fit).map_err(|e| match e {
+            nfit::NfitError::NoMemory => FitError::NoMemory,
+            _ => FitError::Status(u32::MAX),
+        })?;
         let mut new = Vec::new();
         for spa in parsed.pmem() {
-            if self.seen.insert(spa.index) {
+            if !self.seen.contains(&spa.index) {
+                // Room first: an index not recorded as seen is found again next time.
+                if self.seen.try_reserve(1).is_err()
+                    || new.try_reserve(1).is_err()
+                    || out.try_reserve(1).is_err()
+                {
+                    return Err(FitError::NoMemory);
+                }
+                self.seen.push(spa.index);
                 let range = spa.base..spa.base + spa.length;
                 new.push(range.clone());
                 out.push(Event::AddDevice {

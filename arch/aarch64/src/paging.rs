@@ -22,6 +22,8 @@ const ACCESS_FLAG: u64 = 1 << 10;
 const NOT_GLOBAL: u64 = 1 << 11;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
+/// Bit 55, reserved for software in block and page descriptors: [`EntryAttrs::ALTMAP`].
+const SOFTWARE_ALTMAP: u64 = 1 << 55;
 const ADDRESS: u64 = 0x0000_ffff_ffff_f000;
 
 const L3: usize = 3;
@@ -82,6 +84,9 @@ impl PageTableFormat for Aarch64Paging {
         if attrs.contains(EntryAttrs::NO_EXECUTE) {
             entry |= PXN;
         }
+        if attrs.contains(EntryAttrs::ALTMAP) {
+            entry |= SOFTWARE_ALTMAP;
+        }
         entry
     }
 
@@ -119,6 +124,7 @@ fn attrs_of(entry: u64) -> EntryAttrs {
         EntryAttrs::DEVICE,
         (entry >> ATTR_INDEX_SHIFT) & 0x7 == ATTR_DEVICE,
     );
+    attrs.set(EntryAttrs::ALTMAP, entry & SOFTWARE_ALTMAP != 0);
     attrs
 }
 
@@ -190,10 +196,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_kernel_tables_build_on_this_format() {
+        kernel::kpt::check_builder::<Aarch64Paging>(Features::NO_EXECUTE);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn leaf_round_trips(level in 1usize..4, frame in 0u64..(1 << 36), bits in 0u32..16) {
+        fn leaf_round_trips(level in 1usize..4, frame in 0u64..(1 << 36), bits in 0u32..32) {
             let span = Aarch64Paging::LEVELS[level].entry_span();
             let frame = PhysAddr((frame * 4096) & !(span - 1) & ADDRESS);
             let attrs = EntryAttrs::from_bits_truncate(bits);

@@ -9,7 +9,7 @@ use kernel::firmware::acpi_find::ReadPhys;
 use kernel::firmware::fdt;
 
 use crate::power::Conduit;
-use crate::requests::{Handover, hhdm_maps};
+use kernel::firmware::limine::requests::{Handover, hhdm_maps};
 
 /// QEMU `virt`'s PL011 (hw/arm/virt.c `base_memmap[VIRT_UART]`), used only when
 /// firmware names no console UART.

@@ -16,7 +16,7 @@ use kernel::mm::pgtable::Features;
 use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 
-use crate::{cpu, pl011, power, timer};
+use crate::{clock, console, cpu, power};
 
 /// The aarch64 architecture port.
 pub struct Aarch64;
@@ -47,11 +47,11 @@ impl Arch for Aarch64 {
     type PageTable = crate::paging::Aarch64Paging;
 
     fn console_write(bytes: &[u8]) {
-        pl011::write(bytes);
+        console::write(bytes);
     }
 
     fn console_read() -> Option<u8> {
-        pl011::read()
+        console::read()
     }
 
     fn exit(status: u32) -> ! {
@@ -71,7 +71,7 @@ impl Arch for Aarch64 {
     }
 
     fn timestamp_ns() -> u64 {
-        timer::to_ns(timer::ticks())
+        clock::to_ns(clock::ticks())
     }
 
     fn clock_name() -> &'static str {

@@ -2,28 +2,24 @@
 //! over to the kernel. `entry.S` has installed the new PSWs, the stack and a clear BSS.
 
 use kernel::boot_info::{Firmware, HotplugWindow, MemKind, MemRegion, MemoryMap};
+use kernel::kpt::ImageLayout;
 use kernel::{BootInfo, console, kprintln};
 
 use kernel::mm::pgtable::Features;
 
 use crate::facility::{self, Facilities};
-use crate::{S390x, cpu, dat, ipl, sclp};
+use crate::{S390x, clock, cpu, ipl, kpt, sclp};
 
 /// QEMU places device memory at the first 1 GiB boundary at or above the end of RAM.
 const DEVICE_MEMORY_ALIGN: u64 = 1 << 30;
 
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __kernel_end: u8;
-}
-
 /// Called from `_start` in `entry.S`.
 #[unsafe(no_mangle)]
 extern "C" fn s390x_rust_start() -> ! {
-    cpu::mark_boot();
-    let entry_ns = cpu::now_ns();
+    clock::mark_boot();
+    let entry_ns = clock::now_ns();
     console::install::<S390x>();
-    sclp::init();
+    crate::console::init();
     let facilities = crate::init_facilities();
     let Some(scp) = sclp::read_scp_info() else {
         kprintln!("error: SCLP Read SCP Info failed: RAM size unknown, cannot continue");
@@ -33,7 +29,7 @@ extern "C" fn s390x_rust_start() -> ! {
     let ram = scp.ram_bytes();
     let limit = cpu::storage_limit();
     let (_, image_end) = kernel_image();
-    let dat = match dat::enable_identity_map(ram, image_end, dat_features(&facilities)) {
+    let dat = match kpt::enable_identity_map(ram, image_end, dat_features(&facilities)) {
         Ok(dat) => dat,
         Err(e) => {
             kprintln!("error: identity map of {ram:#x} bytes of RAM failed: {e:?}");
@@ -86,8 +82,6 @@ fn hotplug_window(ram: u64, limit: Option<u64>) -> Option<HotplugWindow> {
 }
 
 fn kernel_image() -> (u64, u64) {
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
+    let image = ImageLayout::of_this_kernel();
+    (image.start, image.end)
 }

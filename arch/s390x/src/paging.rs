@@ -27,6 +27,10 @@ const PTE_MUST_BE_ZERO: u64 = 0x800;
 const PTE_FRAME: u64 = !0xfff;
 const PROTECT: u64 = 0x200;
 const NO_EXECUTE: u64 = 0x100;
+/// A low bit that page-table and (large) segment-table entries leave to software (Linux
+/// keeps `_PAGE_PRESENT` and `_SEGMENT_ENTRY_WRITE` there): [`EntryAttrs::ALTMAP`].
+/// Region-third leaves do not carry it.
+const SOFTWARE_ALTMAP: u64 = 0x001;
 /// ASCE designation type for a region-first table.
 pub const ASCE_DT_REGION_FIRST: u64 = 0xc;
 
@@ -100,6 +104,9 @@ impl PageTableFormat for S390xPaging {
         if attrs.contains(EntryAttrs::NO_EXECUTE) && level != REGION_THIRD {
             entry |= NO_EXECUTE;
         }
+        if attrs.contains(EntryAttrs::ALTMAP) && level != REGION_THIRD {
+            entry |= SOFTWARE_ALTMAP;
+        }
         entry
     }
 
@@ -120,6 +127,7 @@ fn attrs_of(entry: u64) -> EntryAttrs {
     let mut attrs = EntryAttrs::GLOBAL;
     attrs.set(EntryAttrs::WRITABLE, entry & PROTECT == 0);
     attrs.set(EntryAttrs::NO_EXECUTE, entry & NO_EXECUTE != 0);
+    attrs.set(EntryAttrs::ALTMAP, entry & SOFTWARE_ALTMAP != 0);
     attrs
 }
 
@@ -134,7 +142,7 @@ fn decode_region(level: usize, entry: u64) -> Entry {
         return match level {
             REGION_THIRD => Entry::Leaf {
                 frame: PhysAddr(entry & !((1 << 31) - 1)),
-                attrs: attrs_of(entry & !NO_EXECUTE),
+                attrs: attrs_of(entry & !(NO_EXECUTE | SOFTWARE_ALTMAP)),
             },
             _ => Entry::Malformed,
         };
@@ -255,12 +263,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn leaf_round_trips(level in 3usize..5, frame in 0u64..(1 << 40), writable: bool, nx: bool) {
+        fn leaf_round_trips(level in 3usize..5, frame in 0u64..(1 << 40), writable: bool, nx: bool, altmap: bool) {
             let span = S390xPaging::LEVELS[level].entry_span();
             let frame = PhysAddr((frame * 4096) & !(span - 1));
             let mut attrs = EntryAttrs::GLOBAL;
             attrs.set(EntryAttrs::WRITABLE, writable);
             attrs.set(EntryAttrs::NO_EXECUTE, nx);
+            attrs.set(EntryAttrs::ALTMAP, altmap);
             let entry = S390xPaging::leaf_entry(level, frame, attrs);
             prop_assert_eq!(S390xPaging::decode(level, entry), Entry::Leaf { frame, attrs });
         }

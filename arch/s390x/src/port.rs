@@ -15,9 +15,9 @@ use kernel::probe::{Access, ProbeFault};
 use kernel::{Arch, BootInfo};
 use spin::Once;
 
-use crate::dat::{self, DatInfo};
+use crate::cpu;
 use crate::facility::{self, Facilities};
-use crate::{cpu, sclp};
+use crate::kpt::{self, DatInfo};
 
 /// The s390x architecture port.
 pub struct S390x;
@@ -52,11 +52,11 @@ impl Arch for S390x {
     const NAME: &'static str = "s390x";
 
     fn console_write(bytes: &[u8]) {
-        sclp::write(bytes);
+        crate::console::write(bytes);
     }
 
     fn console_read() -> Option<u8> {
-        sclp::read()
+        crate::console::read()
     }
 
     fn exit(status: u32) -> ! {
@@ -75,11 +75,11 @@ impl Arch for S390x {
 
     fn relax() {
         // Console input is polled; 1 ms between polls is quick to type at and idle.
-        cpu::sleep_us(1000);
+        crate::clock::sleep_us(1000);
     }
 
     fn timestamp_ns() -> u64 {
-        cpu::now_ns()
+        crate::clock::now_ns()
     }
 
     fn clock_name() -> &'static str {
@@ -108,11 +108,11 @@ impl Arch for S390x {
     }
 
     fn hotplug_sources(boot: &BootInfo) -> Vec<Box<dyn EventSource>> {
-        crate::ccw::virtio_mem_sources(boot)
+        crate::hotplug::sources(boot)
     }
 
     fn hw_translate(va: u64) -> Option<u64> {
-        dat::translate(va)
+        kpt::translate(va)
     }
 
     fn provoke_fault() {
@@ -120,7 +120,7 @@ impl Arch for S390x {
     }
 
     fn probe(va: u64, access: Access) -> Result<u64, ProbeFault> {
-        cpu::probe(va, access)
+        crate::probe::probe(va, access)
     }
 
     fn cpu_report(out: &mut dyn fmt::Write) -> fmt::Result {
@@ -145,7 +145,7 @@ impl Arch for S390x {
             return writeln!(out, "dat on=0");
         };
         // Probe the translation of the kernel's entry page through the live tables.
-        let probe = dat::translate(0x10000).map_or(-1, |real| real as i64);
+        let probe = kpt::translate(0x10000).map_or(-1, |real| real as i64);
         writeln!(
             out,
             "dat on=1 asce={:#x} tables={} leaves.4k={} leaves.1m={} tables.bytes={} probe.0x10000={probe:#x}",

@@ -1,5 +1,5 @@
-//! The SCLP service call and the ASCII console on top of it: output by Write Event
-//! Data, input by polling Read Event Data, and Read SCP Info for the RAM size.
+//! The SCLP service call on two page-aligned SCCBs, and Read SCP Info for the RAM size.
+//! The ASCII console on top of it is [`crate::console`].
 //!
 //! QEMU completes service calls synchronously and we never open the external-interrupt
 //! mask, so the service-signal interrupt stays pending and polling is enough here.
@@ -12,17 +12,16 @@ use crate::sccb::{self, SCCB_SIZE, ScpInfo};
 /// One page-aligned SCCB. SCLP requires below 2 GiB, 8-byte aligned, outside the
 /// lowcore and not crossing a page: a page-aligned static in the image satisfies all.
 #[repr(C, align(4096))]
-struct SccbPage(UnsafeCell<[u8; SCCB_SIZE]>);
+pub(crate) struct SccbPage(UnsafeCell<[u8; SCCB_SIZE]>);
 
 // SAFETY: one CPU, and the console is not re-entered from interrupts (only the fatal
 // path writes from handler context, and it never returns to the interrupted write).
 unsafe impl Sync for SccbPage {}
 
-static OUT: SccbPage = SccbPage(UnsafeCell::new([0; SCCB_SIZE]));
-static IN: SccbPage = SccbPage(UnsafeCell::new([0; SCCB_SIZE]));
-
-/// Input bytes received but not yet read.
-static PENDING: spin::Mutex<InputQueue> = spin::Mutex::new(InputQueue::new());
+/// The SCCB of requests that only send (console output, event masks).
+pub(crate) static OUT: SccbPage = SccbPage(UnsafeCell::new([0; SCCB_SIZE]));
+/// The SCCB of requests answered with data (console input, SCP information).
+pub(crate) static IN: SccbPage = SccbPage(UnsafeCell::new([0; SCCB_SIZE]));
 
 /// Issues SERVC for `command` on `page` until it is accepted; returns the response code.
 fn service_call(command: u32, page: &SccbPage) -> u16 {
@@ -53,7 +52,7 @@ fn service_call(command: u32, page: &SccbPage) -> u16 {
 }
 
 /// Runs `fill`, then the service call, then `read` on the same SCCB.
-fn with_sccb<R>(
+pub(crate) fn with_sccb<R>(
     page: &SccbPage,
     command: u32,
     fill: impl FnOnce(&mut [u8; SCCB_SIZE]),
@@ -64,39 +63,6 @@ fn with_sccb<R>(
     service_call(command, page);
     // SAFETY: as above; the SCLP finished writing before `service_call` returned.
     read(unsafe { &*page.0.get() })
-}
-
-/// Enables ASCII console input and output.
-pub fn init() {
-    let mask = |b: &mut [u8; SCCB_SIZE]| {
-        sccb::build_event_mask(b, sccb::MASK_ASCII, sccb::MASK_ASCII | sccb::MASK_MSG);
-    };
-    with_sccb(&OUT, sccb::CMD_WRITE_EVENT_MASK, mask, |_| ());
-}
-
-/// Writes bytes to the ASCII console.
-pub fn write(bytes: &[u8]) {
-    for chunk in bytes.chunks(sccb::MAX_WRITE) {
-        with_sccb(
-            &OUT,
-            sccb::CMD_WRITE_EVENT_DATA,
-            |b| sccb::build_write(b, chunk),
-            |_| (),
-        );
-    }
-}
-
-/// Returns one byte of console input, polling the SCLP when none is queued.
-pub fn read() -> Option<u8> {
-    let mut queue = PENDING.lock();
-    if queue.is_empty() {
-        with_sccb(&IN, sccb::CMD_READ_EVENT_DATA, sccb::build_read, |b| {
-            if let Some(chars) = sccb::parse_read(b) {
-                chars.iter().for_each(|&c| queue.push(c));
-            }
-        });
-    }
-    queue.pop()
 }
 
 /// Reads the SCP information (initial RAM, CPU count).
@@ -112,43 +78,4 @@ pub fn read_scp_info() -> Option<ScpInfo> {
         sccb::parse_scp_info,
     );
     forced.or_else(|| with_sccb(&IN, sccb::CMD_READ_SCP_INFO, fill, sccb::parse_scp_info))
-}
-
-/// A small FIFO of input bytes (an event can carry a whole pasted line).
-struct InputQueue {
-    buf: [u8; 512],
-    head: usize,
-    len: usize,
-}
-
-impl InputQueue {
-    const fn new() -> Self {
-        Self {
-            buf: [0; 512],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends a byte; when full, the byte is dropped (the line editor copes).
-    fn push(&mut self, byte: u8) {
-        if self.len < self.buf.len() {
-            self.buf[(self.head + self.len) % self.buf.len()] = byte;
-            self.len += 1;
-        }
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let byte = self.buf[self.head];
-        self.head = (self.head + 1) % self.buf.len();
-        self.len -= 1;
-        Some(byte)
-    }
 }

@@ -132,7 +132,7 @@ fn modify_pmd_table<M: PhysMem + FrameSource, T: Trace>(
                 let page_table = call.table(SEGMENT, pmd, addr)?;
                 modify_pte_table(call, page_table, addr, next)?;
             }
-            Entry::Leaf { frame, .. } => call.reuse_huge_leaf(frame, addr, next)?,
+            Entry::Leaf { frame, attrs } => call.reuse_huge_leaf(frame, attrs, addr, next)?,
             Entry::Table(page_table) => modify_pte_table(call, page_table, addr, next)?,
             Entry::Malformed => return Err(conflict(addr, SEGMENT)),
         }

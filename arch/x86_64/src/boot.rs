@@ -3,20 +3,24 @@
 //! then the kernel.
 
 use kernel::boot_info::Firmware;
-use kernel::{BootInfo, console};
+use kernel::firmware::limine::requests;
+use kernel::{BootInfo, console, kprintln};
 
-use crate::{X86_64, cpu, gdt, idt, kpt, port, requests, serial, tsc};
+use crate::{X86_64, clock, cpu, exceptions, gdt, kpt, port};
 
 /// ELF entry point (`ENTRY` in `linker.ld`).
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_kernel_entry() -> ! {
-    let entry_ticks = tsc::ticks();
-    serial::init();
-    console::install::<X86_64>();
-    gdt::init();
-    idt::init();
-    tsc::calibrate();
-    let h = requests::gather();
+    let entry_ticks = start_cpu();
+    let h = match requests::gather() {
+        Ok(h) => h,
+        Err(missing) => {
+            requests::print_revision();
+            kprintln!("limine: fatal: {missing}");
+            console::exit(1);
+        }
+    };
+    h.print(&[]);
     port::set_hhdm(h.hhdm);
     let features = cpu::features();
     kpt::switch(
@@ -41,7 +45,19 @@ extern "C" fn x86_64_kernel_entry() -> ! {
             .map_or(Firmware::None, |rsdp| Firmware::Acpi { rsdp }),
         kernel_image,
         loader: h.loader,
-        entry_ns: tsc::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<X86_64>(boot)
+}
+
+/// What both entry paths (Limine, PVH) do first: the console, the descriptor tables and
+/// the clock. Returns the clock reading at entry, for `boot: ready`'s entry time.
+pub(crate) fn start_cpu() -> u64 {
+    let entry_ticks = clock::ticks();
+    crate::console::init();
+    console::install::<X86_64>();
+    gdt::init();
+    exceptions::init();
+    clock::calibrate();
+    entry_ticks
 }

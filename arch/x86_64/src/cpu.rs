@@ -120,7 +120,7 @@ pub fn report(out: &mut dyn fmt::Write) -> fmt::Result {
     writeln!(
         out,
         "cpu.tsc hz={} source={}",
-        crate::tsc::hz(),
-        crate::tsc::source()
+        crate::clock::hz(),
+        crate::clock::source()
     )
 }

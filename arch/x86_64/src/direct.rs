@@ -14,7 +14,7 @@ use spin::Once;
 
 use crate::direct_entry::{KERNEL_PHYS, KERNEL_VIRT};
 use crate::start_info::{self, StartInfo};
-use crate::{X86_64, cpu, gdt, idt, kpt, port, serial, tsc};
+use crate::{X86_64, clock, cpu, kpt, port};
 
 /// The HHDM offset of this path: Limine's default for 4-level paging.
 pub const HHDM: u64 = 0xffff_8000_0000_0000;
@@ -29,12 +29,7 @@ pub const LOADER: &str = "pvh";
 /// Called by the trampoline on the boot stack with the start info's physical address.
 #[unsafe(no_mangle)]
 extern "C" fn x86_64_pvh_main(start_info_pa: u64) -> ! {
-    let entry_ticks = tsc::ticks();
-    serial::init();
-    console::install::<X86_64>();
-    gdt::init();
-    idt::init();
-    tsc::calibrate();
+    let entry_ticks = crate::boot::start_cpu();
     let (start, end) = kpt::image_span();
     let kernel_image = (
         KERNEL_PHYS + (start - KERNEL_VIRT),
@@ -90,7 +85,7 @@ extern "C" fn x86_64_pvh_main(start_info_pa: u64) -> ! {
         firmware: rsdp.map_or(Firmware::None, |rsdp| Firmware::Acpi { rsdp }),
         kernel_image,
         loader: LOADER,
-        entry_ns: tsc::to_ns(entry_ticks),
+        entry_ns: clock::to_ns(entry_ticks),
     };
     kernel::main::<X86_64>(boot)
 }

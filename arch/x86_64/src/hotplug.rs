@@ -17,7 +17,7 @@ use kernel::virtio::mem::plan::Granularity;
 
 use crate::X86_64;
 use crate::mhpd_io::PortMhpd;
-use crate::nvdimm_fit::NvdimmFit;
+use crate::nvdimm::NvdimmFit;
 use crate::sci::{self, Notify};
 
 /// QEMU's fixed MHPD base, used when the DSDT has no `HPMR` region.

@@ -1,20 +1,18 @@
-//! The kernel's own page tables, built with the 4-level format of [`crate::paging`]
-//! and switched to with CR3: the HHDM at the loader's offset (so every pointer the
-//! loader handed over stays valid) over RAM and firmware data, and the kernel image at
-//! -2 GiB with W^X (text RX, rodata R, data and bss RW, both NX).
+//! The kernel's own page tables, built with the shared builder of [`kernel::kpt`] over
+//! the 4-level format of [`crate::paging`] and switched to with CR3: the HHDM at the
+//! loader's offset (so every pointer the loader handed over stays valid) over RAM and
+//! firmware data, and the kernel image at -2 GiB with W^X (text RX, rodata R, data and
+//! bss RW, both NX).
 //!
 //! Table frames come from a 2 MiB arena in `.bss`, so building the tables allocates
 //! no RAM the kernel's memory manager will later manage. Device registers (local and
 //! I/O APIC, PCI BARs) are mapped later, uncached, in the same HHDM ([`map_device`]).
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use kernel::kprintln;
+use kernel::kpt::{self, FrameArena, ImageLayout, KernelTables};
 use kernel::mm::PhysAddr;
-use kernel::mm::map::{self, MapError};
+use kernel::mm::map::MapError;
 use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
-use kernel::mm::phys::{FramePurpose, FrameSource, PhysMem};
-use kernel::mm::walk;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
@@ -24,28 +22,18 @@ use crate::paging::X86_64Paging as F;
 const FRAMES: usize = 512;
 const MAX_RANGES: usize = 256;
 
-#[repr(C, align(4096))]
-struct Arena([[u64; 512]; FRAMES]);
-
-static mut ARENA: Arena = Arena([[0; 512]; FRAMES]);
-static USED: AtomicUsize = AtomicUsize::new(0);
+/// The table frames (2 MiB of `.bss`).
+static ARENA: FrameArena<FRAMES> = FrameArena::new();
 
 /// What [`map_device`] needs after the switch: `(kphys, kvirt, root, hhdm, features)`.
 static LIVE: spin::Once<(u64, u64, u64, u64, Features)> = spin::Once::new();
 
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
-    static __kernel_end: u8;
-}
+type Tables = KernelTables<'static, F, FRAMES>;
 
 /// Virtual `[start, end)` of the kernel image.
 pub fn image_span() -> (u64, u64) {
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
+    let image = ImageLayout::of_this_kernel();
+    (image.start, image.end)
 }
 
 /// What every entry path knows when the kernel builds its own tables.
@@ -69,29 +57,28 @@ pub fn switch(h: Placement<'_>, features: crate::cpu::Features) {
         // SAFETY: setting NXE only enables the NX bit; the protocol sets it already.
         unsafe { Efer::update(|f| *f |= EferFlags::NO_EXECUTE_ENABLE) };
     }
-    let mut b = Builder {
-        kphys,
-        kvirt,
-        features: features.page_table(),
-        root: 0,
-    };
-    b.root = b.alloc();
-    let data = EntryAttrs::kernel_data(b.features);
+    let table_features = features.page_table();
+    // SAFETY: the arena is a static of this image, which the entry path placed at
+    // `kphys`/`kvirt`; the new tables hold only arena frames, and nothing else builds
+    // tables while the kernel boots on one CPU.
+    let new = unsafe { Tables::new(&ARENA, (kphys, kvirt), h.hhdm, table_features, None) };
+    let Ok(mut t) = new else { arena_exhausted() };
+    let data = EntryAttrs::kernel_data(table_features);
     let mut ranges = [(0u64, 0u64); MAX_RANGES];
-    let n = hhdm_ranges(h.ranges, &mut ranges);
-    for &(s, e) in &ranges[..n] {
-        b.map(h.hhdm + s, s, e - s, data);
+    let (n, truncated) = kpt::merge_ranges(h.ranges, &mut ranges);
+    if truncated {
+        kprintln!("paging: warning: more than {MAX_RANGES} HHDM ranges, rest unmapped");
     }
-    let (start, end) = image_span();
-    let text = &raw const __text_end as u64;
-    let rodata = &raw const __rodata_end as u64;
-    let nx = data & EntryAttrs::NO_EXECUTE;
-    b.map(start, b.pa(start), text - start, EntryAttrs::GLOBAL);
-    b.map(text, b.pa(text), rodata - text, EntryAttrs::GLOBAL | nx);
-    b.map(rodata, b.pa(rodata), end - rodata, data);
-    let frame =
-        PhysFrame::containing_address(x86_64::PhysAddr::new(F::root_register(PhysAddr(b.root))));
-    LIVE.call_once(|| (kphys, kvirt, b.root, h.hhdm, b.features));
+    for &(s, e) in &ranges[..n] {
+        map(&mut t, h.hhdm + s, s, e - s, data);
+    }
+    for (start, end, attrs) in ImageLayout::of_this_kernel().spans(data) {
+        let pa = t.image_pa(start);
+        map(&mut t, start, pa, end - start, attrs);
+    }
+    let root = t.root.0;
+    let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(F::root_register(t.root)));
+    LIVE.call_once(|| (kphys, kvirt, root, h.hhdm, table_features));
     // SAFETY: the new tables map the kernel image (code, data, this stack's HHDM alias
     // included: the stack is BOOTLOADER_RECLAIMABLE), the IST stacks and descriptor
     // tables (in .bss), and every RAM range the loader's HHDM covered.
@@ -107,10 +94,9 @@ pub fn switch(h: Placement<'_>, features: crate::cpu::Features) {
         unsafe { Cr4::update(|f| *f |= Cr4Flags::PAGE_GLOBAL) };
     }
     kprintln!(
-        "paging: cr3={:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={} pge={}",
-        b.root,
+        "paging: cr3={root:#x} format={} hhdm_ranges={n} table_frames={} text=rx rodata=r data=rw nx={} gib_pages={} pge={}",
         F::NAME,
-        USED.load(Ordering::Relaxed),
+        ARENA.used(),
         u8::from(features.nx),
         u8::from(features.pdpe1gb),
         u8::from(features.pge)
@@ -122,19 +108,18 @@ pub fn switch(h: Placement<'_>, features: crate::cpu::Features) {
 /// kernel runs on its own tables. Single CPU, not called from interrupt context.
 pub fn map_device(pa: u64, len: u64) -> Option<u64> {
     let &(kphys, kvirt, root, hhdm, features) = LIVE.get()?;
-    let mut b = Builder {
-        kphys,
-        kvirt,
-        features,
-        root,
-    };
+    // SAFETY: the live tables `switch` loaded: arena frames in the image, any table the
+    // memory manager added since in RAM the HHDM maps; single CPU, and the caller is not
+    // in interrupt context, so nothing else changes them meanwhile.
+    let new = unsafe { Tables::new(&ARENA, (kphys, kvirt), hhdm, features, Some(PhysAddr(root))) };
+    let mut t = new.ok()?;
     let attrs = EntryAttrs::kernel_data(features) | EntryAttrs::DEVICE;
     let first = pa & !0xfff;
     let end = (pa + len.max(1)).next_multiple_of(0x1000);
     for page in (first..end).step_by(0x1000) {
         let va = hhdm + page;
-        if !b.mapped(va) {
-            b.map(va, page, 0x1000, attrs);
+        if !t.mapped(va) {
+            map(&mut t, va, page, 0x1000, attrs);
             x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
         }
     }
@@ -147,116 +132,23 @@ pub fn image_pa(va: u64) -> Option<u64> {
     Some(va - kvirt + kphys)
 }
 
-/// Page-rounded, sorted, merged physical ranges the HHDM maps.
-fn hhdm_ranges(
-    raw: &mut dyn Iterator<Item = (u64, u64)>,
-    out: &mut [(u64, u64); MAX_RANGES],
-) -> usize {
-    let mut n = 0;
-    for (start, end) in raw.filter(|(s, e)| e > s) {
-        if n == MAX_RANGES {
-            kprintln!("paging: warning: more than {MAX_RANGES} HHDM ranges, rest unmapped");
-            break;
+/// Maps with the largest leaves allowed; an overlap is a warning (the rest of that
+/// range stays unmapped), any other failure ends the run.
+fn map(t: &mut Tables, va: u64, pa: u64, len: u64, attrs: EntryAttrs) {
+    match t.map(va, pa, len, attrs) {
+        Ok(()) => {}
+        Err(MapError::AlreadyMapped(at)) => {
+            kprintln!("paging: warning: {at:#x} already mapped, rest of {va:#x}+{len:#x} skipped");
         }
-        out[n] = (start & !0xfff, end.next_multiple_of(0x1000));
-        n += 1;
-    }
-    let r = &mut out[..n];
-    r.sort_unstable();
-    let mut m = 0;
-    for i in 0..n {
-        if m > 0 && r[i].0 <= r[m - 1].1 {
-            r[m - 1].1 = r[m - 1].1.max(r[i].1);
-        } else {
-            r[m] = r[i];
-            m += 1;
-        }
-    }
-    m
-}
-
-struct Builder {
-    kphys: u64,
-    kvirt: u64,
-    features: Features,
-    root: u64,
-}
-
-impl Builder {
-    /// Physical address of a kernel-image virtual address.
-    fn pa(&self, va: u64) -> u64 {
-        va - self.kvirt + self.kphys
-    }
-
-    /// A zeroed frame from the arena, by physical address.
-    fn alloc(&mut self) -> u64 {
-        let i = USED.fetch_add(1, Ordering::Relaxed);
-        if i >= FRAMES {
-            kprintln!("paging: fatal: page-table arena exhausted");
+        Err(MapError::NoMemory) => arena_exhausted(),
+        Err(e) => {
+            kprintln!("paging: fatal: mapping {va:#x}+{len:#x}: {e:?}");
             kernel::console::exit(1);
         }
-        // SAFETY: only the address of frame `i` is taken; frames are handed out once.
-        let va = unsafe { &raw mut ARENA.0[i] } as u64;
-        self.pa(va)
-    }
-
-    /// The table in frame `pa`: an arena frame through its kernel-image address, or
-    /// (after the switch) a frame the memory manager added, through the HHDM.
-    fn table(&self, pa: u64) -> &'static mut [u64; 512] {
-        let arena = self.pa(&raw const ARENA as u64);
-        let in_arena = (arena..arena + (FRAMES as u64) * 4096).contains(&pa);
-        let va = match LIVE.get() {
-            Some(&(.., hhdm, _)) if !in_arena => hhdm + pa,
-            _ => pa - self.kphys + self.kvirt,
-        };
-        // SAFETY: `pa` is a page-table frame of the live tables: an arena frame in
-        // `.bss`, or a RAM frame the HHDM maps. The builder runs single-threaded and
-        // holds no other reference to it.
-        unsafe { &mut *(va as *mut [u64; 512]) }
-    }
-
-    /// Maps `[va, va+len)` to `pa` with the largest leaves the format, CPU and
-    /// alignment allow (the kernel's generic range mapper over this builder's frames).
-    fn map(&mut self, va: u64, pa: u64, len: u64, attrs: EntryAttrs) {
-        let (root, features) = (PhysAddr(self.root), self.features);
-        match map::map_range::<F, _>(self, root, va, pa, len, attrs, features) {
-            Ok(_) => {}
-            Err(MapError::AlreadyMapped(at)) => {
-                kprintln!(
-                    "paging: warning: {at:#x} already mapped, rest of {va:#x}+{len:#x} skipped"
-                );
-            }
-            Err(e) => {
-                kprintln!("paging: fatal: mapping {va:#x}+{len:#x}: {e:?}");
-                kernel::console::exit(1);
-            }
-        }
-    }
-
-    /// Whether anything (a leaf at any level, or a malformed entry) maps `va`.
-    fn mapped(&self, va: u64) -> bool {
-        let fault = walk::translate::<F, _>(self, PhysAddr(self.root), self.features, va);
-        !matches!(fault, Err(walk::WalkFault::NotMapped { .. }))
     }
 }
 
-impl PhysMem for Builder {
-    fn read_u64(&self, addr: PhysAddr) -> u64 {
-        self.table(addr.0 & !0xfff)[(addr.0 & 0xfff) as usize / 8]
-    }
-
-    fn write_u64(&mut self, addr: PhysAddr, value: u64) {
-        self.table(addr.0 & !0xfff)[(addr.0 & 0xfff) as usize / 8] = value;
-    }
-}
-
-impl FrameSource for Builder {
-    fn alloc_frames(&mut self, size: u64, align: u64, _purpose: FramePurpose) -> Option<PhysAddr> {
-        // x86 tables are one page; the arena hands out page-aligned pages only.
-        (size <= 4096 && align <= 4096).then(|| PhysAddr(self.alloc()))
-    }
-
-    fn free_frames(&mut self, _addr: PhysAddr, _size: u64, _purpose: FramePurpose) {
-        // Boot tables live for the whole run; the mapper frees nothing on success.
-    }
+fn arena_exhausted() -> ! {
+    kprintln!("paging: fatal: page-table arena exhausted");
+    kernel::console::exit(1)
 }

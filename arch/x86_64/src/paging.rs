@@ -13,6 +13,8 @@ const ACCESSED: u64 = 1 << 5;
 const DIRTY: u64 = 1 << 6;
 const HUGE: u64 = 1 << 7;
 const GLOBAL: u64 = 1 << 8;
+/// Bit 9, ignored by the CPU (AVL): [`EntryAttrs::ALTMAP`].
+const SOFTWARE_ALTMAP: u64 = 1 << 9;
 const NO_EXECUTE: u64 = 1 << 63;
 const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 
@@ -75,6 +77,9 @@ impl PageTableFormat for X86_64Paging {
         if attrs.contains(EntryAttrs::DEVICE) {
             entry |= CACHE_DISABLE | WRITE_THROUGH;
         }
+        if attrs.contains(EntryAttrs::ALTMAP) {
+            entry |= SOFTWARE_ALTMAP;
+        }
         entry
     }
 
@@ -115,6 +120,7 @@ fn attrs_of(entry: u64) -> EntryAttrs {
     attrs.set(EntryAttrs::GLOBAL, entry & GLOBAL != 0);
     attrs.set(EntryAttrs::NO_EXECUTE, entry & NO_EXECUTE != 0);
     attrs.set(EntryAttrs::DEVICE, entry & CACHE_DISABLE != 0);
+    attrs.set(EntryAttrs::ALTMAP, entry & SOFTWARE_ALTMAP != 0);
     attrs
 }
 
@@ -189,10 +195,17 @@ mod tests {
         assert_eq!(X86_64Paging::root_register(PhysAddr(0x12_3000)), 0x12_3000);
     }
 
+    #[test]
+    fn the_kernel_tables_build_on_this_format() {
+        let large = Features::PSE | Features::PDPE1GB | Features::NO_EXECUTE;
+        kernel::kpt::check_builder::<X86_64Paging>(large);
+        kernel::kpt::check_builder::<X86_64Paging>(Features::PSE);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn leaf_round_trips(level in 1usize..4, frame in 0u64..(1 << 40), bits in 0u32..16) {
+        fn leaf_round_trips(level in 1usize..4, frame in 0u64..(1 << 40), bits in 0u32..32) {
             let span = X86_64Paging::LEVELS[level].entry_span();
             let frame = PhysAddr((frame * 4096) & !(span - 1) & ADDRESS);
             let attrs = EntryAttrs::from_bits_truncate(bits);

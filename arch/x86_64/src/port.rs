@@ -17,7 +17,7 @@ use kernel::{Arch, BootInfo};
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 
-use crate::{cpu, serial, tsc};
+use crate::{clock, console, cpu};
 
 /// The x86_64 architecture port.
 pub struct X86_64;
@@ -66,11 +66,11 @@ impl Arch for X86_64 {
     const NAME: &'static str = "x86_64";
 
     fn console_write(bytes: &[u8]) {
-        serial::write(bytes);
+        console::write(bytes);
     }
 
     fn console_read() -> Option<u8> {
-        serial::read()
+        console::read()
     }
 
     fn exit(status: u32) -> ! {
@@ -95,11 +95,11 @@ impl Arch for X86_64 {
     }
 
     fn timestamp_ns() -> u64 {
-        tsc::to_ns(tsc::ticks())
+        clock::to_ns(clock::ticks())
     }
 
     fn clock_name() -> &'static str {
-        tsc::source()
+        clock::source()
     }
 
     fn phys_to_virt(pa: u64) -> *mut u8 {

@@ -12,7 +12,8 @@ use boot::protocol::{self as p, REQ_EXTRA, REQ_RESPONSE, id};
 
 use super::arena::Arena;
 use super::load::Kernel;
-use super::{arch, say};
+use super::say;
+use super::steps::rsdp;
 
 /// What must still be filled after ExitBootServices.
 pub struct Plan {
@@ -104,7 +105,7 @@ pub fn fill(k: &mut Kernel, a: &mut Arena, hhdm: u64) -> Result<Plan, String> {
                     file: hhdm + file,
                 })
             }
-            id::RSDP => match arch::rsdp() {
+            id::RSDP => match rsdp() {
                 Some(rsdp) => {
                     let value = if rev.rsdp_is_physical() {
                         rsdp

@@ -1,9 +1,13 @@
-//! Page-table building for the hand-off: which physical ranges the HHDM covers, and a
-//! per-architecture table builder over an abstract [`FrameSource`], so the same code
-//! runs on the loader's real memory and on a simulated memory in host tests.
+//! Page-table building for the hand-off: which physical ranges the HHDM covers, and one
+//! table builder ([`Mapper`]) over an abstract [`FrameSource`], so the same code runs on
+//! the loader's real memory and on a simulated memory in host tests. The two arch
+//! modules say only how their entries are encoded ([`Format`]).
 
 pub mod aarch64;
+mod mapper;
 pub mod x86_64;
+
+pub use mapper::{Format, Mapper};
 
 use crate::protocol::MemmapEntry;
 use crate::revision::Revision;
@@ -25,6 +29,39 @@ pub enum MapError {
     Conflict(u64),
     /// Address or length not 4 KiB aligned.
     Unaligned,
+}
+
+/// Permissions of a mapping (reads are always allowed; everything is supervisor/EL1-only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perm {
+    /// Writes allowed.
+    pub write: bool,
+    /// Instruction fetches allowed.
+    pub exec: bool,
+}
+
+impl Perm {
+    /// Read-write-execute, as the protocol's HHDM is.
+    pub const RWX: Perm = Perm {
+        write: true,
+        exec: true,
+    };
+}
+
+/// A translation found by [`Mapper::translate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Physical address of the queried byte.
+    pub phys: u64,
+    /// Leaf size in bytes.
+    pub size: u64,
+    /// Leaf permissions.
+    pub perm: Perm,
+}
+
+/// Table index of `virt` at `level` (0: PT / L3 ... 3: PML4 / L0).
+pub fn index(virt: u64, level: usize) -> usize {
+    ((virt >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
 /// Writes the physical ranges the HHDM must cover under `rev` into `out`, page-rounded
@@ -69,7 +106,7 @@ pub fn hhdm_ranges(
 #[cfg(test)]
 pub(crate) mod sim {
     //! A simulated physical memory of page-table frames for host tests.
-    use super::FrameSource;
+    use super::{FrameSource, Perm};
     use alloc::boxed::Box;
     use alloc::vec::Vec;
 
@@ -80,6 +117,17 @@ pub(crate) mod sim {
     }
 
     pub const BASE: u64 = 0x4000_0000;
+
+    /// Kernel text: read and execute.
+    pub const TEXT: Perm = Perm {
+        write: false,
+        exec: true,
+    };
+    /// Kernel data: read and write.
+    pub const DATA: Perm = Perm {
+        write: true,
+        exec: false,
+    };
 
     impl SimFrames {
         pub fn new(limit: usize) -> Self {

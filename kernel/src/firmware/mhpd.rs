@@ -211,6 +211,13 @@ impl<R: MhpdRegs> Mhpd<R> {
             return;
         }
         let cold = self.first_scan && status & ENABLED != 0 && status & INSERT == 0;
+        let pending = status & INSERT != 0 && status & ENABLED != 0 || cold || status & REMOVE != 0;
+        // Room for the event before any flag is cleared: a refused allocation leaves the
+        // slot as it was, for the next scan.
+        if pending && out.try_reserve(1).is_err() {
+            self.rescan = true;
+            return;
+        }
         if status & INSERT != 0 && status & ENABLED != 0 || cold {
             let (range, node) = self.read_range();
             if status & INSERT != 0 {

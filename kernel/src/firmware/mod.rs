@@ -12,4 +12,5 @@ pub mod limine;
 pub mod memmap_param;
 pub mod mhpd;
 pub mod nfit;
+pub mod sdt;
 pub mod srat;

@@ -7,6 +7,7 @@ use core::ops::Range;
 
 use crate::mm::addr::Pfn;
 use crate::mm::altmap::VmemAltmap;
+use crate::mm::error::MmError;
 use crate::mm::live::{LiveMemmap, LiveMm};
 use crate::mm::memmap::{FreshPages, MemmapAccess, init_online, init_with};
 use crate::mm::page::{Page, PageFlags, Zone};
@@ -48,9 +49,9 @@ impl Block {
         self.pfns.start.add(self.self_hosted())..self.pfns.end
     }
 
-    /// The data frames that are online, ascending.
-    pub fn online_parts(&self) -> Vec<Range<Pfn>> {
-        parts::complement(self.data(), &self.offline)
+    /// The data frames that are online, ascending (computed without allocating).
+    pub fn online_parts(&self) -> impl Iterator<Item = Range<Pfn>> + '_ {
+        parts::gaps(self.data(), &self.offline)
     }
 
     /// Pages onlined into the buddy allocator.
@@ -69,6 +70,11 @@ pub fn add<F: VmemmapArch>(
     block: &mut Block,
     times: &mut AddTimes,
 ) -> Result<(), HotplugError> {
+    // Room for the handles of the online parts before anything changes.
+    let mut fresh: Vec<FreshPages> = Vec::new();
+    fresh
+        .try_reserve_exact(block.online_parts().count())
+        .map_err(MmError::from)?;
     let t0 = mm.now_ns();
     mm.add(block.pfns.clone(), block.altmap.as_mut())?;
     let t1 = mm.now_ns();
@@ -89,18 +95,16 @@ pub fn add<F: VmemmapArch>(
             page
         });
     }
-    let online = block.online_parts();
-    let fresh: Vec<FreshPages> = online
-        .iter()
-        .map(|part| init_online(mm.memmap_mut(), arch, part.clone(), Zone::Movable, 0))
-        .collect();
+    for part in block.online_parts() {
+        fresh.push(init_online(mm.memmap_mut(), arch, part, Zone::Movable, 0));
+    }
     let t2 = mm.now_ns();
     times.init_ns += t2.saturating_sub(t1);
     let (buddy, memmap) = mm.movable_and_memmap();
     for (i, pages) in fresh.into_iter().enumerate() {
         if let Err(e) = buddy.online_initialised(memmap, pages) {
-            for done in &online[..i] {
-                let _ = buddy.offline(memmap, done.clone());
+            for done in block.online_parts().take(i) {
+                let _ = buddy.offline(memmap, done);
             }
             let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
             return Err(e.into());
@@ -114,11 +118,10 @@ pub fn add<F: VmemmapArch>(
 /// back online.
 pub fn offline<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &Block) -> Result<(), HotplugError> {
     let (buddy, memmap) = mm.movable_and_memmap();
-    let online = block.online_parts();
-    for (i, part) in online.iter().enumerate() {
-        if let Err(e) = buddy.offline(memmap, part.clone()) {
-            for done in &online[..i] {
-                let _ = buddy.online(memmap, done.clone());
+    for (i, part) in block.online_parts().enumerate() {
+        if let Err(e) = buddy.offline(memmap, part) {
+            for done in block.online_parts().take(i) {
+                let _ = buddy.online(memmap, done);
             }
             return Err(e.into());
         }

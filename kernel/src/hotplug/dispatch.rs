@@ -1,6 +1,10 @@
 //! Polling the event sources and handling their events, one at a time in arrival order,
 //! with one stable record line per step (see the README's record table).
 //!
+//! The event queue is the kernel's, with room reserved at boot ([`EVENT_ROOM`]), so a
+//! poll does not allocate: an event reaches the engine even when the heap refuses
+//! everything, and the engine's refusal is what the source hears.
+//!
 //! The full verification of what a batch added runs after the whole batch is handled and
 //! every source has acknowledged its events, so the `online` records (and the hardware's
 //! completion) are never held up by it; its `verify:` records follow them.
@@ -15,9 +19,21 @@ use crate::mm::live::LiveMm;
 use crate::mm::vmemmap::VmemmapArch;
 use crate::{Arch, Kernel, kprintln};
 
+/// Events the queue holds without allocating (sources emit at most 16 per poll, and
+/// reserve fallibly beyond what is free).
+pub const EVENT_ROOM: usize = 64;
+
+/// An empty event queue with its room reserved (at boot: an infallible allocation).
+pub fn event_queue() -> Vec<Event> {
+    Vec::with_capacity(EVENT_ROOM)
+}
+
 /// Polls every source once and handles what they report. Returns how many events ran.
 pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
-    let mut events = Vec::new();
+    if let Some(mm) = kernel.mm.as_mut() {
+        mm.tend_heap();
+    }
+    let mut events = core::mem::take(&mut kernel.events);
     let mut handled = 0;
     for index in 0..kernel.sources.len() {
         kernel.sources[index].poll(&mut events);
@@ -29,6 +45,7 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
             handled += 1;
         }
     }
+    kernel.events = events;
     if handled > 0 {
         verify_added(kernel);
     }
@@ -85,9 +102,21 @@ pub fn verify_range<A: Arch>(
         } else {
             "fail"
         },
-        via.map(|v| alloc::format!(" {v}")).unwrap_or_default(),
+        ViaTail(via),
     );
     true
+}
+
+/// ` via=...` when the source is known, nothing otherwise (formatted without allocating).
+struct ViaTail(Option<Via>);
+
+impl core::fmt::Display for ViaTail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(via) => write!(f, " {via}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs one event through the engine and prints its records.
@@ -99,10 +128,12 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
         kprintln!("hotplug: refuse op=event {}", HotplugError::NoMm);
         return Err(HotplugError::NoMm);
     };
+    mm.tend_heap();
     let hotplug = &mut kernel.hotplug;
     let t0 = A::timestamp_ns();
     let (range, via) = (event.range().clone(), event.via());
-    let free_before = mm.free_pages();
+    // The heap's pages count as free here: what it grows by is not the step's.
+    let free_before = mm.free_pages() + mm.heap_pages();
     let tables = mm.table_pages();
     match event {
         Event::Add { .. } | Event::AddPartial { .. } => {
@@ -111,7 +142,17 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                 _ => None,
             };
             let ram_leaf_bytes = mm.sparse().vmemmap().stats().ram_leaf_bytes;
-            match hotplug.add_memory(mm, range.clone(), via, online.clone()) {
+            let mut added = hotplug
+                .add_memory(mm, range.clone(), via, online.clone())
+                .map(|_| ());
+            // Refused for heap room (nothing changed)? If the heap can grow now, once more.
+            if is_heap_refusal(&added) && mm.tend_heap() {
+                added = hotplug
+                    .add_memory(mm, range.clone(), via, online.clone())
+                    .map(|_| ());
+            }
+            let added = added.map(|()| hotplug.ranges().last().expect("just added"));
+            match added {
                 Ok(hot) => {
                     let (pages, memmap, times) = (hot.online_pages(), hot.memmap, hot.times);
                     let (alloc, align) = hot.altmap_totals();
@@ -170,8 +211,9 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
 }
 
 /// `hotplug: online`: free pages grow by exactly the onlined count less what the step
-/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap); then where the
-/// time went (`us.*`).
+/// took from RAM (`ram.pages`: table pages, RAM leaves of the memmap; `free_before`
+/// counts the heap's pages, so a heap that grew meanwhile is not charged to the step);
+/// then where the time went (`us.*`).
 fn online_record<A: Arch, F: VmemmapArch>(
     mm: &LiveMm<F>,
     range: &Range<u64>,
@@ -183,7 +225,7 @@ fn online_record<A: Arch, F: VmemmapArch>(
 ) {
     let total_us = A::timestamp_ns().saturating_sub(t0) / 1000;
     let free = mm.free_pages();
-    let ram_pages = (free_before + pages).saturating_sub(free);
+    let ram_pages = (free_before + pages).saturating_sub(free + mm.heap_pages());
     kprintln!(
         "hotplug: online range={:#x}-{:#x} pages={pages} ram.pages={ram_pages} free={free} us.add={} us.populate={} us.init={} us.online={} us.verify={} us.total={total_us} {via}",
         range.start,
@@ -251,6 +293,13 @@ fn add_device<A: Arch>(
         Via::Nvdimm { range_index } => *range_index,
         _ => 0,
     };
+    // Room for the live device first, so a device that comes up is never dropped.
+    if kernel.devices.try_reserve(1).is_err() {
+        let e = HotplugError::Mm(crate::mm::error::MmError::NoMemory(
+            crate::mm::error::AllocKind::Heap,
+        ));
+        return refuse("add-device", range, via, e);
+    }
     let request = RegionRequest {
         start: range.start,
         size: range.end - range.start,
@@ -266,7 +315,9 @@ fn add_device<A: Arch>(
             return Err(HotplugError::Overlap { at: range.start });
         }
     };
-    let region = kernel.regions.get(id).expect("just added").clone();
+    let Some(region) = kernel.regions.get(id).cloned() else {
+        return Err(HotplugError::NotAdded(range.clone()));
+    };
     kprintln!("{}", region.record());
     let mm = kernel.mm.as_mut().ok_or(HotplugError::NoMm)?;
     match crate::devices::populate_one::<A>(mm, &region) {
@@ -281,6 +332,14 @@ fn add_device<A: Arch>(
         }
         None => Err(HotplugError::NotAdded(range.clone())),
     }
+}
+
+fn is_heap_refusal<T>(result: &Result<T, HotplugError>) -> bool {
+    use crate::mm::error::{AllocKind, MmError};
+    matches!(
+        result,
+        Err(HotplugError::Mm(MmError::NoMemory(AllocKind::Heap)))
+    )
 }
 
 fn refuse(op: &str, range: &Range<u64>, via: &Via, e: HotplugError) -> Result<(), HotplugError> {

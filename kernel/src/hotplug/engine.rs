@@ -22,6 +22,10 @@
 //!
 //! Hot-added RAM is onlined into the movable allocator (Linux's ZONE_MOVABLE): it is not
 //! in the direct map, so page tables and other kernel memory never come from it.
+//!
+//! Heap use: an add reserves its bookkeeping (the block list, the range record) before it
+//! changes anything, so a refused heap allocation refuses the add with `reason=mm
+//! errno=-12` and nothing changed; a remove never allocates.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -285,7 +289,10 @@ impl Hotplug {
         }
         self.check_free(mm, &range)?;
         let on_memory = online.is_none() && via.memmap_on_memory();
-        let blocks = self.plan(mm, &range, on_memory, online.as_ref());
+        // Room for the records an add keeps, reserved before anything changes.
+        self.ranges.try_reserve(1).map_err(MmError::from)?;
+        self.unverified.try_reserve(1).map_err(MmError::from)?;
+        let blocks = self.plan(mm, &range, on_memory, online.as_ref())?;
         let memmap = if blocks.iter().all(|b| b.altmap.is_some()) {
             MemmapFrom::Altmap
         } else {
@@ -296,6 +303,8 @@ impl Hotplug {
             ..AddTimes::default()
         };
         let mut done: Vec<Block> = Vec::new();
+        done.try_reserve_exact(blocks.len())
+            .map_err(MmError::from)?;
         for mut b in blocks {
             if let Err(e) = block::add(mm, &mut b, &mut times) {
                 for mut earlier in done.into_iter().rev() {
@@ -376,7 +385,16 @@ impl Hotplug {
             }
             let t = mm.now_ns();
             if let Err(left) = mm.teardown_check(b.pfns.clone(), b.altmap.as_ref()) {
-                leftovers.push((b.pfns.clone(), left));
+                // A remove never needs the heap: without room the hazard is logged here.
+                if leftovers.try_reserve(1).is_ok() {
+                    leftovers.push((b.pfns.clone(), left));
+                } else {
+                    log::error!(
+                        "hazard: remove block={:#x}-{:#x} {left} (not recorded: no heap room)",
+                        b.pfns.start.0 * PAGE_SIZE,
+                        b.pfns.end.0 * PAGE_SIZE
+                    );
+                }
             }
             teardown_ns += mm.now_ns().saturating_sub(t);
         }
@@ -407,13 +425,16 @@ impl Hotplug {
                 why: "not wholly offline",
             });
         }
+        // Room for the split the part may cause, before anything changes.
+        let offline = &mut self.ranges[r].blocks[b].offline;
+        offline.try_reserve(1).map_err(MmError::from)?;
         block::set_offline(mm.memmap_mut(), pfns.clone(), false);
         let (buddy, memmap) = mm.movable_and_memmap();
         if let Err(e) = buddy.online(memmap, pfns.clone()) {
             block::set_offline(mm.memmap_mut(), pfns, true);
             return Err(e.into());
         }
-        parts::remove(&mut self.ranges[r].blocks[b].offline, &pfns);
+        parts::remove(&mut self.ranges[r].blocks[b].offline, &pfns).expect("room reserved above");
         Ok(&self.ranges[r])
     }
 
@@ -431,10 +452,13 @@ impl Hotplug {
                 why: "not wholly online",
             });
         }
+        // Room for the part in the offline list, before anything changes.
+        let offline = &mut self.ranges[r].blocks[b].offline;
+        offline.try_reserve(1).map_err(MmError::from)?;
         let (buddy, memmap) = mm.movable_and_memmap();
         buddy.offline(memmap, pfns.clone())?;
         block::set_offline(mm.memmap_mut(), pfns.clone(), true);
-        parts::insert(&mut self.ranges[r].blocks[b].offline, pfns);
+        parts::insert(&mut self.ranges[r].blocks[b].offline, pfns).expect("room reserved above");
         Ok(&self.ranges[r])
     }
 
@@ -464,14 +488,15 @@ impl Hotplug {
     }
 
     /// Memory blocks of `range`, with an altmap each when memmap_on_memory applies, and
-    /// everything outside `online` (if given) kept offline.
+    /// everything outside `online` (if given) kept offline. The list is allocated
+    /// fallibly (a refused heap allocation refuses the add).
     fn plan<F: VmemmapArch>(
         &self,
         mm: &LiveMm<F>,
         range: &Range<u64>,
         on_memory: bool,
         online: Option<&Range<u64>>,
-    ) -> Vec<Block> {
+    ) -> Result<Vec<Block>, HotplugError> {
         let arch = mm.arch();
         let bytes = self.block.bytes;
         let altmap = |first: Pfn| {
@@ -479,25 +504,27 @@ impl Hotplug {
                 .then(|| memmap_on_memory_altmap(arch, first, bytes, self.mode).ok())
                 .flatten()
         };
-        let starts = (range.start..range.end).step_by(bytes as usize);
-        let firsts: Vec<Pfn> = starts.map(|s| Pfn(s / PAGE_SIZE)).collect();
+        let count = ((range.end - range.start) / bytes) as usize;
+        let first_of = |i: usize| Pfn((range.start + i as u64 * bytes) / PAGE_SIZE);
         // Linux refuses to mix blocks with and without an altmap in one range.
-        let altmaps: Option<Vec<_>> = firsts.iter().map(|&f| altmap(f)).collect();
-        let mut blocks: Vec<Block> = firsts
-            .iter()
-            .enumerate()
-            .map(|(i, &first)| {
-                let altmap = altmaps.as_ref().map(|a| a[i].clone());
-                Block::new(first..first.add(bytes / PAGE_SIZE), altmap)
-            })
-            .collect();
-        if let Some(part) = online {
-            let keep = Pfn(part.start / PAGE_SIZE)..Pfn(part.end / PAGE_SIZE);
-            for b in &mut blocks {
-                b.offline = parts::complement(b.data(), core::slice::from_ref(&keep));
+        let every_block_hosts = (0..count).all(|i| altmap(first_of(i)).is_some());
+        let mut blocks = Vec::new();
+        blocks.try_reserve_exact(count).map_err(MmError::from)?;
+        for i in 0..count {
+            let first = first_of(i);
+            let hosted = if every_block_hosts {
+                altmap(first)
+            } else {
+                None
+            };
+            let mut b = Block::new(first..first.add(bytes / PAGE_SIZE), hosted);
+            if let Some(part) = online {
+                let keep = Pfn(part.start / PAGE_SIZE)..Pfn(part.end / PAGE_SIZE);
+                b.offline = parts::complement(b.data(), core::slice::from_ref(&keep))?;
             }
+            blocks.push(b);
         }
-        blocks
+        Ok(blocks)
     }
 
     /// Refuses a range that overlaps an earlier add or anything with a memmap.

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::mm::addr::Pfn;
+use crate::mm::error::MmError;
 
 /// Whether every frame of `r` is in `set`.
 pub fn covers(set: &[Range<Pfn>], r: &Range<Pfn>) -> bool {
@@ -16,43 +17,91 @@ pub fn disjoint(set: &[Range<Pfn>], r: &Range<Pfn>) -> bool {
     set.iter().all(|s| s.end <= r.start || r.end <= s.start)
 }
 
-/// Adds `r` to `set`, merging touching ranges.
-pub fn insert(set: &mut Vec<Range<Pfn>>, r: Range<Pfn>) {
+/// Adds `r` to `set`, merging touching ranges. Refused (set unchanged) when the heap
+/// has no room for one more range.
+pub fn insert(set: &mut Vec<Range<Pfn>>, r: Range<Pfn>) -> Result<(), MmError> {
     if r.start >= r.end {
-        return;
+        return Ok(());
     }
-    set.push(r);
-    set.sort_by_key(|s| s.start);
-    let mut merged: Vec<Range<Pfn>> = Vec::with_capacity(set.len());
-    for s in set.drain(..) {
-        match merged.last_mut() {
-            Some(last) if s.start <= last.end => last.end = last.end.max(s.end),
-            _ => merged.push(s),
+    set.try_reserve(1)?;
+    let at = set.partition_point(|s| s.start < r.start);
+    set.insert(at, r);
+    // Merge in place: every range that touches the one before it joins it.
+    let mut kept = 0;
+    for i in 0..set.len() {
+        if kept > 0 && set[i].start <= set[kept - 1].end {
+            set[kept - 1].end = set[kept - 1].end.max(set[i].end);
+        } else {
+            set.swap(kept, i);
+            kept += 1;
         }
     }
-    *set = merged;
+    set.truncate(kept);
+    Ok(())
 }
 
-/// Takes `r` out of `set` (frames of `r` not in `set` are ignored).
-pub fn remove(set: &mut Vec<Range<Pfn>>, r: &Range<Pfn>) {
-    let mut out = Vec::with_capacity(set.len() + 1);
-    for s in set.drain(..) {
-        for piece in [s.start..s.end.min(r.start), s.start.max(r.end)..s.end] {
-            if piece.start < piece.end {
-                out.push(piece);
+/// Takes `r` out of `set` (frames of `r` not in `set` are ignored). Refused (set
+/// unchanged) when the heap has no room for the one range a split adds.
+pub fn remove(set: &mut Vec<Range<Pfn>>, r: &Range<Pfn>) -> Result<(), MmError> {
+    set.try_reserve(1)?;
+    let mut i = 0;
+    while i < set.len() {
+        let s = set[i].clone();
+        let before = s.start..s.end.min(r.start);
+        let after = s.start.max(r.end)..s.end;
+        match (before.start < before.end, after.start < after.end) {
+            (true, true) => {
+                set[i] = before;
+                set.insert(i + 1, after);
+                i += 2;
+            }
+            (true, false) => {
+                set[i] = before;
+                i += 1;
+            }
+            (false, true) => {
+                set[i] = after;
+                i += 1;
+            }
+            (false, false) => {
+                set.remove(i);
             }
         }
     }
-    *set = out;
+    Ok(())
 }
 
-/// The frames of `within` that are not in `set`, ascending.
-pub fn complement(within: Range<Pfn>, set: &[Range<Pfn>]) -> Vec<Range<Pfn>> {
-    let mut out = alloc::vec![within];
-    for s in set {
-        remove(&mut out, s);
-    }
-    out
+/// The frames of `within` that are not in `set` (ascending and disjoint), ascending,
+/// without allocating.
+pub fn gaps(within: Range<Pfn>, set: &[Range<Pfn>]) -> impl Iterator<Item = Range<Pfn>> + '_ {
+    let mut at = within.start;
+    let mut rest = set.iter();
+    let mut done = false;
+    core::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        for s in rest.by_ref() {
+            if s.start >= s.end || s.end <= at {
+                continue;
+            }
+            if s.start >= within.end {
+                break;
+            }
+            let gap = at..s.start.max(at);
+            at = s.end.min(within.end);
+            if gap.start < gap.end {
+                return Some(gap);
+            }
+        }
+        done = true;
+        (at < within.end).then_some(at..within.end)
+    })
+}
+
+/// [`gaps`] collected, or an error when the heap refuses the list.
+pub fn complement(within: Range<Pfn>, set: &[Range<Pfn>]) -> Result<Vec<Range<Pfn>>, MmError> {
+    crate::heap::fallible::try_collect(gaps(within, set))
 }
 
 /// Frames in `set`.
@@ -71,16 +120,16 @@ mod tests {
     #[test]
     fn insert_merges_and_remove_splits() {
         let mut set = Vec::new();
-        insert(&mut set, r(10, 20));
-        insert(&mut set, r(30, 40));
-        insert(&mut set, r(20, 30));
+        insert(&mut set, r(10, 20)).unwrap();
+        insert(&mut set, r(30, 40)).unwrap();
+        insert(&mut set, r(20, 30)).unwrap();
         assert_eq!(set, [r(10, 40)]);
-        remove(&mut set, &r(15, 25));
+        remove(&mut set, &r(15, 25)).unwrap();
         assert_eq!(set, [r(10, 15), r(25, 40)]);
-        insert(&mut set, r(0, 5));
+        insert(&mut set, r(0, 5)).unwrap();
         assert_eq!(set, [r(0, 5), r(10, 15), r(25, 40)]);
         assert_eq!(pages(&set), 5 + 5 + 15);
-        remove(&mut set, &r(0, 100));
+        remove(&mut set, &r(0, 100)).unwrap();
         assert!(set.is_empty());
     }
 
@@ -91,7 +140,12 @@ mod tests {
         assert!(!covers(&set, &r(15, 35)), "a hole in the middle");
         assert!(disjoint(&set, &r(20, 30)));
         assert!(!disjoint(&set, &r(19, 21)));
-        assert_eq!(complement(r(0, 50), &set), [r(0, 10), r(20, 30), r(40, 50)]);
-        assert_eq!(complement(r(12, 18), &set), []);
+        assert_eq!(
+            complement(r(0, 50), &set).unwrap(),
+            [r(0, 10), r(20, 30), r(40, 50)]
+        );
+        assert_eq!(complement(r(12, 18), &set).unwrap(), []);
+        assert_eq!(complement(r(15, 35), &set).unwrap(), [r(20, 30)]);
+        assert_eq!(complement(r(10, 40), &[r(0, 100)]).unwrap(), []);
     }
 }

@@ -63,7 +63,7 @@ impl RamReport {
 pub fn sample(memmap: &mut LiveMemmap, arch: &MmArch, blocks: &[Block]) -> RamReport {
     let mut report = RamReport::default();
     for block in blocks {
-        let online = block.online_parts().into_iter().map(|p| (p, true));
+        let online = block.online_parts().map(|p| (p, true));
         let offline = block.offline.iter().map(|p| (p.clone(), false));
         for (part, is_online) in online.chain(offline) {
             if part.start >= part.end {

@@ -3,43 +3,59 @@
 //!
 //! Under `mm.semantics=linux` (and `rfc-2017`) the frees follow Linux to the letter and
 //! a checker names each hazard when it bites ([`linux`]). Under `hotmem` (the default)
-//! the hazards are tracked instead:
+//! the hazards are tracked instead, in O(1) state (no record per block):
 //! - **Non-LIFO frees.** Linux's `vmem_altmap_free` only decrements `alloc`, so freeing a
 //!   block below a live one makes the next allocation hand out the live block's pages.
-//!   We keep the outstanding blocks as a stack. Freeing the top block rolls `alloc`
-//!   back; freeing a block below it only marks it freed, and the roll-back happens
-//!   (cascading) once everything above it is freed too. `next_pfn` therefore never
-//!   retreats over a live block. The price: pages of a buried freed block stay counted in
-//!   `alloc` until the blocks above them go ([`VmemAltmap::live_pages`] tells the truth).
-//! - **`align` never returned.** Each block remembers its padding; rolling a block back
-//!   returns its padding too, so after a LIFO teardown `alloc == align == 0` and a reused
-//!   altmap lays out exactly like a fresh one.
+//!   Here a free of the block that ends at `next_pfn` (the top) rolls `alloc` back; a free
+//!   below the top only counts its pages as *buried* and remembers where they are in a
+//!   small table of holes ([`MAX_HOLES`], merged when adjacent). When the top goes, the
+//!   holes right below it go too (cascading), so `next_pfn` never retreats over a live
+//!   block. A hole that does not fit the table is only counted: its pages come back when
+//!   the altmap empties. [`VmemAltmap::live_pages`] always tells the truth, and once no
+//!   page is live `alloc`, `align` and the table are reset, whatever the order of frees.
+//! - **`align` never returned.** The padding an allocation skips is remembered as a hole
+//!   too; rolling the block above it back rolls the padding back, so after a LIFO
+//!   teardown `alloc == align == 0` and a reused altmap lays out exactly like a fresh one.
+//!
+//! The page tables are the record of which blocks are out: the vmemmap walker frees the
+//! leaves it finds mapped, and [`VmemAltmap::is_outstanding`] checks a free against the
+//! allocated span and the holes. Only the hazard checker of Linux's rules keeps a record
+//! per block (it must see which blocks are still mapped to name a hazard), and only for
+//! the blocks allocated while those rules are in force.
 
 mod linux;
 
-use alloc::vec::Vec;
-
+use linux::CheckedBlock;
 pub use linux::Hazard;
+
+use alloc::vec::Vec;
 
 use super::addr::{PAGE_SIZE, Pfn};
 use super::error::MmError;
 use super::semantics::Semantics;
 
-/// One outstanding allocation.
+/// Holes (buried frees and paddings) remembered by position; more are only counted.
+pub const MAX_HOLES: usize = 4;
+
+/// What a hole holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct AltmapBlock {
-    /// First frame handed out (after padding).
-    pfn: u64,
-    /// Pages handed out.
-    nr_pages: u64,
-    /// Padding pages skipped before it.
-    padding: u64,
-    /// Freed, waiting for the blocks above it.
-    freed: bool,
+enum HoleKind {
+    /// Pages freed below the top (still counted in `alloc`).
+    Freed,
+    /// Pages skipped for alignment (counted in `align`).
+    Padding,
 }
 
-/// Linux's `struct vmem_altmap`, plus the stack of outstanding blocks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[start, end)` frames that no live block occupies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hole {
+    start: u64,
+    end: u64,
+    kind: HoleKind,
+}
+
+/// Linux's `struct vmem_altmap`, plus the holes below the top.
+#[derive(Clone)]
 pub struct VmemAltmap {
     /// First frame of the whole mapping (the device range or memory block).
     pub base_pfn: u64,
@@ -49,12 +65,55 @@ pub struct VmemAltmap {
     pub reserve: u64,
     /// Capacity after `reserve` set aside for memmap (not decremented on allocation).
     pub free: u64,
-    /// Padding pages spent on alignment by the outstanding blocks.
+    /// Padding pages spent on alignment below the top.
     pub align: u64,
-    /// Pages handed out (including freed blocks still buried under live ones).
+    /// Pages handed out (including freed pages still buried under live blocks).
     pub alloc: u64,
-    blocks: Vec<AltmapBlock>,
+    /// Of `alloc`, pages freed below the top.
+    buried: u64,
+    /// Holes by position, ascending, non-overlapping; `holes[..nr_holes]` are valid.
+    holes: [Hole; MAX_HOLES],
+    nr_holes: usize,
+    /// Blocks allocated under Linux's rules and still out (the hazard checker's view).
+    checked: Vec<CheckedBlock>,
 }
+
+impl PartialEq for VmemAltmap {
+    fn eq(&self, other: &Self) -> bool {
+        let fields = |a: &Self| {
+            (
+                a.base_pfn, a.end_pfn, a.reserve, a.free, a.align, a.alloc, a.buried,
+            )
+        };
+        fields(self) == fields(other)
+            && self.holes() == other.holes()
+            && self.checked == other.checked
+    }
+}
+
+impl Eq for VmemAltmap {}
+
+impl core::fmt::Debug for VmemAltmap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VmemAltmap")
+            .field("base_pfn", &self.base_pfn)
+            .field("end_pfn", &self.end_pfn)
+            .field("reserve", &self.reserve)
+            .field("free", &self.free)
+            .field("align", &self.align)
+            .field("alloc", &self.alloc)
+            .field("buried", &self.buried)
+            .field("holes", &self.holes())
+            .field("checked", &self.checked)
+            .finish()
+    }
+}
+
+const NO_HOLE: Hole = Hole {
+    start: 0,
+    end: 0,
+    kind: HoleKind::Freed,
+};
 
 impl VmemAltmap {
     /// A fresh altmap (`alloc = align = 0`).
@@ -66,7 +125,10 @@ impl VmemAltmap {
             free,
             align: 0,
             alloc: 0,
-            blocks: Vec::new(),
+            buried: 0,
+            holes: [NO_HOLE; MAX_HOLES],
+            nr_holes: 0,
+            checked: Vec::new(),
         }
     }
 
@@ -103,22 +165,35 @@ impl VmemAltmap {
     }
 
     /// Pages in live (not freed) blocks.
-    pub fn live_pages(&self) -> u64 {
-        self.blocks
-            .iter()
-            .filter(|b| !b.freed)
-            .map(|b| b.nr_pages)
-            .sum()
+    pub const fn live_pages(&self) -> u64 {
+        self.alloc - self.buried
     }
 
-    /// Number of live blocks.
-    pub fn live_blocks(&self) -> usize {
-        self.blocks.iter().filter(|b| !b.freed).count()
+    /// Of `alloc`, pages freed below the top and not yet rolled back.
+    pub const fn buried_pages(&self) -> u64 {
+        self.buried
     }
 
-    /// Whether `[pfn, pfn + nr_pages)` is exactly one live block.
-    pub fn has_live_block(&self, pfn: Pfn, nr_pages: u64) -> bool {
-        self.find_live(pfn.0, nr_pages).is_some()
+    /// Whether `[pfn, pfn + nr_pages)` may be a live block: inside what was handed out
+    /// and in no hole (the page tables say which blocks exist; this checks a free).
+    pub fn is_outstanding(&self, pfn: Pfn, nr_pages: u64) -> bool {
+        let (start, end) = (pfn.0, pfn.0.saturating_add(nr_pages));
+        nr_pages > 0
+            && start >= self.base_pfn + self.reserve
+            && end <= self.next_pfn()
+            && self.live_pages() >= nr_pages
+            && !self.holes().iter().any(|h| h.start < end && start < h.end)
+    }
+
+    /// [`VmemAltmap::is_outstanding`], or under Linux's rules also a block recorded by
+    /// the hazard checker (whose pages `next_pfn` may have retreated over).
+    pub fn is_outstanding_under(&self, pfn: Pfn, nr_pages: u64, semantics: Semantics) -> bool {
+        let recorded = || {
+            self.checked
+                .iter()
+                .any(|b| b.pfn == pfn.0 && b.nr_pages == nr_pages)
+        };
+        self.is_outstanding(pfn, nr_pages) || semantics.linux_rules() && recorded()
     }
 
     /// `altmap_alloc_block_buf`: `size` bytes, aligned to the lowest set bit of the page
@@ -169,8 +244,17 @@ impl VmemAltmap {
             });
         }
         let hazard = if semantics.linux_rules() {
-            self.hazard_of(pfn + padding, nr_pages, natural)
+            self.checked.try_reserve(1)?;
+            let hazard = self.hazard_of(pfn + padding, nr_pages, natural);
+            self.checked.push(CheckedBlock {
+                pfn: pfn + padding,
+                nr_pages,
+            });
+            hazard
         } else {
+            if padding > 0 {
+                self.note_hole(pfn, pfn + padding, HoleKind::Padding);
+            }
             None
         };
         if let Some(hazard) = &hazard {
@@ -178,53 +262,104 @@ impl VmemAltmap {
         }
         self.alloc += nr_pages;
         self.align += padding;
-        self.blocks.push(AltmapBlock {
-            pfn: pfn + padding,
-            nr_pages,
-            padding,
-            freed: false,
-        });
         Ok((Pfn(pfn + padding), hazard))
     }
 
-    /// Returns a block (hotmem's rules). Rolls `alloc` and `align` back for it and for
-    /// any freed blocks below it once it is the top; otherwise only marks it freed.
-    /// Refuses (changing nothing) a block that is not outstanding.
+    /// Returns a block (hotmem's rules); see [`VmemAltmap::free_block_under`].
     pub fn free_block(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
         self.free_block_under(pfn, nr_pages, Semantics::Hotmem)
     }
 
-    /// Returns a block under `semantics`: hotmem's stack (see [`VmemAltmap::free_block`])
-    /// or Linux's `vmem_altmap_free` (`alloc -= nr_pages`, nothing else). Either way a
-    /// block that is not outstanding is refused and nothing changes.
+    /// Returns a block under `semantics`: hotmem's (below) or Linux's `vmem_altmap_free`
+    /// (`alloc -= nr_pages`, nothing else). Either way a block that is not outstanding is
+    /// refused and nothing changes.
     pub fn free_block_under(
         &mut self,
         pfn: Pfn,
         nr_pages: u64,
         semantics: Semantics,
     ) -> Result<(), MmError> {
-        let index = self
-            .find_live(pfn.0, nr_pages)
-            .ok_or(MmError::AltmapBlockUnknown { pfn, nr_pages })?;
         if semantics.linux_rules() {
-            self.free_linux(index);
-            return Ok(());
+            return self.free_linux(pfn, nr_pages);
         }
-        self.blocks[index].freed = true;
-        if index + 1 != self.blocks.len() {
-            log::debug!("altmap: non-LIFO free of {pfn}+{nr_pages} deferred until blocks above go");
+        self.free_hotmem(pfn, nr_pages)
+    }
+
+    /// Hotmem's free: the top block rolls `alloc` back, with the holes right below it; a
+    /// block below the top is buried (see the module header).
+    fn free_hotmem(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
+        if !self.is_outstanding(pfn, nr_pages) {
+            return Err(MmError::AltmapBlockUnknown { pfn, nr_pages });
         }
-        while let Some(top) = self.blocks.last().copied().filter(|b| b.freed) {
-            self.alloc -= top.nr_pages;
-            self.align -= top.padding;
-            self.blocks.pop();
+        self.forget_checked(pfn, nr_pages);
+        let end = pfn.0 + nr_pages;
+        if end == self.next_pfn() {
+            self.alloc -= nr_pages;
+            self.roll_back_holes();
+        } else {
+            log::debug!(
+                "altmap: non-LIFO free of {pfn}+{nr_pages} buried until the blocks above go"
+            );
+            self.buried += nr_pages;
+            self.note_hole(pfn.0, end, HoleKind::Freed);
+        }
+        if self.live_pages() == 0 {
+            // Nothing is live: every buried page and every padding comes back.
+            self.alloc = 0;
+            self.align = 0;
+            self.buried = 0;
+            self.nr_holes = 0;
+            self.checked = Vec::new();
         }
         Ok(())
     }
 
-    fn find_live(&self, pfn: u64, nr_pages: u64) -> Option<usize> {
-        self.blocks
-            .iter()
-            .rposition(|b| !b.freed && b.pfn == pfn && b.nr_pages == nr_pages)
+    fn holes(&self) -> &[Hole] {
+        &self.holes[..self.nr_holes]
+    }
+
+    /// While the highest hole ends at `next_pfn`, gives it back.
+    fn roll_back_holes(&mut self) {
+        while let Some(top) = self.holes().last().copied() {
+            if top.end != self.next_pfn() {
+                break;
+            }
+            let pages = top.end - top.start;
+            match top.kind {
+                HoleKind::Freed => {
+                    self.alloc -= pages;
+                    self.buried -= pages;
+                }
+                HoleKind::Padding => self.align -= pages,
+            }
+            self.nr_holes -= 1;
+        }
+    }
+
+    /// Remembers `[start, end)` as a hole of `kind`, merged with a neighbour of the same
+    /// kind; a hole that fits nowhere is only counted (by the caller).
+    fn note_hole(&mut self, start: u64, end: u64, kind: HoleKind) {
+        let at = self.holes().partition_point(|h| h.end <= start);
+        let n = self.nr_holes;
+        if at > 0 && self.holes[at - 1].end == start && self.holes[at - 1].kind == kind {
+            self.holes[at - 1].end = end;
+            if at < n && self.holes[at].start == end && self.holes[at].kind == kind {
+                self.holes[at - 1].end = self.holes[at].end;
+                self.holes.copy_within(at + 1..n, at);
+                self.nr_holes -= 1;
+            }
+            return;
+        }
+        if at < n && self.holes[at].start == end && self.holes[at].kind == kind {
+            self.holes[at].start = start;
+            return;
+        }
+        if n == MAX_HOLES {
+            log::debug!("altmap: hole table full; {start:#x}-{end:#x} only counted");
+            return;
+        }
+        self.holes.copy_within(at..n, at + 1);
+        self.holes[at] = Hole { start, end, kind };
+        self.nr_holes += 1;
     }
 }

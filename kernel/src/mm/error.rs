@@ -15,11 +15,13 @@ pub enum AllocKind {
     PageTable,
     /// A buddy-allocator block.
     Buddy,
+    /// A kernel-heap allocation (bookkeeping: sections, ranges, events).
+    Heap,
 }
 
 impl AllocKind {
     /// Number of kinds, for per-kind arrays.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// Index into per-kind arrays.
     pub const fn index(self) -> usize {

@@ -12,18 +12,33 @@ use alloc::vec::Vec;
 use super::addr::PhysAddr;
 use super::phys::{FramePurpose, FrameSource, PhysMem};
 
-/// A [`PhysMem`] + [`FrameSource`] whose frees wait for [`Gather::finish`].
-pub struct Gather<M> {
+/// Frees a gather keeps room for from the start (more are recorded as the heap allows).
+const ROOM: usize = 256;
+
+/// A [`PhysMem`] + [`FrameSource`] whose frees wait for the flush.
+///
+/// The list of waiting frees lives on the heap. When the heap refuses room for one more,
+/// the gather flushes early and frees what waits, then the new frame: the order (entry
+/// cleared, flush, free) holds for every frame, so a change never fails and never ends
+/// in `handle_alloc_error` because of this list.
+pub struct Gather<M, Fl: FnMut()> {
     inner: M,
+    flush: Fl,
     pending: Vec<(PhysAddr, u64, FramePurpose)>,
+    early_flushes: u32,
 }
 
-impl<M: PhysMem + FrameSource> Gather<M> {
-    /// Defers the frees of `inner`.
-    pub fn new(inner: M) -> Self {
+impl<M: PhysMem + FrameSource, Fl: FnMut()> Gather<M, Fl> {
+    /// Defers the frees of `inner` until `flush` ran.
+    pub fn new(inner: M, flush: Fl) -> Self {
+        let mut pending = Vec::new();
+        // Best effort: without room the gather flushes early instead.
+        let _ = pending.try_reserve(ROOM);
         Gather {
             inner,
-            pending: Vec::new(),
+            flush,
+            pending,
+            early_flushes: 0,
         }
     }
 
@@ -32,13 +47,22 @@ impl<M: PhysMem + FrameSource> Gather<M> {
         self.pending.len()
     }
 
-    /// Flushes with `flush`, then frees every pending frame; returns the inner memory.
-    pub fn finish(mut self, flush: impl FnOnce()) -> M {
-        flush();
+    /// Flushes the heap refused room for the list forced before the end.
+    pub fn early_flushes(&self) -> u32 {
+        self.early_flushes
+    }
+
+    /// Flushes, then frees every pending frame; returns the inner memory.
+    pub fn finish(mut self) -> M {
+        self.flush_and_free();
+        self.inner
+    }
+
+    fn flush_and_free(&mut self) {
+        (self.flush)();
         for (addr, size, purpose) in self.pending.drain(..) {
             self.inner.free_frames(addr, size, purpose);
         }
-        self.inner
     }
 }
 
@@ -46,15 +70,16 @@ impl<M: PhysMem + FrameSource> Gather<M> {
 /// every live-table change (add, its rollback, remove).
 pub fn run<M: PhysMem + FrameSource, R>(
     mem: M,
-    flush: impl FnOnce(),
-    change: impl FnOnce(&mut Gather<M>) -> R,
+    flush: impl FnMut(),
+    change: impl FnOnce(&mut Gather<M, &mut dyn FnMut()>) -> R,
 ) -> (R, M) {
-    let mut gather = Gather::new(mem);
+    let mut flush = flush;
+    let mut gather = Gather::new(mem, &mut flush as &mut dyn FnMut());
     let result = change(&mut gather);
-    (result, gather.finish(flush))
+    (result, gather.finish())
 }
 
-impl<M: PhysMem> PhysMem for Gather<M> {
+impl<M: PhysMem, Fl: FnMut()> PhysMem for Gather<M, Fl> {
     fn read_u64(&self, addr: PhysAddr) -> u64 {
         self.inner.read_u64(addr)
     }
@@ -76,12 +101,19 @@ impl<M: PhysMem> PhysMem for Gather<M> {
     }
 }
 
-impl<M: FrameSource> FrameSource for Gather<M> {
+impl<M: PhysMem + FrameSource, Fl: FnMut()> FrameSource for Gather<M, Fl> {
     fn alloc_frames(&mut self, size: u64, align: u64, purpose: FramePurpose) -> Option<PhysAddr> {
         self.inner.alloc_frames(size, align, purpose)
     }
 
     fn free_frames(&mut self, addr: PhysAddr, size: u64, purpose: FramePurpose) {
+        if self.pending.try_reserve(1).is_err() {
+            // The caller cleared the entry already: flushing now keeps the order.
+            self.early_flushes += 1;
+            self.flush_and_free();
+            self.inner.free_frames(addr, size, purpose);
+            return;
+        }
         self.pending.push((addr, size, purpose));
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Every allocation of the vmemmap walker and the buddy allocator passes one choke point
 //! per kind ([`FaultInjector::check`]), so one injector covers the altmap, the RAM frame
-//! source and the buddy without wrapping them. With no rules it costs one branch.
-
-use alloc::vec::Vec;
+//! source and the buddy without wrapping them. With no rules it costs one branch. The
+//! rules live in a fixed array, so arming one never allocates.
 
 use super::error::{AllocKind, MmError};
+
+/// Most rules one injector holds; arming another replaces the oldest.
+pub const MAX_RULES: usize = 8;
 
 /// When an injected failure fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +40,9 @@ struct ArmedRule {
 /// A set of fault rules plus per-kind allocation counters.
 #[derive(Clone, Debug, Default)]
 pub struct FaultInjector {
-    rules: Vec<ArmedRule>,
+    rules: [Option<ArmedRule>; MAX_RULES],
+    /// Rules armed so far (the next goes to slot `armed % MAX_RULES`).
+    armed: usize,
     attempts: [u64; AllocKind::COUNT],
     injected: [u64; AllocKind::COUNT],
 }
@@ -47,15 +51,17 @@ impl FaultInjector {
     /// No rules.
     pub const fn new() -> FaultInjector {
         FaultInjector {
-            rules: Vec::new(),
+            rules: [None; MAX_RULES],
+            armed: 0,
             attempts: [0; AllocKind::COUNT],
             injected: [0; AllocKind::COUNT],
         }
     }
 
-    /// Adds a rule.
+    /// Adds a rule (replacing the oldest when [`MAX_RULES`] are armed).
     pub fn add(&mut self, rule: FaultRule) {
-        self.rules.push(ArmedRule { rule, seen: 0 });
+        self.rules[self.armed % MAX_RULES] = Some(ArmedRule { rule, seen: 0 });
+        self.armed += 1;
     }
 
     /// Shorthand: the `nth` allocation of `kind` fails once.
@@ -78,7 +84,8 @@ impl FaultInjector {
 
     /// Removes all rules (the counters stay).
     pub fn clear(&mut self) {
-        self.rules.clear();
+        self.rules = [None; MAX_RULES];
+        self.armed = 0;
     }
 
     /// Allocations of `kind` attempted so far.
@@ -95,7 +102,12 @@ impl FaultInjector {
     pub fn check(&mut self, kind: AllocKind) -> Result<(), MmError> {
         self.attempts[kind.index()] += 1;
         let mut fire = false;
-        for armed in self.rules.iter_mut().filter(|r| r.rule.kind == kind) {
+        for armed in self
+            .rules
+            .iter_mut()
+            .flatten()
+            .filter(|r| r.rule.kind == kind)
+        {
             armed.seen += 1;
             fire |= match armed.rule.mode {
                 FaultMode::Once => armed.seen == armed.rule.nth,

@@ -66,6 +66,10 @@ bitflags! {
         const GLOBAL = 1 << 2;
         /// Device memory (uncached / nGnRnE).
         const DEVICE = 1 << 3;
+        /// Software bit (the CPU ignores it): the leaf's frame came from a `vmem_altmap`,
+        /// so the vmemmap walker gives it back to one. The page tables are the record of
+        /// which leaves an altmap owns.
+        const ALTMAP = 1 << 4;
     }
 }
 

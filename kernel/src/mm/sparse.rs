@@ -9,15 +9,15 @@
 //!
 //! Unlike Linux, which leaks the sections added before a failing one (§6.3 item 11),
 //! a failed `add` undoes the whole add, and `remove` validates everything before it
-//! changes anything.
+//! changes anything. The bookkeeping is a sorted vector of present sections whose room
+//! is reserved (fallibly) before an add changes anything; `remove` never allocates.
 
 mod subsection;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-pub use subsection::{Chunk, check_span, chunks, subsection_mask};
+pub use subsection::{Chunk, check_span, chunks, section_span, subsection_mask};
 
 use super::addr::Pfn;
 use super::altmap::VmemAltmap;
@@ -53,7 +53,8 @@ pub struct AddTimes {
 /// Sections plus the vmemmap that backs their memmap.
 pub struct Sparse<F: VmemmapArch> {
     arch: &'static MmArch,
-    sections: BTreeMap<u64, Section>,
+    /// Present sections, ascending by number.
+    sections: Vec<(u64, Section)>,
     vmemmap: Vmemmap<F>,
     clock: Option<fn() -> u64>,
     last_add: AddTimes,
@@ -69,7 +70,7 @@ impl<F: VmemmapArch> Sparse<F> {
     pub fn with_vmemmap(vmemmap: Vmemmap<F>) -> Self {
         Sparse {
             arch: F::MM,
-            sections: BTreeMap::new(),
+            sections: Vec::new(),
             vmemmap,
             clock: None,
             last_add: AddTimes::default(),
@@ -112,12 +113,18 @@ impl<F: VmemmapArch> Sparse<F> {
 
     /// A present section.
     pub fn section(&self, nr: u64) -> Option<&Section> {
-        self.sections.get(&nr)
+        let index = self.sections.binary_search_by_key(&nr, |(n, _)| *n).ok()?;
+        Some(&self.sections[index].1)
     }
 
     /// All present sections, ascending.
-    pub fn sections(&self) -> impl Iterator<Item = (u64, &Section)> {
+    pub fn sections(&self) -> impl DoubleEndedIterator<Item = (u64, &Section)> {
         self.sections.iter().map(|(nr, s)| (*nr, s))
+    }
+
+    /// Number of present sections.
+    pub fn section_count(&self) -> usize {
+        self.sections.len()
     }
 
     /// `pfn_valid`: the frame's subsection is present (so its struct page is mapped).
@@ -127,16 +134,28 @@ impl<F: VmemmapArch> Sparse<F> {
             first: pfn,
             nr_pages: 1,
         };
-        self.sections
-            .get(&chunk.section)
+        self.section(chunk.section)
             .is_some_and(|s| s.present & subsection_mask(self.arch, &chunk) != 0)
+    }
+
+    /// 4 KiB pages of the huge vmemmap leaf that holds the struct page at `leaf_va` which
+    /// present subsections use (the leaf stays while this is not 0).
+    pub fn huge_leaf_users(&self, leaf_va: crate::mm::addr::VirtAddr) -> u64 {
+        let span = self.arch.vmemmap_leaf_bytes();
+        let start = crate::mm::addr::align_down(leaf_va.0, span);
+        let first = self.arch.page_to_pfn(crate::mm::addr::VirtAddr(start));
+        let end = self
+            .arch
+            .page_to_pfn(crate::mm::addr::VirtAddr(start + span));
+        let frames = present_frames(self.arch, &self.sections, first..end);
+        (frames * crate::mm::page::STRUCT_PAGE_SIZE).div_ceil(crate::mm::addr::PAGE_SIZE)
     }
 
     /// Frames in present subsections.
     pub fn present_pages(&self) -> u64 {
         self.sections
-            .values()
-            .map(|s| u64::from(s.present.count_ones()))
+            .iter()
+            .map(|(_, s)| u64::from(s.present.count_ones()))
             .sum::<u64>()
             * self.arch.pages_per_subsection()
     }
@@ -156,25 +175,37 @@ impl<F: VmemmapArch> Sparse<F> {
         if let Some(altmap) = altmap.as_deref() {
             check_altmap(altmap, &range)?;
         }
+        let (mut nr_chunks, mut new_sections) = (0, 0);
         for chunk in chunks(self.arch, range.start, range.end) {
-            let present = self.sections.get(&chunk.section).map_or(0, |s| s.present);
-            let overlap = present & subsection_mask(self.arch, &chunk);
+            let present = self.section(chunk.section).map(|s| s.present);
+            let overlap = present.unwrap_or(0) & subsection_mask(self.arch, &chunk);
             if overlap != 0 {
                 return Err(MmError::SubsectionExists {
                     section: chunk.section,
                     overlap,
                 });
             }
+            nr_chunks += 1;
+            new_sections += usize::from(present.is_none());
         }
+        // Room for everything the add records, reserved before anything changes.
+        self.sections.try_reserve(new_sections)?;
         let mut added: Vec<Chunk> = Vec::new();
+        added.try_reserve_exact(nr_chunks)?;
         times.activate_ns += self.now().saturating_sub(t_checks);
         for chunk in chunks(self.arch, range.start, range.end) {
             let t0 = self.now();
             self.activate(&chunk);
             let t1 = self.now();
-            let populated =
-                self.vmemmap
-                    .populate_pfns(mem, chunk.first, chunk.nr_pages, altmap.as_deref_mut());
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
+            let populated = self.vmemmap.populate_pfns(
+                mem,
+                chunk.first,
+                chunk.nr_pages,
+                altmap.as_deref_mut(),
+                &in_use,
+            );
             let t2 = self.now();
             times.activate_ns += t1.saturating_sub(t0);
             times.populate_ns += t2.saturating_sub(t1);
@@ -182,11 +213,14 @@ impl<F: VmemmapArch> Sparse<F> {
             if let Err(error) = populated {
                 self.deactivate(&chunk);
                 for done in added.iter().rev() {
+                    let (arch, sections) = (self.arch, &self.sections);
+                    let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
                     if let Err(undo_error) = self.vmemmap.free_pfns(
                         mem,
                         done.first,
                         done.nr_pages,
                         altmap.as_deref_mut(),
+                        &in_use,
                     ) {
                         log::error!(
                             "sparse: undoing section {} failed: {undo_error}",
@@ -224,8 +258,15 @@ impl<F: VmemmapArch> Sparse<F> {
     ) -> Result<(), MmError> {
         self.check_remove(mem, range.clone(), altmap.as_deref_mut())?;
         for chunk in chunks(self.arch, range.start, range.end).rev() {
-            self.vmemmap
-                .free_pfns(mem, chunk.first, chunk.nr_pages, altmap.as_deref_mut())?;
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
+            self.vmemmap.free_pfns(
+                mem,
+                chunk.first,
+                chunk.nr_pages,
+                altmap.as_deref_mut(),
+                &in_use,
+            )?;
             self.deactivate(&chunk);
         }
         log::debug!("sparse: removed pfns {}-{}", range.start, range.end);
@@ -242,7 +283,7 @@ impl<F: VmemmapArch> Sparse<F> {
     ) -> Result<(), MmError> {
         check_span(self.arch, range.start, range.end)?;
         for chunk in chunks(self.arch, range.start, range.end) {
-            let present = self.sections.get(&chunk.section).map_or(0, |s| s.present);
+            let present = self.section(chunk.section).map_or(0, |s| s.present);
             let missing = subsection_mask(self.arch, &chunk) & !present;
             if missing != 0 {
                 log::warn!(
@@ -257,26 +298,60 @@ impl<F: VmemmapArch> Sparse<F> {
         }
         for chunk in chunks(self.arch, range.start, range.end) {
             let (start, end) = self.vmemmap.memmap_range(chunk.first, chunk.nr_pages);
+            let (arch, sections) = (self.arch, &self.sections);
+            let in_use = |r: Range<Pfn>| present_frames(arch, sections, r);
             self.vmemmap
-                .check_free(mem, start, end, altmap.as_deref_mut())?;
+                .check_free(mem, start, end, altmap.as_deref_mut(), &in_use)?;
         }
         Ok(())
     }
 
+    /// Marks the chunk's subsections present. A new section takes room reserved by `add`
+    /// (so this never allocates).
     fn activate(&mut self, chunk: &Chunk) {
-        self.sections.entry(chunk.section).or_default().present |=
-            subsection_mask(self.arch, chunk);
+        let mask = subsection_mask(self.arch, chunk);
+        match self
+            .sections
+            .binary_search_by_key(&chunk.section, |(n, _)| *n)
+        {
+            Ok(i) => self.sections[i].1.present |= mask,
+            Err(i) => {
+                debug_assert!(self.sections.len() < self.sections.capacity());
+                self.sections
+                    .insert(i, (chunk.section, Section { present: mask }));
+            }
+        }
     }
 
     fn deactivate(&mut self, chunk: &Chunk) {
         let mask = subsection_mask(self.arch, chunk);
-        if let Some(section) = self.sections.get_mut(&chunk.section) {
-            section.present &= !mask;
-            if !section.has_memmap() {
-                self.sections.remove(&chunk.section);
+        if let Ok(i) = self
+            .sections
+            .binary_search_by_key(&chunk.section, |(n, _)| *n)
+        {
+            self.sections[i].1.present &= !mask;
+            if !self.sections[i].1.has_memmap() {
+                self.sections.remove(i);
             }
         }
     }
+}
+
+/// Frames of `range` in present subsections (a subsection counts whole when any of its
+/// frames is in the range): the walker's [`super::vmemmap::InUse`].
+fn present_frames(arch: &MmArch, sections: &[(u64, Section)], range: Range<Pfn>) -> u64 {
+    if range.start >= range.end {
+        return 0;
+    }
+    chunks(arch, range.start, range.end)
+        .map(|chunk| {
+            let present = sections
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+                .map_or(0, |i| sections[i].1.present);
+            u64::from((present & subsection_mask(arch, &chunk)).count_ones())
+        })
+        .sum::<u64>()
+        * arch.pages_per_subsection()
 }
 
 /// `__add_pages`' altmap checks: it starts at the range and fits inside it.

@@ -7,7 +7,7 @@
 //! (Linux v6.7, d08d4e7cd6bf "s390/mm: use full 4KB page for 2KB PTE", gave each 2 KiB
 //! table a page of its own; packing keeps the older, denser layout.)
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::addr::{PAGE_SIZE, PhysAddr};
 use super::phys::{FramePurpose, FrameSource, PhysMem};
@@ -15,9 +15,9 @@ use super::phys::{FramePurpose, FrameSource, PhysMem};
 /// The halves of partly used table pages, and the count of pages held for tables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableFrames {
-    /// Page address → used halves (bit 0 low, bit 1 high) for pages holding sub-page
-    /// tables.
-    halves: BTreeMap<u64, u8>,
+    /// (page address, used halves: bit 0 low, bit 1 high) for pages holding sub-page
+    /// tables, ascending by address; grown fallibly (no room: the table is refused).
+    halves: Vec<(u64, u8)>,
     /// Pages taken from the allocator for tables and not given back.
     pages: u64,
 }
@@ -26,7 +26,7 @@ impl TableFrames {
     /// Nothing held.
     pub const fn new() -> Self {
         TableFrames {
-            halves: BTreeMap::new(),
+            halves: Vec::new(),
             pages: 0,
         }
     }
@@ -38,7 +38,7 @@ impl TableFrames {
 
     /// Pages holding one sub-page table with the other half free.
     pub fn half_free(&self) -> usize {
-        self.halves.values().filter(|m| **m != 0b11).count()
+        self.halves.iter().filter(|(_, m)| *m != 0b11).count()
     }
 
     /// A table of `size` bytes: a free half of a partly used page, else a new page, for
@@ -54,13 +54,16 @@ impl TableFrames {
             self.pages += size.div_ceil(PAGE_SIZE);
             return Some(addr);
         }
-        if let Some((&page, mask)) = self.halves.iter_mut().find(|(_, m)| **m != 0b11) {
+        if let Some((page, mask)) = self.halves.iter_mut().find(|(_, m)| *m != 0b11) {
             let half = if *mask & 1 == 0 { 0 } else { 1 };
             *mask |= 1 << half;
-            return Some(PhysAddr(page + half * size));
+            return Some(PhysAddr(*page + half * size));
         }
+        // Room for the new page's entry first: a refused heap allocation refuses the table.
+        self.halves.try_reserve(1).ok()?;
         let page = inner.alloc_frames(PAGE_SIZE, PAGE_SIZE, FramePurpose::PageTable)?;
-        self.halves.insert(page.0, 1);
+        let at = self.halves.partition_point(|(p, _)| *p < page.0);
+        self.halves.insert(at, (page.0, 1));
         self.pages += 1;
         Some(page)
     }
@@ -75,16 +78,18 @@ impl TableFrames {
         }
         let page = addr.0 & !(PAGE_SIZE - 1);
         let half = (addr.0 - page) / size;
-        let Some(mask) = self.halves.get_mut(&page) else {
+        let found = self.halves.binary_search_by_key(&page, |(p, _)| *p);
+        let Ok(index) = found else {
             log::error!(
                 "table_frames: {:#x} was not handed out as a half page",
                 addr.0
             );
             return;
         };
+        let mask = &mut self.halves[index].1;
         *mask &= !(1 << half);
         if *mask == 0 {
-            self.halves.remove(&page);
+            self.halves.remove(index);
             inner.free_frames(PhysAddr(page), PAGE_SIZE, FramePurpose::PageTable);
             self.pages -= 1;
         }
@@ -202,5 +207,21 @@ mod tests {
         inner.refuse = true;
         assert_eq!(t.alloc(&mut inner, 2048, 2048), None);
         assert_eq!(t.pages(), 0, "a refused page is not counted");
+    }
+
+    #[test]
+    fn no_heap_room_for_a_new_half_page_refuses_the_table_and_takes_no_page() {
+        let mut inner = Pages::default();
+        let mut t = TableFrames::new();
+        let a = t.alloc(&mut inner, 2048, 2048).unwrap();
+        let _ = t.alloc(&mut inner, 2048, 2048).unwrap();
+        t.halves.shrink_to_fit();
+        let before = t.clone();
+        crate::heap::with_faults(|f| f.arm(1, crate::mm::inject::FaultMode::Always));
+        let refused = t.alloc(&mut inner, 2048, 2048);
+        crate::heap::with_faults(|f| f.clear());
+        assert_eq!(refused, None);
+        assert_eq!((t.clone(), inner.next), (before, 0x1000), "nothing taken");
+        t.free(&mut inner, a, 2048);
     }
 }

@@ -9,17 +9,22 @@
 //!   `vmemmap_populate_basepages` and `vmemmap_populate_hugepages` with the arch's
 //!   `vmemmap_set_pmd`/`vmemmap_check_pmd` hooks ([`HugePmd`]) — or walks its own tables
 //!   with them (Linux's s390 `modify_pagetable`).
-//! - **What the kernel guarantees.** Page-table pages always come from RAM; every change
-//!   a populate makes is undo-logged and a failure rolls back exactly; a free first
-//!   validates the whole range, then changes it, so it fails without side effects.
-//! - **Partly used huge leaves** are tracked out of band: each huge leaf has a bitmap of
-//!   the 4 KiB memmap pages in use ([`leaves`]). The next section reuses the leaf instead
-//!   of paying twice, and `free` releases a leaf only when its bitmap is empty. Unlike
-//!   Linux's 0xFD fill this never writes to (possibly inaccessible) device memory, costs
-//!   no 1 MiB `memchr_inv` on removal, and cannot be fooled by memmap contents.
-//! - **Altmap ownership.** Each leaf taken from an altmap is recorded against that
-//!   altmap's storage range, so freeing it through another altmap (or none) is refused
-//!   instead of returning device memory to the wrong allocator (§6.3 bugs 3 and 8).
+//! - **What the kernel guarantees.** Page-table pages always come from RAM; a failed
+//!   populate is rolled back exactly, by freeing the range it was mapping (which was
+//!   unmapped before); a free first validates the whole range, then changes it, so it
+//!   fails without side effects.
+//! - **No state per leaf** beside the page tables: the walker keeps no vector that grows
+//!   with the leaves (s390x under TCG maps 4096 4 KiB leaves per GiB).
+//! - **Partly used huge leaves.** A huge leaf serves every section whose struct pages
+//!   it holds; the next section reuses it instead of paying twice, and `free` releases it
+//!   only when no other frame it describes is in use, which the caller says ([`InUse`]:
+//!   the sparse model's present subsections). Unlike Linux's 0xFD fill this never writes
+//!   to (possibly inaccessible) device memory, costs no 1 MiB `memchr_inv` on removal,
+//!   and cannot be fooled by memmap contents.
+//! - **Altmap ownership.** A leaf taken from an altmap carries the `ALTMAP` software bit
+//!   in its entry ([`EntryAttrs::ALTMAP`]); only the altmap whose storage holds the frame
+//!   takes it back, so freeing it through another altmap (or none) is refused instead of
+//!   returning device memory to the wrong allocator (§6.3 bugs 3 and 8).
 //! - **Semantics** ([`Semantics`]): `hotmem`, `linux` or `rfc-2017` decide the altmap
 //!   arithmetic on free and the choices Linux made that hotmem hardens; Linux's hazards
 //!   are named when they bite and kept in [`Vmemmap::hazards`].
@@ -36,11 +41,11 @@ pub mod trace;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
+use core::ops::Range;
 
 pub use call::{Populate, conflict};
 pub use free::Remove;
 pub use helpers::HugePmd;
-pub use leaves::PageBits;
 pub use trace::{Trace, TraceEvent, Tracer};
 
 use super::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
@@ -52,6 +57,14 @@ use super::pgtable::{EntryAttrs, Features, PageTableFormat};
 use super::phys::{FramePurpose, FrameSource, PhysMem};
 use super::semantics::Semantics;
 use trace::{NoTrace, Sink};
+
+/// How many frames of a range have their memmap in use (their subsections present),
+/// besides those a populate or free call works on: the sparse model answers it, and the
+/// walker asks it before releasing a huge leaf the call covers only in part.
+pub type InUse<'a> = &'a dyn Fn(Range<Pfn>) -> u64;
+
+/// [`InUse`] for a caller with nothing else mapped (whole sections, no neighbours).
+pub const NOTHING_ELSE_IN_USE: InUse<'static> = &|_| 0;
 
 /// Deepest supported table hierarchy (5 levels).
 pub const MAX_LEVELS: usize = 5;
@@ -174,7 +187,6 @@ pub struct Vmemmap<F: VmemmapArch> {
     huge_level: usize,
     huge_available: bool,
     semantics: Semantics,
-    book: leaves::LeafBook,
     stats: VmemmapStats,
     tally: Tally,
     hazards: Vec<Hazard>,
@@ -217,7 +229,6 @@ impl<F: VmemmapArch> Vmemmap<F> {
             huge_level,
             huge_available: F::leaf_allowed(huge_level, features),
             semantics: Semantics::default(),
-            book: leaves::LeafBook::default(),
             stats: VmemmapStats::default(),
             tally: Tally::default(),
             hazards: Vec::new(),
@@ -292,11 +303,6 @@ impl<F: VmemmapArch> Vmemmap<F> {
         &mut self.faults
     }
 
-    /// Pages of the huge leaf at `leaf_va` that are in use, if it is mapped.
-    pub fn huge_leaf_users(&self, leaf_va: VirtAddr) -> Option<u32> {
-        self.book.users(leaf_va.0).map(PageBits::count)
-    }
-
     /// Whether `populate(start, end, Some(altmap))` takes its leaves from the altmap under
     /// this arch's policy ([`VmemmapArch::altmap_backs`]; x86_64 ignores the altmap for a
     /// span under one section's memmap and maps it with base pages from RAM, as Linux's
@@ -305,23 +311,24 @@ impl<F: VmemmapArch> Vmemmap<F> {
     pub fn takes_altmap_leaves(&self, start: VirtAddr, end: VirtAddr) -> bool {
         F::altmap_backs(start.0, end.0)
     }
-
     /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window) through
     /// the arch's `vmemmap_populate`. Already mapped parts are left alone. On failure
-    /// nothing has changed.
+    /// nothing has changed (`in_use`: see [`InUse`]).
     pub fn populate<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,
         start: VirtAddr,
         end: VirtAddr,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         self.check_range(start, end)?;
+        let (start, end) = (start.0, end.0);
         match self.tracer.take() {
-            None => Populate::run(self, mem, altmap, &mut NoTrace, start.0, end.0),
+            None => Populate::run(self, mem, altmap, &mut NoTrace, start, end, in_use),
             Some(mut tracer) => {
-                let result =
-                    Populate::run(self, mem, altmap, &mut Sink(&mut *tracer), start.0, end.0);
+                let sink = &mut Sink(&mut *tracer);
+                let result = Populate::run(self, mem, altmap, sink, start, end, in_use);
                 self.tracer = Some(tracer);
                 result
             }
@@ -335,29 +342,31 @@ impl<F: VmemmapArch> Vmemmap<F> {
         first: Pfn,
         nr_pages: u64,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         let (start, end) = self.memmap_range(first, nr_pages);
-        self.populate(mem, start, end, altmap)
+        self.populate(mem, start, end, altmap, in_use)
     }
 
     /// Unmaps struct pages `[start, end)` through the arch's `vmemmap_free`: base leaves
-    /// in the range, huge leaves whose last user goes, and tables left empty. Leaves from
-    /// an altmap go back to it (`altmap` must be the one they came from). Validates
-    /// first: on error nothing has changed.
+    /// in the range, huge leaves no other frame in use needs (`in_use`), and tables left
+    /// empty. Leaves from an altmap go back to it (`altmap` must be the one they came
+    /// from). Validates first: on error nothing has changed.
     pub fn free<M: PhysMem + FrameSource>(
         &mut self,
         mem: &mut M,
         start: VirtAddr,
         end: VirtAddr,
         mut altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
-        self.check_free(mem, start, end, altmap.as_deref_mut())?;
-        let pass = free::Pass::Apply;
+        self.check_free(mem, start, end, altmap.as_deref_mut(), in_use)?;
+        let (pass, start, end) = (free::Pass::Apply, start.0, end.0);
         match self.tracer.take() {
-            None => Remove::run(self, mem, altmap, pass, &mut NoTrace, start.0, end.0),
+            None => Remove::run(self, mem, altmap, pass, &mut NoTrace, start, end, in_use),
             Some(mut tracer) => {
                 let sink = &mut Sink(&mut *tracer);
-                let result = Remove::run(self, mem, altmap, pass, sink, start.0, end.0);
+                let result = Remove::run(self, mem, altmap, pass, sink, start, end, in_use);
                 self.tracer = Some(tracer);
                 result
             }
@@ -371,9 +380,10 @@ impl<F: VmemmapArch> Vmemmap<F> {
         first: Pfn,
         nr_pages: u64,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         let (start, end) = self.memmap_range(first, nr_pages);
-        self.free(mem, start, end, altmap)
+        self.free(mem, start, end, altmap, in_use)
     }
 
     /// Checks that [`Vmemmap::free`] would succeed, changing nothing.
@@ -383,10 +393,20 @@ impl<F: VmemmapArch> Vmemmap<F> {
         start: VirtAddr,
         end: VirtAddr,
         altmap: Option<&mut VmemAltmap>,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         self.check_range(start, end)?;
         let pass = free::Pass::Check;
-        Remove::run(self, mem, altmap, pass, &mut NoTrace, start.0, end.0)
+        Remove::run(
+            self,
+            mem,
+            altmap,
+            pass,
+            &mut NoTrace,
+            start.0,
+            end.0,
+            in_use,
+        )
     }
 
     /// Frees the root table if this walker allocated it. Everything must be unmapped.

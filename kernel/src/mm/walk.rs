@@ -164,24 +164,29 @@ pub struct Step {
 }
 
 /// The entries a walk of `va` reads, root first, up to the leaf or the first entry that
-/// is not a table (at most one per level).
-pub fn steps<F: PageTableFormat, M: PhysMem>(mem: &M, root: PhysAddr, va: u64) -> Vec<Step> {
-    let mut out = Vec::new();
-    let mut table = root;
-    for level in 0..F::LEVELS.len() {
+/// is not a table (at most one per level). No allocation: the steps are generated as the
+/// walk goes.
+pub fn steps<F: PageTableFormat, M: PhysMem>(
+    mem: &M,
+    root: PhysAddr,
+    va: u64,
+) -> impl Iterator<Item = Step> + '_ {
+    let mut next = Some((0, root));
+    core::iter::from_fn(move || {
+        let (level, table) = next.take()?;
         let entry_addr = table.add(F::index(level, va) as u64 * 8);
         let raw = mem.read_u64(entry_addr);
         let entry = F::decode(level, raw);
-        out.push(Step {
+        if let Entry::Table(child) = entry
+            && level < F::last_level()
+        {
+            next = Some((level + 1, child));
+        }
+        Some(Step {
             level,
             entry_addr,
             raw,
             entry,
-        });
-        match entry {
-            Entry::Table(next) if level < F::last_level() => table = next,
-            _ => break,
-        }
-    }
-    out
+        })
+    })
 }

@@ -298,6 +298,9 @@ pub enum Reason {
         /// Size minus `end_trunc`.
         usable: u64,
     },
+    /// The kernel heap refused room to record the region (`-ENOMEM`; the set is unchanged
+    /// and this refusal is not kept in its outcomes).
+    NoMemory,
 }
 
 impl Reason {
@@ -311,6 +314,7 @@ impl Reason {
             Reason::OutsideHotplugWindow { .. } => "outside-hotplug-window",
             Reason::Overlap(_) => "overlap",
             Reason::UnderMinimum { .. } | Reason::TooSmall { .. } => "too-small",
+            Reason::NoMemory => "no-memory",
         }
     }
 }
@@ -388,6 +392,7 @@ impl fmt::Display for RegionError {
                 f,
                 "too small for its memmap: needs dataoff {dataoff:#x} >= usable size {usable:#x}"
             ),
+            Reason::NoMemory => write!(f, "no heap room to record it"),
         }
     }
 }
@@ -506,6 +511,17 @@ impl RegionSet {
     /// Checks a request against the rules (module docs) and adds it, or records and
     /// returns the refusal. Returns the new region's id.
     pub fn add_checked(&mut self, req: RegionRequest) -> Result<u32, RegionError> {
+        // Room for the region and its outcome first: a refused heap allocation changes
+        // nothing (and is the one refusal not kept in the outcomes).
+        if self.regions.try_reserve(1).is_err() || self.outcomes.try_reserve(1).is_err() {
+            return Err(RegionError {
+                start: req.start,
+                size: req.size,
+                kind: req.kind,
+                source: req.source,
+                reason: Reason::NoMemory,
+            });
+        }
         match self.check(&req) {
             Ok(layout) => {
                 let id = u32::try_from(self.regions.len()).unwrap_or(u32::MAX);

@@ -2,7 +2,7 @@
 //! one-line ASCII map of the physical address space. Addresses and pfns are `0x` hex,
 //! page counts decimal; README-REGIONS.md lists every field.
 
-use core::fmt;
+use core::fmt::{self, Write as _};
 
 use super::{Conflict, Outcome, Reason, Region, RegionError, RegionKind, RegionSet, Source};
 use crate::boot_info::MemoryMap;
@@ -65,6 +65,7 @@ impl fmt::Display for RejectRecord<'_> {
         source_fields(f, &e.source)?;
         match &e.reason {
             Reason::ZeroSize | Reason::OutOfRange { .. } => Ok(()),
+            Reason::NoMemory => write!(f, " errno=-12"),
             Reason::Unaligned { what, value, align } => {
                 write!(f, " what={what} value={value:#x} align={align:#x}")
             }
@@ -169,25 +170,31 @@ pub fn regions_table(set: &RegionSet) -> impl fmt::Display + '_ {
                 "ID", "START", "END", "SIZE", "KIND", "SOURCE", "DETAIL", "NODE"
             )?;
             for r in self.0.regions() {
-                let detail = match &r.source {
-                    Source::Nfit { range_index } => alloc::format!("range={range_index}"),
-                    Source::MemmapParam { text } => alloc::format!("memmap={text}"),
-                    Source::Srat | Source::BootInfo => alloc::string::String::from("-"),
+                // Cells are formatted on the stack (the shell does not allocate).
+                let mut detail = Cell::default();
+                let _ = match &r.source {
+                    Source::Nfit { range_index } => write!(detail, "range={range_index}"),
+                    Source::MemmapParam { text } => write!(detail, "memmap={text}"),
+                    Source::Srat | Source::BootInfo => write!(detail, "-"),
                 };
-                let node = r
-                    .node
-                    .map_or(alloc::string::String::from("-"), |n| alloc::format!("{n}"));
+                let mut node = Cell::default();
+                let _ = match r.node {
+                    Some(n) => write!(node, "{n}"),
+                    None => write!(node, "-"),
+                };
+                let mut size = Cell::default();
+                let _ = write!(size, "{}", human_size(r.size));
                 writeln!(
                     f,
                     "{:<3} {:<#18x} {:<#18x} {:>9} {:<14} {:<6} {:<16} {:>4}",
                     r.id,
                     r.start,
                     r.end(),
-                    alloc::format!("{}", human_size(r.size)),
+                    size.as_str(),
                     r.kind.name(),
                     r.source.name(),
-                    detail,
-                    node
+                    detail.as_str(),
+                    node.as_str()
                 )?;
             }
             Ok(())
@@ -196,16 +203,56 @@ pub fn regions_table(set: &RegionSet) -> impl fmt::Display + '_ {
     Table(set)
 }
 
+/// A table cell formatted on the stack; text past its 64 bytes is cut.
+struct Cell {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Cell {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Write for Cell {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            let mut utf8 = [0; 4];
+            let piece = c.encode_utf8(&mut utf8).as_bytes();
+            if self.len + piece.len() > self.bytes.len() {
+                break;
+            }
+            self.bytes[self.len..self.len + piece.len()].copy_from_slice(piece);
+            self.len += piece.len();
+        }
+        Ok(())
+    }
+}
+
+/// Most columns of [`ascii_map`].
+pub const MAX_MAP_COLUMNS: usize = 256;
+
 /// The one-line map of the physical address space from 0: see [`ascii_map`].
 pub struct AsciiMap {
-    cells: alloc::vec::Vec<u8>,
+    cells: [u8; MAX_MAP_COLUMNS],
+    width: usize,
     column: u64,
 }
 
 impl AsciiMap {
     /// The map characters alone.
     pub fn cells(&self) -> &str {
-        core::str::from_utf8(&self.cells).unwrap_or("")
+        core::str::from_utf8(&self.cells[..self.width]).unwrap_or("")
     }
 
     /// Bytes per column (a power of two, at least a page).
@@ -216,7 +263,7 @@ impl AsciiMap {
 
 impl fmt::Display for AsciiMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = self.column.saturating_mul(self.cells.len() as u64);
+        let end = self.column.saturating_mul(self.width as u64);
         write!(
             f,
             "regions: map={} start=0x0 end={end:#x} col={:#x}",
@@ -229,9 +276,9 @@ impl fmt::Display for AsciiMap {
 /// `regions: map=RRRR..PP..HHHH start=0x0 end=0x.. col=0x..`: `width` columns from 0 to
 /// past the highest RAM or region byte, each a power-of-two span; a column shows the
 /// strongest thing touching it: `P` pmem, `Z` other zone-device, `H` hotplug window,
-/// `R` RAM, `.` hole.
+/// `R` RAM, `.` hole. At most [`MAX_MAP_COLUMNS`] columns; no allocation.
 pub fn ascii_map(ram: &MemoryMap, regions: &[Region], width: usize) -> AsciiMap {
-    let width = width.max(1);
+    let width = width.clamp(1, MAX_MAP_COLUMNS);
     let top = regions
         .iter()
         .map(Region::end)
@@ -243,13 +290,14 @@ pub fn ascii_map(ram: &MemoryMap, regions: &[Region], width: usize) -> AsciiMap 
         .max(PAGE_SIZE)
         .checked_next_power_of_two()
         .unwrap_or(1 << 63);
-    let mut cells = alloc::vec![b'.'; width];
+    let mut cells = [b'.'; MAX_MAP_COLUMNS];
     let mut paint = |start: u64, end: u64, ch: u8| {
         if start >= end {
             return;
         }
         let first = usize::try_from(start / column).unwrap_or(usize::MAX);
         let last = usize::try_from((end - 1) / column).unwrap_or(usize::MAX);
+        let last = last.min(width - 1);
         for cell in cells.iter_mut().take(last.saturating_add(1)).skip(first) {
             if rank(ch) > rank(*cell) {
                 *cell = ch;
@@ -267,7 +315,11 @@ pub fn ascii_map(ram: &MemoryMap, regions: &[Region], width: usize) -> AsciiMap 
         };
         paint(r.start, r.end(), ch);
     }
-    AsciiMap { cells, column }
+    AsciiMap {
+        cells,
+        width,
+        column,
+    }
 }
 
 const fn rank(ch: u8) -> u8 {

@@ -145,18 +145,32 @@ const COMMANDS: &[CommandInfo] = &[
     },
 ];
 
+/// Most arguments any command takes.
+const MAX_ARGS: usize = 4;
+
 /// Parses and runs one submitted line.
 pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
     let boot = &kernel.boot;
     let mut words = line.split_ascii_whitespace();
     let Some(name) = words.next() else { return };
-    let args: alloc::vec::Vec<&str> = words.collect();
     let Some(info) = COMMANDS.iter().find(|c| c.name == name) else {
         kprintln!("error: unknown command '{name}' (try 'help')");
         return;
     };
+    // No command takes more than MAX_ARGS words: a fixed array, so parsing never allocates.
+    let mut slots = [""; MAX_ARGS];
+    let mut count = 0;
+    for word in words {
+        if count == MAX_ARGS {
+            count += 1;
+            break;
+        }
+        slots[count] = word;
+        count += 1;
+    }
+    let args = &slots[..count.min(MAX_ARGS)];
     let wanted = info.args.split_ascii_whitespace().count();
-    if args.len() > wanted {
+    if count > wanted {
         kprintln!(
             "error: {name}: too many arguments (usage: {name} {})",
             info.args
@@ -189,9 +203,9 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "altmap" => super::regions::altmap(kernel, arg),
         "hotplug" => super::memory::hotplug(kernel),
         "verify" => super::memory::verify(kernel, arg),
-        "alloc" => super::memory::alloc(kernel, &args),
-        "probe" => super::memory::probe(kernel, &args, true),
-        "unprobe" => super::memory::probe(kernel, &args, false),
+        "alloc" => super::memory::alloc(kernel, args),
+        "probe" => super::memory::probe(kernel, args, true),
+        "unprobe" => super::memory::probe(kernel, args, false),
         "free" => super::memory::free(kernel),
         "bench" => match arg {
             None | Some("quick") => {
@@ -202,11 +216,11 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
             }
             Some(other) => kprintln!("error: bench: unknown mode '{other}' (quick or full)"),
         },
-        "inject" => super::inject::inject(kernel, &args),
+        "inject" => super::inject::inject(kernel, args),
         "faultsweep" => {
             let _ = crate::faultsweep::run(kernel);
         }
-        "vmemmap" => match args.as_slice() {
+        "vmemmap" => match args {
             [] => super::inspect::vmemmap(kernel),
             ["trace", rest @ ..] => super::switches::trace(kernel, rest.first().copied()),
             [other, ..] => kprintln!(
@@ -216,9 +230,9 @@ pub fn execute<A: Arch>(kernel: &mut Kernel<A>, line: &str) {
         "semantics" => super::switches::semantics(kernel, arg),
         "walk" => super::inspect::walk(kernel, arg),
         "page" => super::inspect::page(kernel, arg),
-        "peek" => super::protect::peek::<A>(&args),
-        "poke" => super::protect::poke::<A>(&args),
-        "jump" => super::protect::jump(kernel, &args),
+        "peek" => super::protect::peek::<A>(args),
+        "poke" => super::protect::poke::<A>(args),
+        "jump" => super::protect::jump(kernel, args),
         "protect" => super::protect::protect(kernel),
         _ => unreachable!("every table entry has a match arm"),
     }
@@ -269,12 +283,6 @@ fn kprint_total(boot: &BootInfo, ram: u64, usable: u64, reserved: u64) {
         "mem.kernel start={start:#x} end={end:#x} bytes={}",
         end - start
     );
-    #[cfg(target_os = "none")]
-    kprintln!(
-        "mem.heap used={} bytes={}",
-        crate::heap::used(),
-        crate::heap::HEAP_BYTES
-    );
 }
 
 fn exit(arg: Option<&str>) {
@@ -290,6 +298,18 @@ fn exit(arg: Option<&str>) {
 
 /// The live memory manager's figures: buddy, memmap, vmemmap tables.
 fn mm_report<A: Arch>(kernel: &Kernel<A>) {
+    let heap = crate::heap::stats();
+    kprintln!(
+        "mem.heap used={} bytes={} grows={} shrinks={} chunks={} buddy.pages={} failures={} injected={}",
+        heap.used,
+        heap.bytes,
+        heap.grows,
+        heap.shrinks,
+        heap.chunks,
+        kernel.mm.as_ref().map_or(0, |mm| mm.heap_pages()),
+        heap.failures,
+        heap.injected
+    );
     let Some(mm) = &kernel.mm else {
         kprintln!("mem.mm state=down (boot RAM bring-up failed; see the boot log)");
         return;

@@ -1,7 +1,8 @@
 //! `inject KIND N [once|always]` and `inject clear` (also `inject=KIND:N[:always]` on the
 //! kernel command line): make the Nth allocation of one kind fail — an altmap leaf, a RAM
-//! leaf, a page-table page (the vmemmap walker's) or a buddy frame (boot RAM) — to watch a
-//! hot-add or region add fail and roll back.
+//! leaf, a page-table page (the vmemmap walker's), a buddy frame (boot RAM) or a kernel
+//! heap allocation (any, counted from when the rule is armed) — to watch a hot-add or
+//! region add fail and roll back, and the kernel go on.
 
 use crate::mm::error::AllocKind;
 use crate::mm::inject::{FaultMode, FaultRule};
@@ -11,15 +12,24 @@ use crate::{Arch, Kernel, kprintln};
 
 use super::inspect::parse_number;
 
-/// Parses `altmap-leaf | ram-leaf | page-table | buddy`.
+/// Parses `altmap-leaf | ram-leaf | page-table | buddy | heap`.
 fn parse_kind(text: &str) -> Option<AllocKind> {
     match text {
         "altmap-leaf" => Some(AllocKind::AltmapLeaf),
         "ram-leaf" => Some(AllocKind::RamLeaf),
         "page-table" => Some(AllocKind::PageTable),
         "buddy" => Some(AllocKind::Buddy),
+        "heap" => Some(AllocKind::Heap),
         _ => None,
     }
+}
+
+/// Removes every rule: the walker's, the buddy's and the heap's.
+pub fn clear_all<F: VmemmapArch>(mm: &mut LiveMm<F>) {
+    let (walker, buddy) = mm.injectors();
+    walker.clear();
+    buddy.clear();
+    crate::heap::with_faults(|f| f.clear());
 }
 
 /// Arms one rule; returns the record line or the error line.
@@ -30,7 +40,7 @@ pub fn arm<F: VmemmapArch>(
     mode: &str,
 ) -> Result<(), &'static str> {
     let kind_value =
-        parse_kind(kind).ok_or("KIND is altmap-leaf, ram-leaf, page-table or buddy")?;
+        parse_kind(kind).ok_or("KIND is altmap-leaf, ram-leaf, page-table, buddy or heap")?;
     let nth_value = parse_number(nth)
         .filter(|&n| n >= 1)
         .ok_or("N is a count from 1")?;
@@ -47,6 +57,7 @@ pub fn arm<F: VmemmapArch>(
     let (walker, buddy) = mm.injectors();
     match kind_value {
         AllocKind::Buddy => buddy.add(rule),
+        AllocKind::Heap => crate::heap::with_faults(|f| f.arm(nth_value, mode_value)),
         _ => walker.add(rule),
     }
     kprintln!("inject: kind={kind} nth={nth_value} mode={mode}");
@@ -61,9 +72,7 @@ pub fn inject<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
     };
     let result = match args {
         ["clear"] => {
-            let (walker, buddy) = mm.injectors();
-            walker.clear();
-            buddy.clear();
+            clear_all(mm);
             kprintln!("inject: cleared");
             Ok(())
         }

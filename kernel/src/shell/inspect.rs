@@ -18,11 +18,21 @@ fn live<'k, A: Arch>(kernel: &'k Kernel<A>, command: &str) -> Option<&'k LiveMm<
 
 /// Parses `0x`-prefixed hexadecimal or decimal.
 pub fn parse_number(text: &str) -> Option<u64> {
-    let text = text.replace('_', "");
-    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => text.parse().ok(),
+    // Digit by digit (underscores skipped), so parsing never allocates.
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (text, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = c.to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(digit))?;
+        any = true;
     }
+    any.then_some(value)
 }
 
 /// Parses the one numeric argument of `command`, printing the error line if it is bad.
@@ -97,27 +107,27 @@ pub fn walk<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
     let mem = mm.direct_map();
     for step in walk::steps::<A::PageTable, _>(&mem, mm.root(), va) {
         let name = A::PageTable::LEVELS[step.level].name;
-        let what = match step.entry {
-            Entry::Empty => "empty".into(),
-            Entry::Malformed => "malformed".into(),
-            Entry::Table(t) => alloc::format!("table={:#x}", t.0),
-            Entry::Leaf { frame, attrs } => alloc::format!("leaf={:#x} attrs={attrs:?}", frame.0),
-        };
-        kprintln!(
-            "walk.level level={} name={name} entry@{:#x} raw={:#018x} {what}",
+        crate::kprint!(
+            "walk.level level={} name={name} entry@{:#x} raw={:#018x} ",
             step.level,
             step.entry_addr.0,
             step.raw
         );
+        match step.entry {
+            Entry::Empty => kprintln!("empty"),
+            Entry::Malformed => kprintln!("malformed"),
+            Entry::Table(t) => kprintln!("table={:#x}", t.0),
+            Entry::Leaf { frame, attrs } => kprintln!("leaf={:#x} attrs={attrs:?}", frame.0),
+        }
     }
     let software = mm.translate(va);
     let hardware = A::hw_translate(va);
     let sw = software.map(|t| t.phys.0);
-    let hw_text = hardware.map_or_else(|| "none".into(), |pa| alloc::format!("{pa:#x}"));
+    let hw_text = HwText(hardware);
     let matches = match (sw, hardware) {
-        (Ok(a), Some(b)) => u8::from(a == b).to_string(),
-        (Err(_), None) => "1".into(),
-        _ => "0".into(),
+        (Ok(a), Some(b)) => u8::from(a == b),
+        (Err(_), None) => 1,
+        _ => 0,
     };
     match software {
         Ok(t) => kprintln!(
@@ -191,4 +201,34 @@ pub fn page<A: Arch>(kernel: &Kernel<A>, arg: Option<&str>) {
     );
 }
 
-use alloc::string::ToString;
+/// The CPU's translation for a record: the address, or `none`.
+struct HwText(Option<u64>);
+
+impl core::fmt::Display for HwText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(pa) => write!(f, "{pa:#x}"),
+            None => write!(f, "none"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number;
+
+    #[test]
+    fn numbers_parse_without_allocating() {
+        assert_eq!(parse_number("0x20000000"), Some(0x2000_0000));
+        assert_eq!(parse_number("0X1_000"), Some(0x1000));
+        assert_eq!(parse_number("4_096"), Some(4096));
+        assert_eq!(parse_number("0x"), None);
+        assert_eq!(parse_number(""), None);
+        assert_eq!(parse_number("12z"), None);
+        assert_eq!(parse_number("0x1_0000_0000_0000_0000"), None, "overflow");
+        crate::heap::with_faults(|f| f.arm(1, crate::mm::inject::FaultMode::Always));
+        let parsed = parse_number("0xdead_beef");
+        crate::heap::with_faults(|f| f.clear());
+        assert_eq!(parsed, Some(0xdead_beef));
+    }
+}

@@ -79,13 +79,9 @@ pub fn verify<A: Arch>(kernel: &mut Kernel<A>, arg: Option<&str>) {
             checked += 1;
         }
     }
-    let ranges: Vec<_> = kernel
-        .hotplug
-        .ranges()
-        .iter()
-        .map(|h| h.range.clone())
-        .collect();
-    for range in ranges {
+    // By index, without a copy of the list (verification changes no range).
+    for index in 0..kernel.hotplug.ranges().len() {
+        let range = kernel.hotplug.ranges()[index].range.clone();
         if wanted.is_none() || wanted == Some((true, range.start)) {
             crate::hotplug::dispatch::verify_range::<A>(mm, &mut kernel.hotplug, &range);
             checked += 1;
@@ -115,7 +111,16 @@ pub fn alloc<A: Arch>(kernel: &mut Kernel<A>, args: &[&str]) {
         kprintln!("error: alloc: memory manager is down");
         return;
     };
+    // Room for the record first: a refused heap allocation takes no page.
+    let room = kernel.allocated.try_reserve(count as usize);
     let mut got: Vec<Pfn> = Vec::new();
+    if room
+        .and_then(|()| got.try_reserve_exact(count as usize))
+        .is_err()
+    {
+        kprintln!("error: alloc: no heap room to record {count} pages (reason=mm errno=-12)");
+        return;
+    }
     for i in 0..count {
         let result = match at {
             Some(Some(first)) => {

@@ -37,7 +37,12 @@ pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
         let mut echo = |bytes: &[u8]| console::write_raw(bytes);
         match editor.feed(byte, &mut echo) {
             None => continue,
-            Some(Event::Submit(line)) => commands::execute::<A>(kernel, line),
+            Some(Event::Submit(line)) => {
+                if let Some(mm) = kernel.mm.as_mut() {
+                    mm.tend_heap();
+                }
+                commands::execute::<A>(kernel, line);
+            }
             Some(Event::Interrupt) => {}
             Some(Event::Overflow) => {
                 kprintln!(

@@ -7,7 +7,6 @@
 //! sections — twice: in the tables (software walk of the live root) and on the CPU (a
 //! guarded read, write-back of the same value, and jump, whose faults the port catches).
 
-use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::mm::pgtable::{EntryAttrs, Features};
@@ -77,10 +76,23 @@ fn nx(features: Features) -> bool {
 }
 
 /// ` in=vmemmap pfn=.. section=..` when `va` is in the vmemmap, else nothing.
-fn note<A: Arch>(va: u64) -> alloc::string::String {
-    probe::vmemmap_note(<A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM, va)
-        .map(|n| alloc::format!(" {n}"))
-        .unwrap_or_default()
+fn note<A: Arch>(va: u64) -> Note {
+    Note(probe::vmemmap_note(
+        <A::PageTable as crate::mm::vmemmap::VmemmapArch>::MM,
+        va,
+    ))
+}
+
+/// What [`note`] prints (formatted in place: the shell does not allocate).
+struct Note(Option<probe::VmemmapNote>);
+
+impl core::fmt::Display for Note {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            Some(n) => write!(f, " {n}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A number argument of `command` (an 8-byte-aligned address when `aligned`), or one
@@ -131,30 +143,41 @@ pub fn protect<A: Arch>(kernel: &Kernel<A>) {
         kprintln!("error: protect: memory manager is down (see the boot log)");
         return;
     };
-    let heap = Box::new(0u64);
+    // A word on the heap, taken fallibly (no heap room: one error line).
+    let mut heap: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+    if heap.try_reserve_exact(1).is_err() {
+        kprintln!("error: protect: no heap room for the heap probe (errno=-12)");
+        return;
+    }
+    heap.push(0);
     let stack = 0u64;
     let arch = mm.arch();
     let first_present = mm.sparse().sections().next().map(|(nr, _)| nr);
     let last_present = mm.sparse().sections().last().map(|(nr, _)| nr);
     let nx = nx(mm.features());
-    let mut targets = alloc::vec![
-        ("text", protect::<A> as *const () as u64, Want::Text),
-        ("rodata", &raw const READ_ONLY_WORD as u64, Want::ReadOnly),
-        ("data", DATA_WORD.as_ptr() as u64, Want::Data),
-        ("heap", &raw const *heap as u64, Want::Data),
-        ("stack", &raw const stack as u64, Want::Data),
+    let memmap = first_present.map(|nr| {
+        let va = arch.pfn_to_page(arch.section_start(nr)).0;
+        ("memmap", va, Want::Data)
+    });
+    let memmap_last = last_present
+        .filter(|&nr| Some(nr) != first_present)
+        .map(|nr| {
+            let va = arch.pfn_to_page(arch.section_start(nr)).0;
+            ("memmap.last", va, Want::Data)
+        });
+    let targets = [
+        Some(("text", protect::<A> as *const () as u64, Want::Text)),
+        Some(("rodata", &raw const READ_ONLY_WORD as u64, Want::ReadOnly)),
+        Some(("data", DATA_WORD.as_ptr() as u64, Want::Data)),
+        Some(("heap", heap.as_ptr() as u64, Want::Data)),
+        Some(("stack", &raw const stack as u64, Want::Data)),
+        memmap,
+        memmap_last,
+        Some(("vmemmap-hole", mm.vmemmap_hole().1, Want::Unmapped)),
     ];
-    if let Some(nr) = first_present {
-        let va = arch.pfn_to_page(arch.section_start(nr)).0;
-        targets.push(("memmap", va, Want::Data));
-    }
-    if let Some(nr) = last_present.filter(|&nr| Some(nr) != first_present) {
-        let va = arch.pfn_to_page(arch.section_start(nr)).0;
-        targets.push(("memmap.last", va, Want::Data));
-    }
-    targets.push(("vmemmap-hole", mm.vmemmap_hole().1, Want::Unmapped));
+    let targets = targets.iter().flatten();
     let mut failed = 0;
-    for (what, va, want) in targets.iter().copied() {
+    for &(what, va, want) in targets.clone() {
         if !check::<A>(kernel, what, va, want, nx) {
             failed += 1;
         }
@@ -162,7 +185,7 @@ pub fn protect<A: Arch>(kernel: &Kernel<A>) {
     DATA_WORD.fetch_add(1, Ordering::Relaxed);
     kprintln!(
         "protect.summary checks={} failed={failed} nx={} result={}",
-        targets.len(),
+        targets.count(),
         u8::from(nx),
         if failed == 0 { "pass" } else { "FAIL" }
     );
@@ -173,29 +196,21 @@ fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool)
     let Some(mm) = kernel.mm.as_ref() else {
         return false;
     };
-    let (mapping, table_ok) = match mm.translate(va) {
+    let translation = mm.translate(va);
+    let table_ok = match &translation {
         Ok(t) => {
             let w = t.attrs.contains(EntryAttrs::WRITABLE);
-            let x = nx && executable(&t, nx);
-            let ok = match want {
+            let x = nx && executable(t, nx);
+            match want {
                 Want::Text => !w && (x || !nx),
                 Want::ReadOnly => !w && !x,
                 Want::Data => w && !x,
                 Want::Unmapped => false,
-            };
-            (
-                alloc::format!(
-                    "pa={:#x} leaf={} writable={} executable={}",
-                    t.phys.0,
-                    t.leaf_bytes,
-                    u8::from(w),
-                    u8::from(x)
-                ),
-                ok,
-            )
+            }
         }
-        Err(fault) => (alloc::format!("walk={fault:?}"), want == Want::Unmapped),
+        Err(_) => want == Want::Unmapped,
     };
+    let mapping = Mapping { translation, nx };
     let aligned = va & !7;
     let read = A::probe(aligned, Access::Read);
     let (write, exec) = match (want, read) {
@@ -227,9 +242,41 @@ fn check<A: Arch>(kernel: &Kernel<A>, what: &str, va: u64, want: Want, nx: bool)
 }
 
 /// `(page-translation)` after a faulting read, so the line names the exception.
-fn fault_suffix(result: &Result<u64, ProbeFault>) -> alloc::string::String {
-    match result {
-        Ok(_) => alloc::string::String::new(),
-        Err(f) => alloc::format!("({})", f.name),
+fn fault_suffix(result: &Result<u64, ProbeFault>) -> FaultSuffix<'_> {
+    FaultSuffix(result)
+}
+
+/// What [`fault_suffix`] prints.
+struct FaultSuffix<'a>(&'a Result<u64, ProbeFault>);
+
+impl core::fmt::Display for FaultSuffix<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Ok(_) => Ok(()),
+            Err(fault) => write!(f, "({})", fault.name),
+        }
+    }
+}
+
+/// The tables' view of a target for its record: `pa=.. leaf=.. writable=.. executable=..`
+/// or `walk=<fault>`.
+struct Mapping {
+    translation: Result<Translation, crate::mm::walk::WalkFault>,
+    nx: bool,
+}
+
+impl core::fmt::Display for Mapping {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.translation {
+            Ok(t) => write!(
+                f,
+                "pa={:#x} leaf={} writable={} executable={}",
+                t.phys.0,
+                t.leaf_bytes,
+                u8::from(t.attrs.contains(EntryAttrs::WRITABLE)),
+                u8::from(self.nx && executable(t, self.nx))
+            ),
+            Err(fault) => write!(f, "walk={fault:?}"),
+        }
     }
 }

@@ -2,8 +2,6 @@
 //! space is identity-mapped as device memory by AAVMF): the PL011 console of the
 //! loader, system registers, PSCI.
 
-use core::fmt;
-
 /// QEMU `virt` PL011 (hw/arm/virt.c `base_memmap[VIRT_UART]`).
 const PL011: u64 = 0x0900_0000;
 const FR_TXFF: u32 = 1 << 5;
@@ -15,25 +13,14 @@ impl Serial {
     /// Nothing to do: AAVMF programs the UART before the loader runs.
     pub fn init() {}
 
-    fn byte(b: u8) {
+    /// Sends one byte, waiting (boundedly) for room in the transmitter.
+    pub fn byte(b: u8) {
         for _ in 0..100_000 {
             if read32(PL011 + 0x18) & FR_TXFF == 0 {
                 break;
             }
         }
         write32(PL011, u32::from(b));
-    }
-}
-
-impl fmt::Write for Serial {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                Self::byte(b'\r');
-            }
-            Self::byte(b);
-        }
-        Ok(())
     }
 }
 

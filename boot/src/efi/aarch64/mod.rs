@@ -2,8 +2,8 @@
 //! firmware tables (ACPI RSDP, DTB), the DTB response, and the hand-off at EL1 with
 //! TTBR1 tables (HHDM + kernel) and a TTBR0 identity page for the trampoline.
 //!
-//! The flow matches the x86_64 one in `efi/mod.rs` step for step; only the tables, the
-//! cache maintenance and the entry state differ.
+//! [`run`] follows the x86_64 flow step for step over the same shared steps; only the
+//! DTB, the tables, the cache maintenance and the entry state differ.
 
 mod fwcfg;
 mod handoff;
@@ -15,21 +15,19 @@ pub use io::Serial;
 use alloc::string::String;
 use core::convert::Infallible;
 
-use boot::elf::{EM_AARCH64, PF_W, PF_X};
-use boot::memmap::Builder;
-use boot::paging::aarch64::{HHDM_4LEVEL as HHDM, Mapper, Perm, tcr};
-use boot::paging::{self, MapError};
+use boot::elf::EM_AARCH64;
+use boot::paging::Perm;
+use boot::paging::aarch64::{Arm64Format, HHDM_4LEVEL as HHDM, tcr};
 use boot::protocol::{self as p, MemmapEntry, REQ_RESPONSE};
 use boot::revision::Revision;
 use uefi::boot::{self as bs, AllocateType, MemoryType};
-use uefi::mem::memory_map::MemoryMap;
 use uefi::system;
-use uefi::table::cfg::ConfigTableEntry;
 
 use self::handoff::Handoff;
 use super::arena::{Arena, Frames};
 use super::load::Kernel;
-use super::{err, fatal, responses, say};
+use super::steps::{self, Buffers, read_phys};
+use super::{err, responses, say};
 
 /// `e_machine` of the kernels this loader boots.
 pub const ELF_MACHINE: u16 = EM_AARCH64;
@@ -40,19 +38,6 @@ const DTB_REQUEST: [u64; 2] = [0xb40ddb48fb54bac7, 0x545081493f81ffb7];
 /// EFI configuration-table GUID of a flattened device tree.
 const DTB_GUID: uefi::Guid = uefi::guid!("b1b621d5-f19c-41a5-830b-d9152c69aae0");
 
-/// Capacity of the Limine memory map (Limine uses the same).
-const MAX_MEMMAP: usize = 1024;
-/// Frames reserved for the page tables of the hand-off (8 MiB).
-const TABLE_FRAMES: usize = 2048;
-
-/// The RSDP from the UEFI configuration table (ACPI 2.0 preferred), physical.
-pub fn rsdp() -> Option<u64> {
-    system::with_config_table(|t| {
-        let find = |g| t.iter().find(|e| e.guid == g).map(|e| e.address as u64);
-        find(ConfigTableEntry::ACPI2_GUID).or_else(|| find(ConfigTableEntry::ACPI_GUID))
-    })
-}
-
 /// The DTB from the UEFI configuration table (present with `-M virt,acpi=off`).
 fn dtb() -> Option<u64> {
     system::with_config_table(|t| {
@@ -60,13 +45,6 @@ fn dtb() -> Option<u64> {
             .find(|e| e.guid == DTB_GUID)
             .map(|e| e.address as u64)
     })
-}
-
-/// Copies physical memory at `pa` into `buf` (identity-mapped under UEFI).
-pub fn read_phys(pa: u64, buf: &mut [u8]) {
-    // SAFETY: firmware tables (ACPI, DTB) are in memory the firmware identity-maps;
-    // reads have no side effects there.
-    unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
 }
 
 /// Ends the machine after a failed boot (PSCI `SYSTEM_OFF`; the `@@EXIT` line carries
@@ -92,55 +70,22 @@ pub fn run() -> Result<Infallible, String> {
     }
     let mut kernel = super::load::load()?;
     let rev = kernel.revision.used;
-    let acpi = rsdp().map(|rsdp| boot::acpi::walk(rsdp, &mut |pa, buf| read_phys(pa, buf)));
+    let acpi = steps::acpi_tables();
     if let Some(t) = &acpi {
         say!("hotmem-boot: acpi tables={}", t.len);
     }
     let dtb = dtb().map(copy_dtb).transpose()?;
-    let mut arena = Arena::new(16)?;
-    let stack = Arena::new(kernel.stack_size.div_ceil(4096) as usize)?;
-    let mut frames = Frames::new(TABLE_FRAMES)?;
-    let memmap_buf = Arena::new((MAX_MEMMAP * (24 + 8)).div_ceil(4096))?;
-    let plan = responses::fill(&mut kernel, &mut arena, HHDM)?;
-    serve_dtb(&mut kernel, &mut arena, dtb);
-    say!(
-        "hotmem-boot: entering {} at {:#x} (base revision {}{}), stack {} KiB, EL1",
-        kernel.path,
-        kernel.entry,
-        rev.0,
-        if kernel.revision.supported {
-            ""
-        } else {
-            ", requested revision unsupported"
-        },
-        kernel.stack_size / 1024
-    );
-    // SAFETY: nothing borrowed from boot services is used after this point: the
-    // arenas, the kernel block, the DTB copy and the file buffer are LoaderData/kernel
-    // pages that stay valid, and no protocol handles are held.
-    let efi_map = unsafe { bs::exit_boot_services(None) };
-    let (entries, ptrs) = memmap_buf.split_memmap(MAX_MEMMAP);
-    let mut b = Builder::new(entries);
-    for d in efi_map.entries() {
-        if b.push_efi(d.ty.0, d.phys_start, d.page_count, rev).is_err() {
-            fatal("memory map overflow");
-        }
-    }
-    b.normalize();
-    if let Some(t) = acpi.as_ref().filter(|_| rev.acpi_tables_mapped()) {
-        for &(s, e) in t.ranges() {
-            if b.ensure_mapped(s, e, rev).is_err() {
-                fatal("memory map overflow");
-            }
-        }
-    }
-    let map = b.entries();
-    responses::memmap(&plan, &mut arena, map, ptrs, HHDM);
-    let (ttbr0, ttbr1) = build_tables(&mut frames, &kernel, map, rev);
+    let mut buf = Buffers::new(&kernel)?;
+    let plan = responses::fill(&mut kernel, &mut buf.arena, HHDM)?;
+    serve_dtb(&mut kernel, &mut buf.arena, dtb);
+    steps::say_entering(&kernel, ", EL1");
+    let (map, ptrs) = steps::exit_boot_services(&buf.memmap, rev, acpi.as_ref());
+    responses::memmap(&plan, &mut buf.arena, map, ptrs, HHDM);
+    let (ttbr0, ttbr1) = build_tables(&mut buf.frames, &kernel, map, rev);
     say!(
         "hotmem-boot: memmap entries={} page-table frames={}",
         map.len(),
-        frames.used()
+        buf.frames.used()
     );
     handoff::sync_icache(kernel.phys, kernel.len);
     handoff::enter(&Handoff {
@@ -150,7 +95,7 @@ pub fn run() -> Result<Infallible, String> {
         mair: handoff::MAIR,
         sctlr: handoff::SCTLR,
         entry: kernel.entry,
-        stack_top: HHDM + stack.end(),
+        stack_top: HHDM + buf.stack.end(),
         cpacr: if rev.0 >= 6 { 0 } else { 3 << 20 },
     })
 }
@@ -197,31 +142,11 @@ fn serve_dtb(k: &mut Kernel, a: &mut Arena, dtb: Option<u64>) {
 /// Builds TTBR1 (HHDM with blocks where aligned, the kernel with W^X pages) and a
 /// TTBR0 identity map of the trampoline; returns `(ttbr0, ttbr1)`.
 fn build_tables(frames: &mut Frames, k: &Kernel, map: &[MemmapEntry], rev: Revision) -> (u64, u64) {
-    let mut high = Mapper::new(frames).unwrap_or_else(|_| fatal("no page-table frames"));
-    let mut ranges = [(0u64, 0u64); MAX_MEMMAP + 1];
-    let n =
-        paging::hhdm_ranges(map, rev, &mut ranges).unwrap_or_else(|| fatal("too many HHDM ranges"));
-    for &(s, e) in &ranges[..n] {
-        check(high.map(HHDM + s, s, e - s, Perm::RWX), "HHDM");
-    }
-    for seg in &k.image.segments {
-        let v = seg.vaddr & !0xfff;
-        let end = (seg.vaddr + seg.memsz).next_multiple_of(4096);
-        let perm = Perm {
-            write: seg.flags & PF_W != 0,
-            exec: seg.flags & PF_X != 0,
-        };
-        check(high.map(v, k.phys + (v - k.vbase), end - v, perm), "kernel");
-    }
+    let mut high = steps::new_mapper(frames, Arm64Format);
+    steps::map_hhdm_and_kernel(&mut high, HHDM, k, map, rev);
     let ttbr1 = high.root();
-    let mut low = Mapper::new(frames).unwrap_or_else(|_| fatal("no page-table frames"));
+    let mut low = steps::new_mapper(frames, Arm64Format);
     let tramp = handoff::trampoline_page();
-    check(low.map(tramp, tramp, 2 * 4096, Perm::RWX), "trampoline");
+    steps::check(low.map(tramp, tramp, 2 * 4096, Perm::RWX), "trampoline");
     (low.root(), ttbr1)
-}
-
-fn check(r: Result<(), MapError>, what: &str) {
-    if let Err(e) = r {
-        fatal(&alloc::format!("mapping {what}: {e:?}"));
-    }
 }

@@ -1,7 +1,6 @@
 //! Port I/O, MSRs, control registers, and the COM1 console of the loader.
 
 use core::arch::asm;
-use core::fmt;
 
 const COM1: u16 = 0x3f8;
 
@@ -12,25 +11,14 @@ impl Serial {
     /// Nothing to do: OVMF programs COM1 before the loader runs.
     pub fn init() {}
 
-    fn byte(b: u8) {
+    /// Sends one byte, waiting (boundedly) for room in the transmitter.
+    pub fn byte(b: u8) {
         for _ in 0..100_000 {
             if inb(COM1 + 5) & 0x20 != 0 {
                 break;
             }
         }
         outb(COM1, b);
-    }
-}
-
-impl fmt::Write for Serial {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                Self::byte(b'\r');
-            }
-            Self::byte(b);
-        }
-        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The x86_64 side of the loader: serial console, CPU features, firmware tables, the
-//! GDT the kernel is entered with, platform quiescing and the hand-off trampoline.
+//! The x86_64 side of the loader (BOOTX64.EFI under OVMF): serial console, CPU
+//! features, the GDT the kernel is entered with, the 4-level hand-off tables, platform
+//! quiescing and the hand-off trampoline — and [`run`], the flow step by step.
 
 mod fwcfg;
 mod handoff;
@@ -7,18 +8,23 @@ mod io;
 mod platform;
 
 pub use fwcfg::cmdline_override;
-pub use handoff::{Handoff, enter, trampoline_page};
 pub use io::Serial;
-pub use platform::quiesce;
 
 use alloc::string::String;
 use core::arch::x86_64::__cpuid;
+use core::convert::Infallible;
 
 use boot::elf::EM_X86_64;
-use uefi::system;
-use uefi::table::cfg::ConfigTableEntry;
+use boot::paging::x86_64::X86Format;
+use boot::paging::{self, Perm};
+use boot::protocol::{HHDM_X86_64_4LEVEL as HHDM, MemmapEntry};
+use boot::revision::Revision;
 
-use super::arena::Arena;
+use self::handoff::{Handoff, enter, trampoline_page};
+use super::arena::{Arena, Frames};
+use super::load::Kernel;
+use super::steps::{self, Buffers};
+use super::{responses, say};
 
 /// `e_machine` of the kernels this loader boots.
 pub const ELF_MACHINE: u16 = EM_X86_64;
@@ -33,7 +39,7 @@ pub struct Features {
 }
 
 /// Reads the CPU features that shape the page tables.
-pub fn features() -> Features {
+fn features() -> Features {
     let max = __cpuid(0x8000_0000).eax;
     let edx = if max >= 0x8000_0001 {
         __cpuid(0x8000_0001).edx
@@ -46,25 +52,76 @@ pub fn features() -> Features {
     }
 }
 
-/// The RSDP from the UEFI configuration table (ACPI 2.0 preferred), physical.
-pub fn rsdp() -> Option<u64> {
-    system::with_config_table(|t| {
-        let find = |g| t.iter().find(|e| e.guid == g).map(|e| e.address as u64);
-        find(ConfigTableEntry::ACPI2_GUID).or_else(|| find(ConfigTableEntry::ACPI_GUID))
+/// Loads and enters the kernel; returns only with an error.
+pub fn run() -> Result<Infallible, String> {
+    let mut kernel = super::load::load()?;
+    let rev = kernel.revision.used;
+    let cpu = features();
+    say!(
+        "hotmem-boot: cpu 1gib-pages={} nx={}",
+        u8::from(cpu.gib_pages),
+        u8::from(cpu.nx)
+    );
+    let acpi = steps::acpi_tables();
+    if let Some(t) = &acpi {
+        say!(
+            "hotmem-boot: acpi tables={} ioapics={} iommu={}",
+            t.len,
+            t.ioapic_count,
+            u8::from(t.iommu)
+        );
+    }
+    let mut buf = Buffers::new(&kernel)?;
+    let plan = responses::fill(&mut kernel, &mut buf.arena, HHDM)?;
+    let gdt = build_gdt(&mut buf.arena);
+    check_entry_cpu()?;
+    steps::say_entering(&kernel, "");
+    let (map, ptrs) = steps::exit_boot_services(&buf.memmap, rev, acpi.as_ref());
+    responses::memmap(&plan, &mut buf.arena, map, ptrs, HHDM);
+    let (cr3, identity_slot) = build_tables(&mut buf.frames, &kernel, map, rev, cpu);
+    say!(
+        "hotmem-boot: memmap entries={} page-table frames={}",
+        map.len(),
+        buf.frames.used()
+    );
+    platform::quiesce(rev, acpi.as_ref());
+    enter(&Handoff {
+        cr3,
+        identity_slot,
+        hhdm: HHDM,
+        entry: kernel.entry,
+        stack_top: HHDM + buf.stack.end(),
+        gdtr: gdt,
+        strict: u64::from(rev.strict_x86_state()),
+        nx: u64::from(cpu.nx),
     })
 }
 
-/// Copies physical memory at `pa` into `buf` (identity-mapped under UEFI).
-pub fn read_phys(pa: u64, buf: &mut [u8]) {
-    // SAFETY: firmware tables (ACPI) are in memory the firmware identity-maps; reads
-    // have no side effects there.
-    unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+/// Builds the hand-off address space; returns (CR3, physical address of the PML4 slot
+/// holding the temporary identity map of the trampoline).
+fn build_tables(
+    frames: &mut Frames,
+    kernel: &Kernel,
+    map: &[MemmapEntry],
+    rev: Revision,
+    cpu: Features,
+) -> (u64, u64) {
+    let format = X86Format {
+        gib_pages: cpu.gib_pages,
+        nx: cpu.nx,
+    };
+    let mut m = steps::new_mapper(frames, format);
+    steps::map_hhdm_and_kernel(&mut m, HHDM, kernel, map, rev);
+    let tramp = trampoline_page();
+    steps::check(m.map(tramp, tramp, 2 * 4096, Perm::RWX), "trampoline");
+    let slot = m.root() + 8 * paging::index(tramp, 3) as u64;
+    (m.root(), slot)
 }
 
 /// Builds the protocol's GDT (null, 16/32/64-bit code and data; 64-bit code is 0x28,
 /// data 0x30) in the arena; returns the physical address of a GDTR whose base is the
 /// table's HHDM address.
-pub fn build_gdt(a: &mut Arena) -> u64 {
+fn build_gdt(a: &mut Arena) -> u64 {
     const GDT: [u64; 7] = [
         0,
         0x0000_9a00_0000_ffff, // 16-bit code
@@ -77,7 +134,7 @@ pub fn build_gdt(a: &mut Arena) -> u64 {
     let table = a.put(GDT);
     a.put(Gdtr {
         limit: (core::mem::size_of_val(&GDT) - 1) as u16,
-        base: boot::protocol::HHDM_X86_64_4LEVEL + table,
+        base: HHDM + table,
     })
 }
 
@@ -88,7 +145,7 @@ struct Gdtr {
 }
 
 /// Refuses CPUs in a state the 4-level hand-off cannot handle.
-pub fn check_entry_cpu() -> Result<(), String> {
+fn check_entry_cpu() -> Result<(), String> {
     if io::cr4() & (1 << 12) != 0 {
         return Err(String::from(
             "firmware runs with 5-level paging (LA57); only 4-level is implemented",

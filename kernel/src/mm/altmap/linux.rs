@@ -2,9 +2,10 @@
 //! their hazards when they bite (linux-mm.md §1.2 consequences, §6.4 items 8 and 11).
 //!
 //! `vmem_altmap_free` only decrements `alloc`; `align` never comes back. Both are kept
-//! here exactly, and the outstanding blocks are still recorded beside them — not to
-//! change any figure, but to see what Linux cannot: each allocation is compared with the
-//! blocks that are still mapped.
+//! here exactly, and the blocks allocated under these rules are recorded beside them
+//! (one record per block, the only place an altmap keeps one) — not to change any
+//! figure, but to see what Linux cannot: each allocation is compared with the blocks
+//! that are still mapped.
 //!
 //! - **non-LIFO free**: a block below a live one was freed, so `next_pfn` went back and
 //!   the new block overlaps a block that is still mapped: the same frames back two parts
@@ -17,6 +18,7 @@ use core::fmt;
 
 use super::VmemAltmap;
 use crate::mm::addr::Pfn;
+use crate::mm::error::MmError;
 
 /// A Linux altmap hazard, caught when it bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,25 +91,57 @@ impl fmt::Display for Hazard {
     }
 }
 
+/// A block allocated under Linux's rules and not yet freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CheckedBlock {
+    /// First frame handed out.
+    pub(super) pfn: u64,
+    /// Pages handed out.
+    pub(super) nr_pages: u64,
+}
+
 impl VmemAltmap {
-    /// Linux's `vmem_altmap_free`: `alloc -= nr_pages`. The block is forgotten, its
-    /// padding stays in `align`.
-    pub(super) fn free_linux(&mut self, index: usize) {
-        let block = self.blocks.remove(index);
-        if index != self.blocks.len() {
-            log::debug!(
-                "altmap: non-LIFO free of {:#x}+{} (Linux rules: alloc -= {})",
-                block.pfn,
-                block.nr_pages,
-                block.nr_pages
-            );
+    /// Linux's `vmem_altmap_free`: `alloc -= nr_pages`; the block is forgotten, its
+    /// padding stays in `align`. Refused (nothing changed) when the block is neither a
+    /// recorded one nor inside what was handed out.
+    pub(super) fn free_linux(&mut self, pfn: Pfn, nr_pages: u64) -> Result<(), MmError> {
+        let recorded = self
+            .checked
+            .iter()
+            .rposition(|b| b.pfn == pfn.0 && b.nr_pages == nr_pages);
+        if recorded.is_none() && !self.is_outstanding(pfn, nr_pages)
+            || nr_pages == 0
+            || self.alloc < nr_pages
+        {
+            return Err(MmError::AltmapBlockUnknown { pfn, nr_pages });
         }
-        self.alloc -= block.nr_pages;
+        if let Some(index) = recorded {
+            self.checked.remove(index);
+            if index != self.checked.len() {
+                log::debug!(
+                    "altmap: non-LIFO free of {pfn}+{nr_pages} (Linux rules: alloc -= {nr_pages})"
+                );
+            }
+        }
+        self.alloc -= nr_pages;
+        self.buried = self.buried.min(self.alloc);
+        Ok(())
+    }
+
+    /// Drops the record of a block freed under hotmem's rules, if it has one.
+    pub(super) fn forget_checked(&mut self, pfn: Pfn, nr_pages: u64) {
+        if let Some(index) = self
+            .checked
+            .iter()
+            .rposition(|b| b.pfn == pfn.0 && b.nr_pages == nr_pages)
+        {
+            self.checked.remove(index);
+        }
     }
 
     /// The hazard an allocation of `nr_pages` at `pfn` (alignment `natural`) runs into.
     pub(super) fn hazard_of(&self, pfn: u64, nr_pages: u64, natural: u64) -> Option<Hazard> {
-        let live = || self.blocks.iter().filter(|b| !b.freed);
+        let live = || self.checked.iter();
         if let Some(block) = live().find(|b| b.pfn < pfn + nr_pages && pfn < b.pfn + b.nr_pages) {
             return Some(Hazard::NonLifoFree {
                 base_pfn: self.base_pfn,

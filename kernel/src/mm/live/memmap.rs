@@ -3,26 +3,30 @@
 //! the vmemmap. `has_page` consults a mirror of the sparse model's present subsections,
 //! so no pointer is formed (and no slice handed out) for a frame whose memmap is not
 //! mapped: a slice is checked over every subsection it touches, not only its two ends.
-//! Bulk initialisation goes through the arch's [`FillPages`] hook.
+//! Bulk initialisation goes through the arch's [`FillPages`] hook. The mirror's room is
+//! reserved before an add ([`LiveMemmap::reserve`]), so [`LiveMemmap::sync`] never
+//! allocates.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::TryReserveError;
+use alloc::vec::Vec;
 use core::cell::Cell;
 
 use crate::mm::addr::Pfn;
 use crate::mm::arch::MmArch;
 use crate::mm::memmap::MemmapAccess;
 use crate::mm::page::Page;
+use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
+use crate::mm::vmemmap::VmemmapArch;
 
 /// Writes a template into every struct page of a slice: the arch's fastest streaming
 /// store (e.g. s390x MVCL), or [`crate::mm::memmap::fill_pages`].
 pub type FillPages = fn(&mut [Page], &Page);
-use crate::mm::sparse::{Chunk, Sparse, subsection_mask};
-use crate::mm::vmemmap::VmemmapArch;
 
 /// Struct pages in the live vmemmap.
 pub struct LiveMemmap {
     arch: &'static MmArch,
-    present: BTreeMap<u64, u128>,
+    /// (section, present subsections), ascending by section.
+    present: Vec<(u64, u128)>,
     /// The last section looked up and its present mask: walks over a range ask about the
     /// same section thousands of times in a row.
     last: Cell<Option<(u64, u128)>>,
@@ -34,24 +38,84 @@ impl LiveMemmap {
     pub fn new(arch: &'static MmArch, fill: FillPages) -> Self {
         LiveMemmap {
             arch,
-            present: BTreeMap::new(),
+            present: Vec::new(),
             last: Cell::new(None),
             fill,
         }
     }
 
-    /// Copies the present subsections after `sparse` changed (add or remove).
+    /// Makes room for `sections` sections, so the next [`LiveMemmap::sync`] does not
+    /// allocate.
+    pub fn reserve(&mut self, sections: usize) -> Result<(), TryReserveError> {
+        self.present
+            .try_reserve(sections.saturating_sub(self.present.len()))
+    }
+
+    /// Copies the present subsections after `sparse` changed (add or remove). Sections
+    /// beyond the room reserved are dropped from the mirror (their struct pages then read
+    /// as absent) with an error line: callers reserve first.
     pub fn sync<F: VmemmapArch>(&mut self, sparse: &Sparse<F>) {
-        self.present = sparse.sections().map(|(nr, s)| (nr, s.present)).collect();
+        self.present.clear();
+        let room = self.present.capacity();
+        for (nr, section) in sparse.sections() {
+            if self.present.len() == room {
+                log::error!("memmap: mirror has no room for section {nr}");
+                break;
+            }
+            self.present.push((nr, section.present));
+        }
         self.last.set(None);
+    }
+
+    /// Marks `range`'s subsections present after an add (O(sections of the range): the
+    /// room was reserved, and an ascending add appends).
+    pub fn mark(&mut self, range: core::ops::Range<Pfn>) {
+        for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end) {
+            let mask = subsection_mask(self.arch, &chunk);
+            match self
+                .present
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+            {
+                Ok(i) => self.present[i].1 |= mask,
+                Err(_) if self.present.len() == self.present.capacity() => {
+                    log::error!("memmap: mirror has no room for section {}", chunk.section);
+                }
+                Err(i) => self.present.insert(i, (chunk.section, mask)),
+            }
+        }
+        self.last.set(None);
+    }
+
+    /// Drops the sections of `range` left with no present subsection after a remove
+    /// (whose bits [`LiveMemmap::forget`] cleared).
+    pub fn prune(&mut self, range: core::ops::Range<Pfn>) {
+        for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end).rev() {
+            if let Ok(i) = self
+                .present
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+                && self.present[i].1 == 0
+            {
+                self.present.remove(i);
+            }
+        }
+        self.last.set(None);
+    }
+
+    fn mask_of(&self, section: u64) -> u128 {
+        self.present
+            .binary_search_by_key(&section, |(nr, _)| *nr)
+            .map_or(0, |i| self.present[i].1)
     }
 
     /// Stops treating `range`'s subsections as present, before their memmap is freed, so
     /// nothing (e.g. a buddy merge looking at a neighbour) touches it during the removal.
     pub fn forget(&mut self, range: core::ops::Range<Pfn>) {
         for chunk in crate::mm::sparse::chunks(self.arch, range.start, range.end) {
-            if let Some(mask) = self.present.get_mut(&chunk.section) {
-                *mask &= !subsection_mask(self.arch, &chunk);
+            if let Ok(i) = self
+                .present
+                .binary_search_by_key(&chunk.section, |(nr, _)| *nr)
+            {
+                self.present[i].1 &= !subsection_mask(self.arch, &chunk);
             }
             self.last.set(None);
         }
@@ -99,7 +163,7 @@ impl MemmapAccess for LiveMemmap {
         let mask = match self.last.get() {
             Some((cached, mask)) if cached == section => mask,
             _ => {
-                let mask = self.present.get(&section).copied().unwrap_or(0);
+                let mask = self.mask_of(section);
                 self.last.set(Some((section, mask)));
                 mask
             }
@@ -161,7 +225,7 @@ mod tests {
             &crate::mm::sim::models::SECTIONS_128M_LEAF_2M,
             crate::mm::memmap::fill_pages,
         );
-        m.present.insert(0, 0b101);
+        m.present.insert(0, (0, 0b101));
         m
     }
 

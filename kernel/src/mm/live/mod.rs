@@ -7,6 +7,7 @@
 //! its walker ([`VmemmapArch::MM`]).
 
 mod frames;
+mod heap;
 mod memmap;
 
 use alloc::vec::Vec;
@@ -67,6 +68,8 @@ pub struct LiveMm<F: VmemmapArch> {
     buddy: Buddy,
     movable: Buddy,
     boot: BootFigures,
+    /// Pages the kernel heap holds from `buddy`.
+    heap_pages: u64,
     clock: fn() -> u64,
     /// Table pages taken from the buddy since boot (sub-page tables packed).
     tables: TableFrames,
@@ -102,6 +105,7 @@ impl<F: VmemmapArch> LiveMm<F> {
         }
         (config.flush_tlb)();
         let mut memmap = LiveMemmap::new(arch, config.fill_pages);
+        memmap.reserve(sparse.section_count())?;
         memmap.sync(&sparse);
         for span in &spans {
             init_reserved(&mut memmap, arch, span.clone());
@@ -122,17 +126,20 @@ impl<F: VmemmapArch> LiveMm<F> {
             ns: now_ns().saturating_sub(t0),
         };
         let boot_table_pages = sparse.vmemmap().stats().table_pages();
-        Ok(LiveMm {
+        let mut mm = LiveMm {
             config,
             sparse,
             memmap,
             buddy,
             movable: Buddy::new(),
             boot,
+            heap_pages: 0,
             clock: now_ns,
             tables: TableFrames::new(),
             boot_table_pages,
-        })
+        };
+        mm.tend_heap();
+        Ok(mm)
     }
 
     /// Hot-adds frames `range` (and its memmap) with an optional altmap: Linux's
@@ -143,6 +150,10 @@ impl<F: VmemmapArch> LiveMm<F> {
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.tend_heap();
+        let sections = crate::mm::sparse::section_span(F::MM, &range);
+        self.memmap
+            .reserve(self.sparse.section_count() + sections)?;
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let frames = Packed {
             inner: LiveFrames::new(self.config.phys_to_virt, source),
@@ -151,9 +162,11 @@ impl<F: VmemmapArch> LiveMm<F> {
         let sparse = &mut self.sparse;
         // A failed add rolls back: what it freed waits for the flush too.
         let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
-            sparse.add(g, range, altmap)
+            sparse.add(g, range.clone(), altmap)
         });
-        self.memmap.sync(&self.sparse);
+        if result.is_ok() {
+            self.memmap.mark(range);
+        }
         result
     }
 
@@ -165,6 +178,7 @@ impl<F: VmemmapArch> LiveMm<F> {
         range: Range<Pfn>,
         altmap: Option<&mut VmemAltmap>,
     ) -> Result<(), MmError> {
+        self.tend_heap();
         self.memmap.forget(range.clone());
         let source = Source::Buddy(&mut self.buddy, &mut self.memmap);
         let frames = Packed {
@@ -174,9 +188,12 @@ impl<F: VmemmapArch> LiveMm<F> {
         let sparse = &mut self.sparse;
         // Entries cleared, then the flush, then leaves and tables back to the buddy.
         let (result, _) = gather::run(frames, self.config.flush_tlb, |g| {
-            sparse.remove(g, range, altmap)
+            sparse.remove(g, range.clone(), altmap)
         });
-        self.memmap.sync(&self.sparse);
+        match result {
+            Ok(()) => self.memmap.prune(range),
+            Err(_) => self.memmap.sync(&self.sparse),
+        }
         result
     }
 

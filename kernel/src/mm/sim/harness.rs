@@ -190,7 +190,7 @@ impl<F: VmemmapArch> World<F> {
                 "leaf past next_pfn"
             );
             assert!(
-                altmap.has_live_block(leaf.frame.pfn(), leaf.bytes / PAGE_SIZE),
+                altmap.is_outstanding(leaf.frame.pfn(), leaf.bytes / PAGE_SIZE),
                 "leaf is no live block"
             );
             per_altmap[owner] += leaf.bytes / PAGE_SIZE;
@@ -347,7 +347,7 @@ pub fn run_ops<F: VmemmapArch>(features: Features, window_sections: u64, ops: &[
                         );
                         if let Some(altmap) = &altmap {
                             assert_eq!(
-                                (altmap.alloc, altmap.align, altmap.live_blocks()),
+                                (altmap.alloc, altmap.align, altmap.live_pages()),
                                 (0, 0, 0)
                             );
                         }
@@ -361,7 +361,7 @@ pub fn run_ops<F: VmemmapArch>(features: Features, window_sections: u64, ops: &[
                     .expect("removing a live add");
                 if let Some(altmap) = &altmap {
                     assert_eq!(
-                        (altmap.alloc, altmap.align, altmap.live_blocks()),
+                        (altmap.alloc, altmap.align, altmap.live_pages()),
                         (0, 0, 0),
                         "altmap not returned"
                     );

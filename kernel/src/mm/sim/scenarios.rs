@@ -14,7 +14,7 @@ use crate::mm::memmap_on_memory::{MemmapOnMemoryMode, memmap_on_memory_altmap};
 use crate::mm::nvdimm::{NdPfnLayout, nvdimm_setup};
 use crate::mm::pgtable::Features;
 use crate::mm::semantics::Semantics;
-use crate::mm::vmemmap::VmemmapArch;
+use crate::mm::vmemmap::{NOTHING_ELSE_IN_USE, VmemmapArch};
 
 /// An altmap covering exactly the memmap of `range` (no reserve).
 pub fn exact_altmap(arch: &MmArch, range: &core::ops::Range<Pfn>) -> VmemAltmap {
@@ -94,8 +94,8 @@ pub fn populate_walk_free<F: VmemmapArch>(
 /// (from empty tables, or next to one section already present when `neighbour`), and
 /// checks each failure rolls back exactly: counters, tables, altmap `alloc` and `align`,
 /// and the simulated RAM. Up to 64 allocations every position is tried, beyond that the
-/// first and last 8 and every 1/32nd. Returns (positions tried, adds that failed; the
-/// others were absorbed by a fallback).
+/// first and last 8 and every 1/32nd. Returns (positions where the failure fired, adds
+/// that failed; the others were absorbed by a fallback).
 pub fn failure_at_each_allocation<F: VmemmapArch>(
     features: Features,
     kind: AllocKind,
@@ -120,25 +120,32 @@ pub fn failure_at_each_allocation<F: VmemmapArch>(
         )
     };
     let before = world.snapshot();
-    let attempts_before = world.sparse.vmemmap_mut().faults().attempts(kind);
     let mut probe = altmap.then(fresh);
+    let attempts_before = attempts(&mut world, kind);
     world.add(range.clone(), probe.as_mut()).expect("clean add");
-    let attempts = world.sparse.vmemmap_mut().faults().attempts(kind) - attempts_before;
-    world
-        .remove(range.clone(), probe.as_mut())
-        .expect("clean remove");
+    let attempts = attempts(&mut world, kind) - attempts_before;
+    // Removal never allocates: it succeeds with every heap allocation failing.
+    crate::heap::with_faults(|f| f.arm(1, crate::mm::inject::FaultMode::Always));
+    let removed = world.remove(range.clone(), probe.as_mut());
+    crate::heap::with_faults(|f| f.clear());
+    removed.expect("clean remove with the heap refusing everything");
     assert_eq!(world.snapshot(), before);
     let mut failures = 0;
     let stride = (attempts / 32).max(1);
     let tried: Vec<u64> = (1..=attempts)
         .filter(|n| attempts <= 64 || *n <= 8 || *n > attempts - 8 || n % stride == 0)
         .collect();
+    let mut fired = 0;
     for &nth in &tried {
         let mut map = altmap.then(fresh);
         let handed_out = world.mem.handed_out() - world.mem.returned();
-        world.sparse.vmemmap_mut().faults().fail_nth(kind, nth);
+        let injected_before = injected(&mut world, kind);
+        arm(&mut world, kind, nth);
         let result = world.add(range.clone(), map.as_mut());
-        world.sparse.vmemmap_mut().faults().clear();
+        disarm(&mut world);
+        // A heap allocation made once (a vector growing for good) is not made again, so
+        // later adds can make fewer allocations than the first: count what really fired.
+        fired += u64::from(injected(&mut world, kind) > injected_before);
         match result {
             Err(error) => {
                 assert_eq!(error, MmError::NoMemory(kind), "allocation {nth}");
@@ -156,13 +163,45 @@ pub fn failure_at_each_allocation<F: VmemmapArch>(
         assert_eq!(world.mem.handed_out() - world.mem.returned(), handed_out);
         if let Some(map) = map {
             assert_eq!(
-                (map.alloc, map.align, map.live_blocks()),
+                (map.alloc, map.align, map.live_pages()),
                 (0, 0, 0),
                 "altmap after failing #{nth}"
             );
         }
     }
-    (tried.len() as u64, failures)
+    (fired, failures)
+}
+
+/// Allocations of `kind` so far (heap: on this thread; needs [`HostFaultAlloc`] as the
+/// test binary's global allocator).
+///
+/// [`HostFaultAlloc`]: crate::heap::HostFaultAlloc
+fn attempts<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind) -> u64 {
+    match kind {
+        AllocKind::Heap => crate::heap::with_faults(|f| f.attempts()),
+        _ => world.sparse.vmemmap_mut().faults().attempts(kind),
+    }
+}
+
+fn injected<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind) -> u64 {
+    match kind {
+        AllocKind::Heap => crate::heap::with_faults(|f| f.injected()),
+        _ => world.sparse.vmemmap_mut().faults().injected(kind),
+    }
+}
+
+fn arm<F: VmemmapArch>(world: &mut World<F>, kind: AllocKind, nth: u64) {
+    match kind {
+        AllocKind::Heap => {
+            crate::heap::with_faults(|f| f.arm(nth, crate::mm::inject::FaultMode::Once))
+        }
+        _ => world.sparse.vmemmap_mut().faults().fail_nth(kind, nth),
+    }
+}
+
+fn disarm<F: VmemmapArch>(world: &mut World<F>) {
+    crate::heap::with_faults(|f| f.clear());
+    world.sparse.vmemmap_mut().faults().clear();
 }
 
 /// Two adds in one section (`a` and `b` subsection counts, `b` after `a`); removing the
@@ -212,17 +251,11 @@ pub fn partially_used_huge_leaf<F: VmemmapArch>(features: Features, subs: u64) {
     world.add(section.clone(), None).expect("add section");
     let leaf_va = VirtAddr(arch.pfn_to_page(section.start).0);
     let leaf_pages = arch.vmemmap_leaf_bytes() / PAGE_SIZE;
-    assert_eq!(
-        world.sparse.vmemmap().huge_leaf_users(leaf_va),
-        Some(leaf_pages as u32)
-    );
+    assert_eq!(world.sparse.huge_leaf_users(leaf_va), leaf_pages);
     let leaves = world.stats().leaves();
     world.remove(part.clone(), None).expect("remove part");
     let used_pages = leaf_pages - arch.memmap_bytes(part.end.0 - part.start.0) / PAGE_SIZE;
-    assert_eq!(
-        world.sparse.vmemmap().huge_leaf_users(leaf_va),
-        Some(used_pages as u32)
-    );
+    assert_eq!(world.sparse.huge_leaf_users(leaf_va), used_pages);
     assert_eq!(
         world.stats().leaves(),
         leaves,
@@ -454,6 +487,24 @@ pub fn flush_order(log: &[Step]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether every free in `log` follows a flush that follows every table write before
+/// it (the order a gather keeps when it has to flush early); `Err` names the first free
+/// out of order.
+pub fn flush_order_per_free(log: &[Step]) -> Result<(), String> {
+    let mut flushed_since_write = false;
+    for (i, step) in log.iter().enumerate() {
+        match step {
+            Step::Write => flushed_since_write = false,
+            Step::Flush => flushed_since_write = true,
+            Step::Free(_) if !flushed_since_write => {
+                return Err(format!("step {i} frees with no flush since the last write"));
+            }
+            Step::Free(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// The flush order of a live change, on a recording fake: removing two sections with
 /// their memmap in RAM clears entries, flushes, and only then gives back RAM leaves and
 /// page-table pages; an add that fails half-way rolls back in the same order. The same
@@ -541,6 +592,32 @@ pub fn flush_precedes_every_free<F: VmemmapArch>(features: Features) {
         assert_eq!(world.mem.outstanding(), 1, "rolled back exactly");
     }
     assert!(rollbacks_with_frees > 0, "no rollback freed anything");
+    // With no heap room for the list of waiting frees, the gather flushes early: the
+    // remove still succeeds and every free follows a flush after the writes before it.
+    world
+        .add(range.clone(), None)
+        .expect("add for the heap case");
+    log.borrow_mut().clear();
+    log.borrow_mut().reserve(1 << 16);
+    let rec = Recorder {
+        mem: &mut world.mem,
+        log: log.clone(),
+    };
+    let sparse = &mut world.sparse;
+    let flush_log = log.clone();
+    crate::heap::with_faults(|f| f.arm(1, crate::mm::inject::FaultMode::Always));
+    let (removed, _) = gather::run(
+        rec,
+        || flush_log.borrow_mut().push(Step::Flush),
+        |g| sparse.remove(g, range.clone(), None),
+    );
+    crate::heap::with_faults(|f| f.clear());
+    removed.expect("remove with the heap failing");
+    let steps = log.borrow().clone();
+    flush_order_per_free(&steps).unwrap_or_else(|e| panic!("heap failing: {e}"));
+    let flushes = steps.iter().filter(|s| **s == Step::Flush).count();
+    assert!(flushes > 1, "the gather never had to flush early");
+    assert_eq!(world.mem.outstanding(), 1, "only the root table is left");
 }
 
 /// The teardown check after a remove: clean after a real remove; it finds an altmap
@@ -578,7 +655,7 @@ pub fn teardown_check_finds_what_a_remove_left<F: VmemmapArch>(features: Feature
     world
         .sparse
         .vmemmap_mut()
-        .populate(&mut world.mem, start, end, None)
+        .populate(&mut world.mem, start, end, None, NOTHING_ELSE_IN_USE)
         .expect("map");
     assert!(matches!(
         check(&world.sparse, &world.mem, range.clone(), None),
@@ -587,7 +664,7 @@ pub fn teardown_check_finds_what_a_remove_left<F: VmemmapArch>(features: Feature
     world
         .sparse
         .vmemmap_mut()
-        .free(&mut world.mem, start, end, None)
+        .free(&mut world.mem, start, end, None, NOTHING_ELSE_IN_USE)
         .expect("unmap");
     // Two neighbouring subsections added apart (with huge leaves, one leaf holds the
     // memmap of both): removing one leaves the other's leaf mapped, rightly.

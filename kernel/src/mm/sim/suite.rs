@@ -115,6 +115,7 @@ macro_rules! vmemmap_suite {
             subsection_adds_without_an_altmap,
             failure_at_each_table_level_rolls_back_exactly,
             failure_at_each_leaf_rolls_back_exactly,
+            heap_failure_at_each_allocation_rolls_back_exactly,
             a_huge_altmap_leaf_that_fails,
             altmap_exhausted_mid_add_rolls_back_the_whole_add,
             nvdimm_exact_fit_for_n_sections,

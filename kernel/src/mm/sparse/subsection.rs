@@ -81,6 +81,15 @@ pub fn chunks(
     })
 }
 
+/// Number of sections `[range.start, range.end)` touches (0 for an empty range).
+pub fn section_span(arch: &MmArch, range: &core::ops::Range<Pfn>) -> usize {
+    if range.end <= range.start {
+        return 0;
+    }
+    let shift = arch.section_shift - crate::mm::addr::PAGE_SHIFT;
+    ((((range.end.0 - 1) >> shift) - (range.start.0 >> shift)) + 1) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,53 +1,34 @@
 //! One `vmemmap_populate` call in progress ([`Populate`]): the primitives an arch walker
-//! composes, each change undo-logged (a failed call rolls back exactly, newest first, so
-//! altmap frees are LIFO) and traced.
+//! composes, each traced. No log of the changes is kept: the range was unmapped before
+//! the call (its subsections were not present), so a failed call is rolled back by
+//! freeing the range — the walk of `vmemmap_free`, high to low, so altmap frees are LIFO
+//! — which removes exactly what the call mapped (a huge leaf it shares with a present
+//! neighbour stays, as [`InUse`] says).
 
-use alloc::vec::Vec;
-
-use super::leaves::PageBits;
-use super::trace::{AltmapFigures, CallCounts, Op, Trace, TraceEvent};
-use super::{Block, Source, Vmemmap, VmemmapArch};
-use crate::mm::addr::{PAGE_SIZE, PhysAddr, VirtAddr, align_down};
+use super::free::{Pass, Remove};
+use super::trace::{AltmapFigures, CallCounts, NoTrace, Op, Trace, TraceEvent};
+use super::{Block, InUse, Source, Vmemmap, VmemmapArch};
+use crate::mm::addr::{PhysAddr, VirtAddr, align_down};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
-use crate::mm::pgtable::{Entry, Features};
+use crate::mm::pgtable::{Entry, EntryAttrs, Features};
 use crate::mm::phys::{FrameSource, PhysMem};
 use crate::mm::semantics::Semantics;
 
-/// One change made by a populate call, in the order made.
-#[derive(Clone, Copy, Debug)]
-enum Undo {
-    /// A table of `level` was created and linked from `entry`.
-    Table {
-        entry: PhysAddr,
-        level: usize,
-        table: PhysAddr,
-    },
-    /// A leaf was mapped at `entry` (of `level`) for `va`.
-    Leaf {
-        entry: PhysAddr,
-        level: usize,
-        va: u64,
-        block: Block,
-    },
-    /// Pages of an existing huge leaf were marked used.
-    Users { leaf_va: u64, bits: PageBits },
-}
-
-/// A populate call: the walker state, the memory, the call's altmap and its undo log.
+/// A populate call: the walker state, the memory and the call's altmap.
 pub struct Populate<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> {
     vm: &'a mut Vmemmap<F>,
     mem: &'a mut M,
     altmap: Option<&'a mut VmemAltmap>,
     /// The altmap is set aside for part of the call (`populate_basepages_without_altmap`).
     altmap_hidden: bool,
-    undo: Vec<Undo>,
     trace: &'a mut T,
     counts: CallCounts,
 }
 
 impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, T> {
-    /// Runs the arch's `vmemmap_populate` for `[start, end)`; rolls back on failure.
+    /// Runs the arch's `vmemmap_populate` for `[start, end)`; rolls back on failure
+    /// (`in_use` tells which frames besides the range's keep their memmap).
     pub(super) fn run(
         vm: &'a mut Vmemmap<F>,
         mem: &'a mut M,
@@ -55,23 +36,22 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, 
         trace: &'a mut T,
         start: u64,
         end: u64,
+        in_use: InUse<'_>,
     ) -> Result<(), MmError> {
         let mut call = Populate {
             vm,
             mem,
             altmap,
             altmap_hidden: false,
-            undo: Vec::new(),
             trace,
             counts: CallCounts::default(),
         };
         let result = F::vmemmap_populate(&mut call, start, end);
         if let Err(error) = &result {
             log::warn!(
-                "vmemmap: populate {start:#x}-{end:#x} failed ({error}); undoing {} changes",
-                call.undo.len()
+                "vmemmap: populate {start:#x}-{end:#x} failed ({error}); unmapping what it mapped"
             );
-            call.undo_all();
+            call.roll_back(start, end, in_use);
         }
         if T::ON {
             let event = TraceEvent::Summary {
@@ -144,11 +124,6 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, 
             Entry::Empty => {
                 let child = self.vm.new_table(self.mem, level + 1)?;
                 self.mem.write_u64(at, F::table_entry(level, child));
-                self.undo.push(Undo::Table {
-                    entry: at,
-                    level: level + 1,
-                    table: child,
-                });
                 self.counts.tables += 1;
                 if T::ON {
                     let geometry = &F::LEVELS[level + 1];
@@ -190,16 +165,13 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, 
         Ok(block)
     }
 
-    /// Maps `block` with a leaf at `at` (of `level`) for the struct pages from `va`.
+    /// Maps `block` with a leaf at `at` (of `level`) for the struct pages from `va`; a
+    /// block from the altmap carries [`EntryAttrs::ALTMAP`].
     pub fn set_leaf(&mut self, level: usize, at: PhysAddr, va: u64, block: Block) {
+        let mut attrs = self.vm.attrs;
+        attrs.set(EntryAttrs::ALTMAP, block.source == Source::Altmap);
         self.mem
-            .write_u64(at, F::leaf_entry(level, block.frame, self.vm.attrs));
-        self.undo.push(Undo::Leaf {
-            entry: at,
-            level,
-            va,
-            block,
-        });
+            .write_u64(at, F::leaf_entry(level, block.frame, attrs));
         self.counts.leaf(block.source);
         if T::ON {
             let event = TraceEvent::Leaf {
@@ -216,45 +188,40 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, 
         }
     }
 
-    /// Linux's `vmemmap_use_new_sub_pmd` / `vmemmap_use_sub_pmd`: the struct pages
-    /// `[addr, next)` of the huge leaf that holds `addr` are in use.
-    pub fn use_sub_pmd(&mut self, addr: u64, next: u64) {
-        let leaf_va = align_down(addr, F::LEVELS[self.vm.huge_level].entry_span());
-        let bits = self.vm.book.mark(leaf_va, addr, next);
-        if !bits.is_empty() {
-            self.undo.push(Undo::Users { leaf_va, bits });
-        }
-    }
-
-    /// An existing huge leaf at `frame` gains the users `[addr, next)`. Refused when it
-    /// came from an altmap other than the call's (its last user could not return it).
+    /// An existing huge leaf at `frame` (mapped with `attrs`) also backs the struct pages
+    /// `[addr, next)` (Linux's `vmemmap_use_sub_pmd`: here nothing is written, the present
+    /// subsections are the leaf's users). Refused when it came from an altmap other than
+    /// the call's (its last user could not return it).
     pub fn reuse_huge_leaf(
         &mut self,
         frame: PhysAddr,
+        attrs: EntryAttrs,
         addr: u64,
         next: u64,
     ) -> Result<(), MmError> {
-        self.vm.check_leaf_reuse(self.altmap.as_deref(), frame)?;
-        self.use_sub_pmd(addr, next);
-        Ok(())
+        let _ = (addr, next);
+        self.vm
+            .check_leaf_reuse(self.altmap.as_deref(), frame, attrs)
     }
 
-    /// If the huge-level entry at `pmd` is a leaf, it gains the users `[addr, next)`
+    /// If the huge-level entry at `pmd` is a leaf, it also backs `[addr, next)`
     /// ([`Populate::reuse_huge_leaf`]) and the answer is `true`; otherwise `false`.
     pub fn reuse_pmd_leaf(&mut self, pmd: PhysAddr, addr: u64, next: u64) -> Result<bool, MmError> {
         match self.decode(self.vm.huge_level, pmd) {
-            Entry::Leaf { frame, .. } => self.reuse_huge_leaf(frame, addr, next).map(|()| true),
+            Entry::Leaf { frame, attrs } => self
+                .reuse_huge_leaf(frame, attrs, addr, next)
+                .map(|()| true),
             _ => Ok(false),
         }
     }
 
-    /// A new huge leaf at `at` for the huge slot that holds `addr`, with users
-    /// `[addr, next)` (`vmemmap_set_pmd` plus the sub-PMD bookkeeping).
+    /// A new huge leaf at `at` for the huge slot that holds `addr` (`vmemmap_set_pmd`);
+    /// the struct pages `[addr, next)` use it, the rest of it waits for the neighbours.
     pub fn set_huge_leaf(&mut self, at: PhysAddr, block: Block, addr: u64, next: u64) {
         let level = self.vm.huge_level;
         let leaf_va = align_down(addr, F::LEVELS[level].entry_span());
+        let _ = next;
         self.set_leaf(level, at, leaf_va, block);
-        self.use_sub_pmd(addr, next);
     }
 
     /// Whether an altmap leaf for the huge slot holding `[addr, next)` would also back
@@ -284,42 +251,22 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'a, F, M, 
         })
     }
 
-    /// Reverts every change of the call, newest first (so altmap frees are LIFO).
-    fn undo_all(&mut self) {
-        while let Some(change) = self.undo.pop() {
-            match change {
-                Undo::Users { leaf_va, bits } => {
-                    self.vm.book.unmark(leaf_va, bits);
-                }
-                Undo::Leaf {
-                    entry,
-                    level,
-                    va,
-                    block,
-                } => {
-                    self.mem.write_u64(entry, F::empty_entry(level));
-                    if block.bytes > PAGE_SIZE {
-                        self.vm.book.forget(va);
-                    }
-                    let altmap = match block.source {
-                        Source::Altmap => self.altmap.as_deref_mut(),
-                        Source::Ram => None,
-                    };
-                    let (frame, bytes, source) = (block.frame, block.bytes, block.source);
-                    if let Err(error) = self.vm.release_leaf(self.mem, altmap, frame, bytes, source)
-                    {
-                        log::error!("vmemmap: undo could not release leaf {frame}: {error}");
-                    }
-                }
-                Undo::Table {
-                    entry,
-                    level,
-                    table,
-                } => {
-                    self.mem.write_u64(entry, F::empty_entry(level - 1));
-                    self.vm.drop_table(self.mem, level, table);
-                }
-            }
+    /// Unmaps what the failed call mapped: the free walk over `[start, end)` (untraced:
+    /// the call's summary reports the failure).
+    fn roll_back(&mut self, start: u64, end: u64, in_use: InUse<'_>) {
+        let altmap = self.altmap.as_deref_mut();
+        let undone = Remove::run(
+            self.vm,
+            self.mem,
+            altmap,
+            Pass::Apply,
+            &mut NoTrace,
+            start,
+            end,
+            in_use,
+        );
+        if let Err(error) = undone {
+            log::error!("vmemmap: rolling back {start:#x}-{end:#x} failed: {error}");
         }
     }
 }

@@ -1,15 +1,19 @@
 //! One `vmemmap_free` call ([`Remove`]): a read-only validation pass, then the same walk
 //! applying the changes. Slots are visited from high to low addresses so altmap blocks
 //! go back in LIFO order when a whole range is torn down.
+//!
+//! A huge leaf the range covers only in part goes when no other frame it describes is
+//! still in use ([`InUse`]: the sparse model's present subsections) — Linux's sub-PMD
+//! tracking, kept in the model instead of a 0xFD fill of the leaf or a bitmap beside it.
 
 use super::call::conflict;
-use super::leaves::PageBits;
 use super::trace::{AltmapFigures, CallCounts, Op, Trace, TraceEvent};
-use super::{Source, Vmemmap, VmemmapArch};
-use crate::mm::addr::{PAGE_SHIFT, PAGE_SIZE, PhysAddr, align_down};
+use super::{InUse, Source, Vmemmap, VmemmapArch};
+use crate::mm::addr::{PAGE_SIZE, PhysAddr, VirtAddr, align_down};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::MmError;
-use crate::mm::pgtable::Entry;
+use crate::mm::page::STRUCT_PAGE_SIZE;
+use crate::mm::pgtable::{Entry, EntryAttrs};
 use crate::mm::phys::{FrameSource, PhysMem};
 
 /// Which pass of a free.
@@ -29,10 +33,12 @@ pub struct Remove<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> {
     pass: Pass,
     trace: &'a mut T,
     counts: CallCounts,
+    in_use: InUse<'a>,
 }
 
 impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T> {
     /// Runs the arch's `vmemmap_free` for `[start, end)` in `pass`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         vm: &'a mut Vmemmap<F>,
         mem: &'a mut M,
@@ -41,6 +47,7 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T>
         trace: &'a mut T,
         start: u64,
         end: u64,
+        in_use: InUse<'a>,
     ) -> Result<(), MmError> {
         let mut call = Remove {
             vm,
@@ -49,6 +56,7 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T>
             pass,
             trace,
             counts: CallCounts::default(),
+            in_use,
         };
         let result = F::vmemmap_free(&mut call, start, end);
         if T::ON && pass == Pass::Apply {
@@ -95,11 +103,11 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T>
             match F::decode(level, self.mem.read_u64(entry)) {
                 Entry::Empty => {}
                 Entry::Malformed => return Err(conflict(addr, level)),
-                Entry::Leaf { frame, .. } if level == F::last_level() => {
-                    self.free_leaf(level, entry, addr, frame, PAGE_SIZE)?;
+                Entry::Leaf { frame, attrs } if level == F::last_level() => {
+                    self.free_leaf(level, entry, addr, frame, PAGE_SIZE, attrs)?;
                 }
-                Entry::Leaf { frame, .. } if level == self.vm.huge_level => {
-                    self.free_huge_slot(entry, frame, addr, slot_end)?;
+                Entry::Leaf { frame, attrs } if level == self.vm.huge_level => {
+                    self.free_huge_slot(entry, frame, attrs, addr, slot_end)?;
                 }
                 Entry::Leaf { .. } => return Err(conflict(addr, level)),
                 Entry::Table(child) => {
@@ -129,41 +137,44 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T>
         Ok(())
     }
 
-    /// Drops the users `[addr, next)` of a huge leaf; releases it when none remain.
+    /// The struct pages `[addr, next)` stop using a huge leaf; it goes when no other
+    /// frame it describes is in use.
     fn free_huge_slot(
         &mut self,
         entry: PhysAddr,
         frame: PhysAddr,
+        attrs: EntryAttrs,
         addr: u64,
         next: u64,
     ) -> Result<(), MmError> {
         let level = self.vm.huge_level;
         let span = F::LEVELS[level].entry_span();
         let leaf_va = align_down(addr, span);
-        let leaving = PageBits::range((addr - leaf_va) >> PAGE_SHIFT, (next - addr) >> PAGE_SHIFT);
-        let users = self.vm.book.users(leaf_va).unwrap_or_default();
-        let remaining = users.minus(leaving);
-        if !remaining.is_empty() {
-            if self.pass == Pass::Apply {
-                self.vm.book.unmark(leaf_va, leaving);
-                if T::ON {
-                    let event = TraceEvent::Kept {
-                        level,
-                        name: F::LEVELS[level].name,
-                        va: leaf_va,
-                        frame,
-                        users: remaining.count(),
-                    };
-                    self.trace.event(&event);
-                }
+        let others = self.others_in_use(leaf_va, leaf_va + span, addr, next);
+        if others > 0 {
+            if self.pass == Pass::Apply && T::ON {
+                let used = (others * STRUCT_PAGE_SIZE).div_ceil(PAGE_SIZE);
+                let event = TraceEvent::Kept {
+                    level,
+                    name: F::LEVELS[level].name,
+                    va: leaf_va,
+                    frame,
+                    users: u32::try_from(used).unwrap_or(u32::MAX),
+                };
+                self.trace.event(&event);
             }
             return Ok(());
         }
-        self.free_leaf(level, entry, leaf_va, frame, span)?;
-        if self.pass == Pass::Apply {
-            self.vm.book.forget(leaf_va);
-        }
-        Ok(())
+        self.free_leaf(level, entry, leaf_va, frame, span, attrs)
+    }
+
+    /// Frames described by struct pages `[leaf_start, leaf_end)`, outside the call's
+    /// `[addr, next)`, whose memmap is still in use.
+    fn others_in_use(&self, leaf_start: u64, leaf_end: u64, addr: u64, next: u64) -> u64 {
+        let pfn = |va: u64| F::MM.page_to_pfn(VirtAddr(va));
+        let below = (leaf_start < addr).then(|| (self.in_use)(pfn(leaf_start)..pfn(addr)));
+        let above = (next < leaf_end).then(|| (self.in_use)(pfn(next)..pfn(leaf_end)));
+        below.unwrap_or(0) + above.unwrap_or(0)
     }
 
     fn free_leaf(
@@ -173,10 +184,11 @@ impl<'a, F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Remove<'a, F, M, T>
         va: u64,
         frame: PhysAddr,
         bytes: u64,
+        attrs: EntryAttrs,
     ) -> Result<(), MmError> {
         let source = self
             .vm
-            .classify_leaf(self.altmap.as_deref(), frame, bytes)?;
+            .classify_leaf(self.altmap.as_deref(), frame, bytes, attrs)?;
         if self.pass == Pass::Check {
             return Ok(());
         }

@@ -69,8 +69,8 @@ impl<F: VmemmapArch, M: PhysMem + FrameSource, T: Trace> Populate<'_, F, M, T> {
     /// [`Populate::alloc_block_buf`]. An existing huge leaf there is reused instead.
     pub fn pte_range(&mut self, pmd: PhysAddr, addr: u64, next: u64) -> Result<(), MmError> {
         let huge_level = self.huge_level();
-        if let Entry::Leaf { frame, .. } = self.decode(huge_level, pmd) {
-            return self.reuse_huge_leaf(frame, addr, next);
+        if let Entry::Leaf { frame, attrs } = self.decode(huge_level, pmd) {
+            return self.reuse_huge_leaf(frame, attrs, addr, next);
         }
         let pte_table = self.table(huge_level, pmd, addr)?;
         let last = huge_level + 1;

@@ -26,8 +26,8 @@ pub mod config;
 pub mod plan;
 pub mod request;
 mod resize;
+pub mod units;
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -36,8 +36,9 @@ use core::ops::Range;
 use virtio_drivers::transport::{DeviceStatus, Transport};
 
 use self::config::{ConfigError, MemConfig};
-use self::plan::{Geometry, Granularity, Step, Unit};
+use self::plan::{Geometry, Granularity, Step};
 use self::request::{BlockState, RESPONSE_LEN, Request, Response};
+use self::units::Units;
 use super::request_queue::RequestQueue;
 use crate::hotplug::engine::HotplugError;
 use crate::hotplug::event::{Event, EventSource, Via};
@@ -105,7 +106,7 @@ pub struct VirtioMem<T: Transport> {
     geo: Geometry,
     features: Features,
     /// Added (or being added) units by start address.
-    units: BTreeMap<u64, Unit>,
+    units: Units,
     /// Plugged in the device but in no unit (an UNPLUG failed, then the unit went).
     stranded: Vec<Range<u64>>,
     /// The request the stop flags below refer to; a new one clears them.
@@ -205,7 +206,7 @@ impl<T: Transport> VirtioMem<T> {
             granularity,
             geo: parts.geo,
             features: parts.features,
-            units: BTreeMap::new(),
+            units: Units::new(),
             stranded: Vec::new(),
             last_requested: parts.config.requested_size,
             grow_stopped: false,
@@ -252,7 +253,7 @@ impl<T: Transport> VirtioMem<T> {
     /// and the device is given up after [`CONFIG_READS`] reads without that.
     fn refresh(&mut self) -> bool {
         let mut previous = None;
-        let mut problem = alloc::string::String::new();
+        let mut problem = Unsettled::NoAgreement;
         for attempt in 1..=CONFIG_READS {
             let config = match MemConfig::read(&self.transport) {
                 Ok(c) => c,
@@ -261,14 +262,11 @@ impl<T: Transport> VirtioMem<T> {
             if config == self.config {
                 return true;
             }
-            let checked = config
-                .validate()
-                .map_err(|e| alloc::format!("{e}"))
-                .and_then(|()| {
-                    (Geometry::new(&config, self.granularity) == self.geo)
-                        .then_some(())
-                        .ok_or_else(|| "reason=geometry-changed".into())
-                });
+            let checked = config.validate().map_err(Unsettled::Config).and_then(|()| {
+                (Geometry::new(&config, self.granularity) == self.geo)
+                    .then_some(())
+                    .ok_or(Unsettled::GeometryChanged)
+            });
             match checked {
                 Ok(()) if previous == Some(config) => {
                     self.config = config;
@@ -284,9 +282,6 @@ impl<T: Transport> VirtioMem<T> {
                     previous = None;
                 }
             }
-        }
-        if problem.is_empty() {
-            problem = "reason=unsettled".into();
         }
         self.fail(format_args!("{problem} reads={CONFIG_READS}"))
     }
@@ -342,6 +337,27 @@ impl<T: Transport> VirtioMem<T> {
                 self.fail(format_args!("reason=queue request={request} detail={e:?}"));
                 None
             }
+        }
+    }
+}
+
+/// Why a changed config was not taken (no heap: the reason is kept as a value).
+#[derive(Clone, Copy, Debug)]
+enum Unsettled {
+    /// No two reads agreed.
+    NoAgreement,
+    /// A read failed validation.
+    Config(ConfigError),
+    /// A read described another region or block size.
+    GeometryChanged,
+}
+
+impl fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsettled::NoAgreement => write!(f, "reason=unsettled"),
+            Unsettled::Config(e) => write!(f, "{e}"),
+            Unsettled::GeometryChanged => write!(f, "reason=geometry-changed"),
         }
     }
 }

@@ -18,11 +18,11 @@
 //! at its edges unused ("The alignment of the physical start address can make some
 //! memory unusable").
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::config::MemConfig;
+use super::units::Units;
 use crate::mm::arch::MmArch;
 use crate::mm::memory_block::MemoryBlock;
 
@@ -210,12 +210,7 @@ pub struct Unplug {
 /// The first run of at most `want` unplugged steps in a live unit (lowest unit first),
 /// else the first `min(want, steps per unit)` steps of the lowest unused unit inside
 /// `usable`. BBM units are only ever plugged whole.
-pub fn next_plug(
-    geo: &Geometry,
-    units: &BTreeMap<u64, Unit>,
-    usable: u64,
-    want: usize,
-) -> Option<Plug> {
+pub fn next_plug(geo: &Geometry, units: &Units, usable: u64, want: usize) -> Option<Plug> {
     if want == 0 {
         return None;
     }
@@ -247,7 +242,7 @@ pub fn next_plug(
 
 /// The last run of at most `over` online steps of the live unit Linux would unplug from
 /// next: partly plugged units before full ones, the highest unit first.
-pub fn next_unplug(units: &BTreeMap<u64, Unit>, over: usize) -> Option<Unplug> {
+pub fn next_unplug(units: &Units, over: usize) -> Option<Unplug> {
     if over == 0 {
         return None;
     }

@@ -1,8 +1,6 @@
 //! Growing and shrinking: which requests go to the device, which events to the engine,
 //! and what each completion means for the units (see the module header of the driver).
 
-use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -11,8 +9,22 @@ use virtio_drivers::transport::Transport;
 use super::plan::{self, Mode, Step, Unit, UnitState};
 use super::request::{Request, Response};
 use super::{BATCH, VirtioMem};
+use crate::heap::fallible::TryVec;
 use crate::hotplug::engine::HotplugError;
 use crate::hotplug::event::Event;
+
+/// A device response for a record, `none` when the queue failed (formatted without
+/// allocating).
+struct ResponseName(Option<Response>);
+
+impl core::fmt::Display for ResponseName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(r) => write!(f, "{r}"),
+            None => f.write_str("none"),
+        }
+    }
+}
 
 impl<T: Transport> VirtioMem<T> {
     /// Most steps one PLUG or UNPLUG request can carry (65535 device blocks).
@@ -38,6 +50,19 @@ impl<T: Transport> VirtioMem<T> {
             };
             p.count = p.count.min(self.max_steps());
             let range = self.geo.steps(p.unit, p.first, p.count);
+            // Room for the event and a new unit's record before the device plugs
+            // anything: a refused heap allocation stops growing with nothing plugged.
+            let new_unit = if p.new_unit {
+                match self.new_unit() {
+                    Some(unit) => Some(unit),
+                    None => return self.stop("grow", "no-memory"),
+                }
+            } else {
+                None
+            };
+            if out.try_reserve(1).is_err() {
+                return self.stop("grow", "no-memory");
+            }
             let plug = Request::plug(&range, self.geo.block_size).expect("planned in blocks");
             match self.request(plug) {
                 Some(Response::Ack) => {}
@@ -45,7 +70,7 @@ impl<T: Transport> VirtioMem<T> {
                     log::warn!(
                         "virtio-mem: refused dev={} {plug} response={}",
                         self.index,
-                        other.map_or(String::from("none"), |r| alloc::format!("{r}"))
+                        ResponseName(other)
                     );
                     self.stop("grow", "plug-refused");
                     return;
@@ -60,13 +85,12 @@ impl<T: Transport> VirtioMem<T> {
             );
             let unit_range = p.unit..p.unit + self.geo.unit;
             let via = self.via();
-            if p.new_unit {
-                let steps = vec![Step::Unplugged; self.geo.steps_per_unit()];
-                let unit = Unit {
-                    state: UnitState::Adding,
-                    steps,
-                };
-                self.units.insert(p.unit, unit);
+            if let Some(unit) = new_unit
+                && self.units.try_insert(p.unit, unit).is_err()
+            {
+                // Plugged, but no room to record the unit: give the run back.
+                self.unplug_range(range);
+                return self.stop("grow", "no-memory");
             }
             self.set_steps(p.unit, p.first, p.count, Step::Plugging);
             out.push(match (p.new_unit, self.geo.mode) {
@@ -105,6 +129,10 @@ impl<T: Transport> VirtioMem<T> {
                 }
                 return;
             };
+            if out.try_reserve(1).is_err() {
+                // Nothing changed: the next poll tries again.
+                return;
+            }
             let count = u.count.min(self.max_steps());
             let first = u.first + u.count - count;
             self.set_steps(u.unit, first, count, Step::Offlining);
@@ -133,7 +161,11 @@ impl<T: Transport> VirtioMem<T> {
         }
         let via = self.via();
         for (&start, unit) in &mut self.units {
-            if unit.state == UnitState::Live && unit.is_empty() && out.len() < BATCH {
+            if unit.state == UnitState::Live
+                && unit.is_empty()
+                && out.len() < BATCH
+                && out.try_reserve(1).is_ok()
+            {
                 unit.state = UnitState::Removing;
                 out.push(Event::Remove {
                     range: start..start + self.geo.unit,
@@ -226,8 +258,18 @@ impl<T: Transport> VirtioMem<T> {
             return;
         }
         let range = self.geo.steps(unit, run.start, run.len());
+        let state = if self.unplug_range(range) {
+            Step::Unplugged
+        } else {
+            Step::Stranded
+        };
+        self.set_steps(unit, run.start, run.len(), state);
+    }
+
+    /// UNPLUGs `range`; false (with an error line) when the device refused.
+    fn unplug_range(&mut self, range: Range<u64>) -> bool {
         let unplug = Request::unplug(&range, self.geo.block_size).expect("planned in blocks");
-        let state = match self.request(unplug) {
+        match self.request(unplug) {
             Some(Response::Ack) => {
                 log::info!(
                     "virtio-mem: unplug dev={} range={:#x}-{:#x} blocks={}",
@@ -236,17 +278,28 @@ impl<T: Transport> VirtioMem<T> {
                     range.end,
                     (range.end - range.start) / self.geo.block_size
                 );
-                Step::Unplugged
+                true
             }
             other => {
                 log::error!(
                     "virtio-mem: refused dev={} {unplug} response={other:?}; range stays plugged",
                     self.index
                 );
-                Step::Stranded
+                false
             }
-        };
-        self.set_steps(unit, run.start, run.len(), state);
+        }
+    }
+
+    /// A new unit's record with every step unplugged, or `None` when the heap refuses
+    /// its step list.
+    fn new_unit(&self) -> Option<Unit> {
+        let mut steps = Vec::new();
+        steps.try_reserve_exact(self.geo.steps_per_unit()).ok()?;
+        steps.resize(self.geo.steps_per_unit(), Step::Unplugged);
+        Some(Unit {
+            state: UnitState::Adding,
+            steps,
+        })
     }
 
     /// Forgets `unit`; its stranded steps move to the device's stranded list.
@@ -255,15 +308,19 @@ impl<T: Transport> VirtioMem<T> {
             return;
         };
         for (i, s) in u.steps.iter().enumerate() {
-            if *s == Step::Stranded {
-                self.stranded.push(self.geo.steps(unit, i, 1));
+            if *s == Step::Stranded && self.stranded.try_push(self.geo.steps(unit, i, 1)).is_err() {
+                log::error!(
+                    "virtio-mem: error dev={} no heap room to record a stranded range at {:#x}",
+                    self.index,
+                    self.geo.steps(unit, i, 1).start
+                );
             }
         }
     }
 
     /// The unit holding `range` and its step run.
     fn locate(&self, range: &Range<u64>) -> Option<(u64, usize, usize)> {
-        let (&start, _) = self.units.range(..=range.start).next_back()?;
+        let (&start, _) = self.units.at_or_below(range.start)?;
         let end = start + self.geo.unit;
         if range.end > end || range.start >= range.end {
             return None;

@@ -7,7 +7,7 @@ use crate::mm::addr::PAGE_SIZE;
 use crate::mm::error::{AllocKind, MmError};
 use crate::mm::semantics::Semantics;
 use crate::mm::sim::{World, scenarios};
-use crate::mm::vmemmap::{Source, VmemmapArch};
+use crate::mm::vmemmap::{NOTHING_ELSE_IN_USE, Source, VmemmapArch};
 
 const SECTIONS: [u64; 3] = [1, 3, 64];
 
@@ -152,6 +152,34 @@ pub fn failure_at_each_table_level_rolls_back_exactly<F: VmemmapArch>(profile: &
                     failures::<F>(features, AllocKind::PageTable, altmap, n, true),
                     n * pte_tables,
                     "{features:?} altmap={altmap} sections={n}: upper tables shared"
+                );
+            }
+        }
+    }
+}
+
+/// Every heap allocation of an add (sections, the walker) failing in turn: each refuses
+/// the add with `NoMemory(Heap)` and changes nothing, and a removal makes none at all
+/// (needs [`crate::heap::HostFaultAlloc`] as the test binary's global allocator).
+pub fn heap_failure_at_each_allocation_rolls_back_exactly<F: VmemmapArch>(profile: &Profile) {
+    for &features in profile.features {
+        let altmaps: &[bool] = if altmap_allowed::<F>(profile, features) {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &altmap in altmaps {
+            for neighbour in [false, true] {
+                let (tried, failed) = scenarios::failure_at_each_allocation::<F>(
+                    features,
+                    AllocKind::Heap,
+                    altmap,
+                    3,
+                    neighbour,
+                );
+                assert!(
+                    tried > 0 && failed == tried,
+                    "{features:?} altmap={altmap} neighbour={neighbour}: {tried} fired, {failed} refused"
                 );
             }
         }
@@ -333,7 +361,7 @@ pub fn populating_a_populated_range_is_a_no_op<F: VmemmapArch>(profile: &Profile
         world
             .sparse
             .vmemmap_mut()
-            .populate(&mut world.mem, start, end, None)
+            .populate(&mut world.mem, start, end, None, NOTHING_ELSE_IN_USE)
             .expect("again");
         assert_eq!((world.snapshot(), world.mem.handed_out()), before);
     }

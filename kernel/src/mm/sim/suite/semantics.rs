@@ -12,7 +12,7 @@ use crate::mm::altmap::{Hazard, VmemAltmap};
 use crate::mm::semantics::Semantics;
 use crate::mm::sim::{World, scenarios};
 use crate::mm::vmemmap::trace::Op;
-use crate::mm::vmemmap::{Source, TraceEvent, VmemmapArch};
+use crate::mm::vmemmap::{NOTHING_ELSE_IN_USE, Source, TraceEvent, VmemmapArch};
 
 /// Under every setting full sections and sub-section pieces take their leaves where that
 /// setting's code did: the altmap, except base pages under `rfc-2017` on an arch whose
@@ -112,12 +112,18 @@ pub fn linux_non_lifo_free_hands_out_mapped_pages_and_is_named<F: VmemmapArch>(p
             let World { mem, sparse } = &mut world;
             let vm = sparse.vmemmap_mut();
             for range in [&a, &b] {
-                vm.populate_pfns(mem, range.start, pages, Some(&mut altmap))
-                    .expect("populate");
+                vm.populate_pfns(
+                    mem,
+                    range.start,
+                    pages,
+                    Some(&mut altmap),
+                    NOTHING_ELSE_IN_USE,
+                )
+                .expect("populate");
             }
-            vm.free_pfns(mem, a.start, pages, Some(&mut altmap))
+            vm.free_pfns(mem, a.start, pages, Some(&mut altmap), NOTHING_ELSE_IN_USE)
                 .expect("free the lower one");
-            vm.populate_pfns(mem, a.start, pages, Some(&mut altmap))
+            vm.populate_pfns(mem, a.start, pages, Some(&mut altmap), NOTHING_ELSE_IN_USE)
                 .expect("populate it again");
             let backing = |pfn: Pfn| world.struct_page_phys(pfn).expect("mapped").phys;
             let (again, upper) = (backing(a.start), backing(b.start));
@@ -145,8 +151,14 @@ pub fn linux_non_lifo_free_hands_out_mapped_pages_and_is_named<F: VmemmapArch>(p
             let World { mem, sparse } = &mut world;
             let vm = sparse.vmemmap_mut();
             for range in [&a, &b] {
-                vm.free_pfns(mem, range.start, pages, Some(&mut altmap))
-                    .expect("teardown");
+                vm.free_pfns(
+                    mem,
+                    range.start,
+                    pages,
+                    Some(&mut altmap),
+                    NOTHING_ELSE_IN_USE,
+                )
+                .expect("teardown");
             }
             assert_eq!(altmap.alloc, 0);
         }

@@ -28,20 +28,22 @@ const S390: Granularity = Granularity {
 
 /// Applies plans as the driver would once every event completed, until none is left;
 /// then checks the invariants. Returns the plugged bytes.
-fn grow(geo: &Geometry, units: &mut BTreeMap<u64, Unit>, usable: u64, requested: u64) -> u64 {
+fn grow(geo: &Geometry, units: &mut Units, usable: u64, requested: u64) -> u64 {
     for _ in 0..100_000 {
         let want = (requested.saturating_sub(plugged(geo, units)) / geo.step) as usize;
         let Some(p) = next_plug(geo, units, usable, want) else {
             break;
         };
         assert!(p.count > 0 && p.count <= want, "{p:?} for {want}");
-        let unit = units.entry(p.unit).or_insert_with(|| {
+        if !units.contains_key(&p.unit) {
             assert!(p.new_unit, "{p:?}");
-            Unit {
+            let new = Unit {
                 state: UnitState::Live,
                 steps: alloc::vec![Step::Unplugged; geo.steps_per_unit()],
-            }
-        });
+            };
+            units.try_insert(p.unit, new).expect("heap");
+        }
+        let unit = units.get_mut(&p.unit).expect("just recorded");
         for s in &mut unit.steps[p.first..p.first + p.count] {
             assert_eq!(*s, Step::Unplugged, "plugging a plugged step: {p:?}");
             *s = Step::Online;
@@ -51,7 +53,7 @@ fn grow(geo: &Geometry, units: &mut BTreeMap<u64, Unit>, usable: u64, requested:
     plugged(geo, units)
 }
 
-fn shrink(geo: &Geometry, units: &mut BTreeMap<u64, Unit>, requested: u64) -> Vec<Unplug> {
+fn shrink(geo: &Geometry, units: &mut Units, requested: u64) -> Vec<Unplug> {
     let mut done = Vec::new();
     for _ in 0..100_000 {
         let over = (plugged(geo, units).saturating_sub(requested) / geo.step) as usize;
@@ -71,11 +73,11 @@ fn shrink(geo: &Geometry, units: &mut BTreeMap<u64, Unit>, requested: u64) -> Ve
     done
 }
 
-fn plugged(geo: &Geometry, units: &BTreeMap<u64, Unit>) -> u64 {
+fn plugged(geo: &Geometry, units: &Units) -> u64 {
     units.values().map(|u| u.plugged() as u64).sum::<u64>() * geo.step
 }
 
-fn check(geo: &Geometry, units: &BTreeMap<u64, Unit>, usable: u64) {
+fn check(geo: &Geometry, units: &Units, usable: u64) {
     let end = geo.addr + usable.min(geo.region_size);
     for &start in units.keys() {
         assert!(start.is_multiple_of(geo.unit), "{start:#x}");
@@ -120,7 +122,7 @@ fn only_whole_units_inside_the_region_and_usable_part_are_used() {
 fn sub_block_mode_reaches_130m_and_1026m_and_shrinks_to_2m_and_0_exactly() {
     for (gran, block) in [(X86, 2 * MIB), (S390, MIB)] {
         let g = Geometry::new(&config(4 * GIB, 4 * GIB, block), gran);
-        let mut units = BTreeMap::new();
+        let mut units = Units::new();
         for target in [130 * MIB, 1026 * MIB] {
             let usable = (target + 256 * MIB).next_multiple_of(block);
             assert_eq!(grow(&g, &mut units, usable, target), target, "{gran:?}");
@@ -147,7 +149,7 @@ fn sub_block_mode_reaches_130m_and_1026m_and_shrinks_to_2m_and_0_exactly() {
 #[test]
 fn partly_plugged_blocks_are_filled_first_and_emptied_first() {
     let g = Geometry::new(&config(4 * GIB, 4 * GIB, 2 * MIB), X86);
-    let mut units = BTreeMap::new();
+    let mut units = Units::new();
     grow(&g, &mut units, 2 * GIB, 300 * MIB);
     // 128 + 128 + 44: the third block is partial.
     let third = 4 * GIB + 256 * MIB;
@@ -197,7 +199,7 @@ fn partly_plugged_blocks_are_filled_first_and_emptied_first() {
 #[test]
 fn busy_steps_are_skipped_and_split_the_run() {
     let g = Geometry::new(&config(4 * GIB, 4 * GIB, 2 * MIB), X86);
-    let mut units = BTreeMap::new();
+    let mut units = Units::new();
     grow(&g, &mut units, 2 * GIB, 128 * MIB);
     units.get_mut(&(4 * GIB)).unwrap().steps[60] = Step::Busy;
     let u = next_unplug(&units, 64).unwrap();
@@ -216,7 +218,7 @@ fn busy_steps_are_skipped_and_split_the_run() {
 #[test]
 fn big_block_mode_plugs_and_unplugs_whole_units_newest_first() {
     let g = Geometry::new(&config(4 * GIB, 4 * GIB, 512 * MIB), X86);
-    let mut units = BTreeMap::new();
+    let mut units = Units::new();
     assert_eq!(
         grow(&g, &mut units, 4 * GIB, GIB + 256 * MIB),
         GIB,
@@ -252,7 +254,7 @@ fn random_requests_end_exactly_on_the_request_inside_the_rules() {
         let addr = GIB * (1 + rnd(4)) + gran.memory_block * rnd(3);
         let region = gran.memory_block * (1 + rnd(16));
         let g = Geometry::new(&config(addr, region, block), gran);
-        let mut units = BTreeMap::new();
+        let mut units = Units::new();
         for _ in 0..6 {
             let requested = g.step * rnd(region / g.step + 1);
             let usable = region;

@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use super::{PROMPT, spread};
 use crate::accel::{self, AccelChoice};
 use crate::arch::BootPath;
-use crate::bench::spread;
 use crate::hotplug::MemoryDevice;
 use crate::profile::{GIB, MIB, Memory};
 use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Profile, RunOptions};
-
-const PROMPT: &str = "hotmem> ";
 
 /// Where the benchmark's DIMMs start: a multiple of this after the last memory device, so
 /// a DIMM is whole memory blocks on every arch (Linux's and ours: 128 MiB on x86_64 and

@@ -1,5 +1,7 @@
-//! Turning DAT on: an identity map of all RAM, built with the generic range mapper over
-//! this port's DAT format, with tables taken from the RAM just after the kernel image.
+//! The kernel's own tables, and turning DAT on: an identity map of all RAM, built with
+//! the generic range mapper over this port's DAT format (the image's W^X spans from
+//! [`kernel::kpt`]), with tables taken from the RAM just after the kernel image — region
+//! and segment tables are 16 KiB, beyond the 4 KiB frames of the shared arena.
 //!
 //! The map is W^X: kernel text is read-only and executable, read-only data is neither
 //! writable nor executable, and everything else (lowcore, data, stacks, free RAM) is
@@ -11,6 +13,7 @@
 
 use core::arch::asm;
 
+use kernel::kpt::{self, ImageLayout};
 use kernel::mm::addr::PhysAddr;
 use kernel::mm::map::{self, MapError, MapStats};
 use kernel::mm::pgtable::{EntryAttrs, Features, PageTableFormat};
@@ -22,12 +25,6 @@ use crate::paging::S390xPaging;
 const CR0_EDAT: u64 = 0x0080_0000;
 /// CR0 bit 43 (value 0x10_0000): instruction-execution-protection control.
 const CR0_IEP: u64 = 0x0010_0000;
-
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
-}
 
 /// What [`enable_identity_map`] built.
 #[derive(Clone, Copy, Debug)]
@@ -55,19 +52,13 @@ pub fn enable_identity_map(
     };
     let root = map::new_table::<S390xPaging, _>(&mut frames, 0).ok_or(MapError::NoMemory)?;
     let data = EntryAttrs::kernel_data(features);
-    let text = EntryAttrs::GLOBAL;
-    let rodata = EntryAttrs::GLOBAL | (data & EntryAttrs::NO_EXECUTE);
-    let (image, text_end, rodata_end) = (
-        &raw const __kernel_start as u64,
-        &raw const __text_end as u64,
-        &raw const __rodata_end as u64,
-    );
-    let spans = [
-        (0, image, data),
-        (image, text_end, text),
-        (text_end, rodata_end, rodata),
-        (rodata_end, ram, data),
-    ];
+    let image = ImageLayout {
+        // Identity: everything after read-only data (data, bss, free RAM) is data.
+        end: ram,
+        ..ImageLayout::of_this_kernel()
+    };
+    let [text, rodata, rest] = image.spans(data);
+    let spans = [(0, image.start, data), text, rodata, rest];
     let mut stats = MapStats::default();
     for (start, end, attrs) in spans {
         let s = map::map_range::<S390xPaging, _>(
@@ -79,10 +70,7 @@ pub fn enable_identity_map(
             attrs,
             features,
         )?;
-        stats.tables += s.tables;
-        for (total, n) in stats.leaves.iter_mut().zip(s.leaves) {
-            *total += n;
-        }
+        kpt::add_stats(&mut stats, s);
     }
     let asce = S390xPaging::root_register(root);
     let mut cr0 = 0;

@@ -9,6 +9,7 @@ use core::fmt;
 use core::ops::Range;
 
 use kernel::firmware::nfit;
+use kernel::heap::fallible::try_collect;
 use kernel::hotplug::engine::HotplugError;
 use kernel::hotplug::event::{Event, EventSource, Via};
 use x86_64::instructions::port::Port;
@@ -39,10 +40,13 @@ pub enum FitError {
     Status(u32),
     /// The FIT kept changing or never ended.
     Unstable,
+    /// The kernel heap refused room for the FIT (or its ranges).
+    NoMemory,
 }
 
-/// One DSM call: the reply's `(status, data)`; `None` when nothing answered.
-fn call(pa: u32, offset: u32) -> Option<(u32, Vec<u8>)> {
+/// One DSM call: the reply's status, its data appended to `out`; `Ok(None)` when nothing
+/// answered.
+fn call(pa: u32, offset: u32, out: &mut Vec<u8>) -> Result<Option<u32>, FitError> {
     let page = &raw mut PAGE;
     let request = [ROOT_HANDLE, 1, FN_READ_FIT, offset];
     // SAFETY: PAGE is only touched here, from the shell loop (one CPU, no interrupt
@@ -56,12 +60,15 @@ fn call(pa: u32, offset: u32) -> Option<(u32, Vec<u8>)> {
         // A reply is at most one page long, so an untouched request means no mailbox.
         let len = core::ptr::read_volatile(p);
         if len == ROOT_HANDLE {
-            return None;
+            return Ok(None);
         }
         let status = core::ptr::read_volatile(p.add(1));
         let n = (len as usize).clamp(8, 4096);
-        let bytes = core::slice::from_raw_parts(page.cast::<u8>().add(8), n - 8).to_vec();
-        Some((status, bytes))
+        if status == 0 {
+            out.try_reserve(n - 8).map_err(|_| FitError::NoMemory)?;
+            out.extend_from_slice(core::slice::from_raw_parts(page.cast::<u8>().add(8), n - 8));
+        }
+        Ok(Some(status))
     }
 }
 
@@ -71,10 +78,11 @@ pub fn read_fit() -> Result<Vec<u8>, FitError> {
     let pa = u32::try_from(pa).map_err(|_| FitError::PageAbove4G)?;
     let mut fit = Vec::new();
     for _ in 0..64 {
-        let (status, data) = call(pa, fit.len() as u32).ok_or(FitError::NoMailbox)?;
+        let before = fit.len();
+        let status = call(pa, before as u32, &mut fit)?.ok_or(FitError::NoMailbox)?;
         match status {
-            0 if data.is_empty() => return Ok(fit),
-            0 => fit.extend_from_slice(&data),
+            0 if fit.len() == before => return Ok(fit),
+            0 => {}
             FIT_CHANGED => fit.clear(),
             other => return Err(FitError::Status(other)),
         }
@@ -119,16 +127,14 @@ impl NvdimmFit {
 
 /// The persistent-memory SPA ranges of a FIT, with their range index.
 fn pmem(fit: &[u8]) -> Vec<(u16, Range<u64>)> {
-    match nfit::parse_structures(fit) {
-        Ok(n) => n
-            .pmem()
-            .map(|s| (s.index, s.base..s.base + s.length))
-            .collect(),
-        Err(e) => {
-            log::warn!("nvdimm: FIT ignored: {e}");
-            Vec::new()
-        }
-    }
+    let ranges = nfit::parse_structures(fit).and_then(|n| {
+        try_collect(n.pmem().map(|s| (s.index, s.base..s.base + s.length)))
+            .map_err(|_| nfit::NfitError::NoMemory)
+    });
+    ranges.unwrap_or_else(|e| {
+        log::warn!("nvdimm: FIT ignored: {e}");
+        Vec::new()
+    })
 }
 
 impl EventSource for NvdimmFit {
@@ -152,6 +158,12 @@ impl EventSource for NvdimmFit {
         for (index, range) in pmem(&fit) {
             if self.seen.contains(&range) {
                 continue;
+            }
+            // Room first: a range not recorded as seen is found again by the next read.
+            if self.seen.try_reserve(1).is_err() || out.try_reserve(1).is_err() {
+                self.last_error = Some(FitError::NoMemory);
+                log::warn!("nvdimm: no heap room for FIT range {range:#x?}; ignored");
+                break;
             }
             self.seen.push(range.clone());
             out.push(Event::AddDevice {

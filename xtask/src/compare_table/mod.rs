@@ -1,6 +1,9 @@
 //! The figures of `cargo xtask compare`, read from both sides' records, and the rules that
 //! say which differences are documented (each rule's text is the reason given in
 //! docs/linux-compare.md).
+//!
+//! Rooms: the table, its rules and [`build`] here; how both sides' text is read
+//! (`values`); one NVDIMM as each side handled it (`nvdimm`); the pc-dimm rows (`dimm`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -9,6 +12,14 @@ use qemu::Arch;
 use qemu::hotplug::MemoryDevice;
 
 use crate::linux::guest::{Record, Records};
+
+mod dimm;
+mod nvdimm;
+mod values;
+
+use dimm::dimm_rows;
+use nvdimm::{linux_nvdimm, our_nvdimm};
+use values::{Value, hex, lines_with, missing, text};
 
 /// One cold-plugged NVDIMM of the scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,187 +210,12 @@ impl Table {
     }
 }
 
-/// A figure's displayed text and the key equality is judged on.
-struct Value {
-    shown: String,
-    key: String,
-}
-
-fn hex(v: u64) -> Value {
-    let shown = format!("{v:#x}");
-    Value {
-        key: shown.clone(),
-        shown,
-    }
-}
-
-fn text(s: &str) -> Value {
-    Value {
-        shown: s.to_string(),
-        key: s.to_string(),
-    }
-}
-
-/// `refused (ENXIO)`: judged on `refused` only.
-fn with_detail(key: &str, detail: &str) -> Value {
-    Value {
-        shown: format!("{key} ({detail})"),
-        key: key.to_string(),
-    }
-}
-
-fn missing() -> Value {
-    text("-")
-}
-
-/// `key=value` fields of one of our console lines.
-fn fields(line: &str) -> HashMap<&str, &str> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .collect()
-}
-
-fn num(f: &HashMap<&str, &str>, key: &str) -> Option<u64> {
-    let t = f.get(key)?;
-    match t.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => t.parse().ok(),
-    }
-}
-
-fn lines_with<'a>(
-    text: &'a str,
-    prefix: &'a str,
-) -> impl Iterator<Item = HashMap<&'a str, &'a str>> + 'a {
-    text.lines()
-        .map(str::trim)
-        .filter(move |l| l.starts_with(prefix))
-        .map(fields)
-}
-
 /// Ids of the device regions our kernel added (for `altmap ID`).
 pub fn device_region_ids(console: &str) -> Vec<String> {
     lines_with(console, "region: add ")
         .filter(|f| f.get("kind") != Some(&"hotplug-window"))
         .filter_map(|f| f.get("id").map(|s| s.to_string()))
         .collect()
-}
-
-/// One NVDIMM as our kernel handled it.
-struct OurNvdimm {
-    state: Value,
-    size: u64,
-    data_start: u64,
-    data_size: u64,
-    end_trunc: u64,
-    memmap_pages: u64,
-}
-
-fn our_nvdimm(ours: &OurSide, dev: &MemoryDevice) -> OurNvdimm {
-    let mut nv = OurNvdimm {
-        state: missing(),
-        size: dev.size,
-        data_start: 0,
-        data_size: 0,
-        end_trunc: 0,
-        memmap_pages: 0,
-    };
-    let start = format!("range={:#x}-", dev.addr);
-    if let Some(line) = ours
-        .console
-        .lines()
-        .find(|l| l.starts_with("region: reject ") && l.contains(&start))
-    {
-        nv.state = with_detail("refused", fields(line).get("reason").unwrap_or(&"?"));
-        return nv;
-    }
-    let Some(add) = lines_with(&ours.console, "region: add ")
-        .find(|f| f.get("source") == Some(&"nfit") && num(f, "start") == Some(dev.addr))
-    else {
-        return nv;
-    };
-    let id = add.get("id").copied().unwrap_or_default();
-    nv.size = num(&add, "size").unwrap_or(0);
-    nv.end_trunc = num(&add, "trunc").unwrap_or(0);
-    let id_field = |f: &HashMap<&str, &str>| f.get("id") == Some(&id);
-    if let Some(p) = lines_with(&ours.console, "region: populate ").find(id_field)
-        && let Some(errno) = p.get("errno")
-    {
-        nv.state = with_detail("refused", &format!("populate errno={errno}"));
-        return nv;
-    }
-    let verify = lines_with(&ours.console, "verify: ").find(id_field);
-    let offset = lines_with(&ours.altmaps, "altmap: ")
-        .find(id_field)
-        .and_then(|a| num(&a, "offset"));
-    if let (Some(v), Some(offset)) = (verify, offset) {
-        let dataoff = offset * 4096;
-        nv.data_start = dev.addr + dataoff;
-        nv.data_size = nv.size - dataoff - nv.end_trunc;
-        nv.memmap_pages = num(&v, "memmap.pages").unwrap_or(0);
-        nv.state = match v.get("result") {
-            Some(&"pass") => text("enabled"),
-            other => with_detail("verify-failed", other.unwrap_or(&"?")),
-        };
-    }
-    nv
-}
-
-/// One NVDIMM as Linux handled it: the region at its address, its fsdax outcome, pfn.
-struct LinuxNvdimm {
-    state: Value,
-    ns_size: u64,
-    data_start: u64,
-    data_size: u64,
-    end_trunc: u64,
-}
-
-fn linux_nvdimm(linux: &LinuxSide, dev: &MemoryDevice) -> LinuxNvdimm {
-    let mut nv = LinuxNvdimm {
-        state: missing(),
-        ns_size: 0,
-        data_start: 0,
-        data_size: 0,
-        end_trunc: 0,
-    };
-    let dump = &linux.after_nvdimms;
-    let Some(region) = dump
-        .of("linux.nd.region")
-        .find(|r| r.num("resource") == Some(dev.addr))
-    else {
-        return nv;
-    };
-    let name = region.get("name").unwrap_or_default();
-    let Some(event) = linux
-        .boot
-        .events("fsdax")
-        .find(|e| e.get("region") == Some(name))
-    else {
-        return nv;
-    };
-    if event.get("state") != Some("enabled") {
-        let detail = format!(
-            "{} at {}",
-            event.get("error").unwrap_or("?"),
-            event.get("step").unwrap_or("?")
-        );
-        nv.state = with_detail("refused", &detail);
-        return nv;
-    }
-    nv.state = text("enabled");
-    let ns = event.get("namespace").unwrap_or_default();
-    let pfn = event.get("pfn").unwrap_or_default();
-    let find = |kind: &'static str, name: &str| -> Option<Record> {
-        dump.of(kind).find(|r| r.get("name") == Some(name)).cloned()
-    };
-    if let (Some(ns), Some(pfn)) = (find("linux.nd.namespace", ns), find("linux.nd.pfn", pfn)) {
-        let ns_start = ns.num("resource").unwrap_or(0);
-        nv.ns_size = ns.num("size").unwrap_or(0);
-        nv.data_start = pfn.num("resource").unwrap_or(0);
-        nv.data_size = pfn.num("size").unwrap_or(0);
-        nv.end_trunc = (ns_start + nv.ns_size).saturating_sub(nv.data_start + nv.data_size);
-    }
-    nv
 }
 
 /// Every figure of the scenario.
@@ -479,111 +315,4 @@ fn place(dev: &MemoryDevice) -> Value {
         key: shown.clone(),
         shown,
     }
-}
-
-fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, ours: &OurSide) {
-    if scenario.dimms.is_empty() {
-        return;
-    }
-    let ranges: Vec<HashMap<&str, &str>> = lines_with(&ours.hotplug, "hotplug.range ").collect();
-    let our_block = lines_with(&ours.hotplug, "hotplug.summary ")
-        .next()
-        .and_then(|f| num(&f, "block.bytes"));
-    t.push(
-        "memory block size".into(),
-        linux.end.block_size().map_or_else(missing, hex),
-        our_block.map_or_else(missing, hex),
-        None,
-    );
-    let on_memory = linux
-        .end
-        .of("linux.param")
-        .next()
-        .and_then(|r| r.get("memmap_on_memory"))
-        .unwrap_or("?")
-        .to_string();
-    for (i, (ldev, odev)) in linux.dimms.iter().zip(&ours.dimms).enumerate() {
-        let name = format!("dimm{i}");
-        t.push(
-            format!("{name} QEMU placement"),
-            place(ldev),
-            place(odev),
-            None,
-        );
-        let lrange = ldev.addr..ldev.addr + ldev.size;
-        let online = linux.end.block_bytes(&lrange, "online");
-        let block = linux.end.block_size().unwrap_or(1).max(1);
-        let aligned = ldev.addr.is_multiple_of(block) && ldev.size.is_multiple_of(block);
-        let lstate = if online == ldev.size {
-            text("online")
-        } else if online == 0 && !aligned {
-            with_detail(
-                "refused",
-                &format!("not {}-aligned", crate::compare::mib(block)),
-            )
-        } else {
-            with_detail("partly-online", &format!("{online:#x}"))
-        };
-        let why_state = (!aligned).then_some(BLOCK_ALIGNED_ADD);
-        let ours_range = ranges.iter().find(|f| {
-            f.get("range").and_then(|r| range_field(r)) == Some((odev.addr, odev.addr + odev.size))
-        });
-        let ostate = match ours_range {
-            Some(f) if f.get("state") == Some(&"online") => text("online"),
-            Some(f) => with_detail("not-online", f.get("state").unwrap_or(&"?")),
-            None => missing(),
-        };
-        t.push(format!("{name} range online"), lstate, ostate, why_state);
-        let lplace = if matches!(on_memory.as_str(), "Y" | "force") {
-            "altmap"
-        } else {
-            "ram"
-        };
-        let oplace = ours_range
-            .and_then(|f| f.get("memmap").copied())
-            .unwrap_or("-");
-        t.push(
-            format!("{name} memmap placement"),
-            with_detail(lplace, &format!("memmap_on_memory={on_memory}")),
-            text(oplace),
-            Some(if aligned {
-                MEMMAP_ON_MEMORY
-            } else {
-                BLOCK_ALIGNED_ADD
-            }),
-        );
-    }
-    let memmap_dimms: u64 = linux
-        .end
-        .vmstat("nr_memmap_pages")
-        .zip(linux.after_nvdimms.vmstat("nr_memmap_pages"))
-        .map_or(0, |(end, before)| end.saturating_sub(before));
-    // Ours: the altmap pages of a self-hosted range, else its memmap in RAM.
-    let our_dimm_memmap: u64 = ranges
-        .iter()
-        .filter_map(|f| match f.get("memmap") {
-            Some(&"altmap") => num(f, "altmap.alloc"),
-            _ => range_field(f.get("range")?).map(|(lo, hi)| (hi - lo) / 4096 * 64 / 4096),
-        })
-        .sum();
-    if scenario.vmem.is_none() {
-        let block = linux.end.block_size().unwrap_or(1).max(1);
-        let refused = linux
-            .dimms
-            .iter()
-            .any(|d| !d.addr.is_multiple_of(block) || !d.size.is_multiple_of(block));
-        t.push(
-            "dimm memmap pages (nr_memmap_pages delta)".into(),
-            text(&memmap_dimms.to_string()),
-            text(&our_dimm_memmap.to_string()),
-            refused.then_some(BLOCK_ALIGNED_ADD),
-        );
-    }
-}
-
-/// `0x1-0x2` → (1, 2).
-fn range_field(text: &str) -> Option<(u64, u64)> {
-    let (a, b) = text.split_once('-')?;
-    let parse = |t: &str| u64::from_str_radix(t.strip_prefix("0x")?, 16).ok();
-    Some((parse(a)?, parse(b)?))
 }

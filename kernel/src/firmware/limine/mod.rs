@@ -1,9 +1,12 @@
 //! What a Limine-protocol loader handed over, decided without naming an arch: where the
 //! kernel command line comes from, and what to say when the loader is older than the base
-//! revision the kernel asks for. The ports read the responses (crate `limine`) and pass
-//! the plain values here.
+//! revision the kernel asks for. [`requests`] (feature `limine`, which the Limine ports
+//! turn on) holds the requests themselves and reads their responses.
 
 use core::fmt;
+
+#[cfg(all(feature = "limine", target_os = "none"))]
+pub mod requests;
 
 /// The response the command line was taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,10 +115,74 @@ impl fmt::Display for Warning<'_> {
     }
 }
 
+/// An indispensable response the loader did not give: without it no memory is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// No HHDM response.
+    Hhdm,
+    /// No memory-map response.
+    Memmap,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Hhdm => "no HHDM response, cannot reach physical memory",
+            Missing::Memmap => "no memory-map response, RAM unknown",
+        })
+    }
+}
+
+/// A pointer a response carries as a physical address: physical under base revision 3
+/// only, an HHDM address otherwise.
+pub fn physical(address: u64, hhdm: u64) -> u64 {
+    if address >= hhdm {
+        address - hhdm
+    } else {
+        address
+    }
+}
+
+/// The firmware-type response's value by name.
+pub fn firmware_name(t: Option<u64>) -> &'static str {
+    match t {
+        Some(0) => "x86bios",
+        Some(1) => "efi32",
+        Some(2) => "efi64",
+        Some(3) => "sbi",
+        Some(_) => "other",
+        None => "unreported",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::string::ToString;
+
+    #[test]
+    fn response_pointers_become_physical_under_every_revision() {
+        let hhdm = 0xffff_8000_0000_0000;
+        assert_eq!(physical(hhdm + 0x7fe_0000, hhdm), 0x7fe_0000);
+        assert_eq!(
+            physical(0x7fe_0000, hhdm),
+            0x7fe_0000,
+            "revision 3: physical"
+        );
+    }
+
+    #[test]
+    fn firmware_types_and_missing_responses_are_named() {
+        let names: alloc::vec::Vec<&str> = [Some(0), Some(2), Some(3), Some(9), None]
+            .into_iter()
+            .map(firmware_name)
+            .collect();
+        assert_eq!(names, ["x86bios", "efi64", "sbi", "other", "unreported"]);
+        assert_eq!(
+            Missing::Memmap.to_string(),
+            "no memory-map response, RAM unknown"
+        );
+    }
 
     #[test]
     fn the_executable_cmdline_response_wins() {
