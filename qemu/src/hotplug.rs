@@ -41,11 +41,39 @@ pub fn add_ram_backend(qmp: &mut Qmp, id: &str, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// `device_add pc-dimm` backed by `memdev` (x86_64, aarch64 with firmware).
+/// `device_add pc-dimm` backed by `memdev` (x86_64, aarch64 with firmware), where QEMU
+/// puts it.
 pub fn add_pc_dimm(qmp: &mut Qmp, id: &str, memdev: &str) -> Result<()> {
-    let args = json!({"driver": "pc-dimm", "id": id, "memdev": memdev});
+    add_pc_dimm_at(qmp, id, memdev, None)
+}
+
+/// `device_add pc-dimm` backed by `memdev`, at guest-physical `addr` when given (QEMU's
+/// `addr` property; QEMU refuses an address that overlaps another device).
+pub fn add_pc_dimm_at(qmp: &mut Qmp, id: &str, memdev: &str, addr: Option<u64>) -> Result<()> {
+    let mut args = json!({"driver": "pc-dimm", "id": id, "memdev": memdev});
+    if let Some(addr) = addr {
+        args["addr"] = json!(addr);
+    }
     qmp.execute("device_add", args)?;
     Ok(())
+}
+
+/// The first address at or after the end of every memory device in `devices` (a
+/// virtio-mem device counts its whole region, `max-size`) rounded up to `align`: where a
+/// DIMM starts on a memory-block boundary. QEMU itself puts a DIMM right after the last
+/// device at the backend's alignment only, which need not be a memory-block boundary.
+/// `None` without devices (then QEMU's placement starts at its aligned device-memory base).
+pub fn dimm_addr_after(devices: &[MemoryDevice], align: u64) -> Option<u64> {
+    devices
+        .iter()
+        .map(|d| d.addr + d.size.max(d.max_size.unwrap_or(0)))
+        .max()
+        .map(|end| end.next_multiple_of(align))
+}
+
+/// [`dimm_addr_after`] over QEMU's current memory devices.
+pub fn aligned_dimm_addr(qmp: &mut Qmp, align: u64) -> Result<Option<u64>> {
+    Ok(dimm_addr_after(&query_memory_devices(qmp)?, align))
 }
 
 /// `device_add` of `arch`'s virtio-mem device; `bus` is needed on q35 (a root port).
@@ -159,6 +187,30 @@ mod tests {
         assert_eq!(devices[1].addr, 0x4000_0000);
         assert_eq!(devices[1].block_size, Some(2 << 20));
         assert_eq!(devices[1].max_size, Some(1 << 30));
+    }
+
+    #[test]
+    fn dimms_go_after_every_device_on_the_alignment() {
+        let dev = |addr: u64, size: u64, max_size: Option<u64>| MemoryDevice {
+            kind: "x".into(),
+            id: None,
+            addr,
+            size,
+            requested_size: None,
+            max_size,
+            block_size: None,
+        };
+        const GIB: u64 = 1 << 30;
+        assert_eq!(dimm_addr_after(&[], GIB), None);
+        // virtio-mem with nothing plugged still owns its whole region.
+        let vmem = dev(4 * GIB, 0, Some(4 * GIB));
+        assert_eq!(dimm_addr_after(&[vmem.clone()], GIB), Some(8 * GIB));
+        // A DIMM that ends off the grid pushes the next one to the boundary after it.
+        let odd = dev(8 * GIB, (64 << 20) + (2 << 20), None);
+        assert_eq!(
+            dimm_addr_after(&[odd, vmem], 128 << 20),
+            Some(8 * GIB + (128 << 20))
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]`: per
-//! arch and boot path, QEMU start to prompt and kernel entry to prompt over several boots,
-//! the in-kernel benchmark (phases per region size against the memset roofline) on the
-//! direct path, hot-add latency per source, and the large sizes (pc-dimm and virtio-mem
-//! from 1 to 256 GiB on `reserve=off` backends, time per GiB; [`qemu::scale`]). Prints the
-//! tables and writes `target/bench/<arch>.json`, `<arch>.svg` (phases) and
-//! `<arch>-hotplug.svg` (latency against the roofline; see [`crate::bench_plot`]);
-//! `--scale-only` runs only the large sizes and writes `target/bench/<arch>-scale.json`.
+//! `cargo xtask bench [--arch A] [--quick] [--boot limine|direct] [--scale-only]
+//! [--vs-linux]`: per arch and boot path, QEMU start to prompt and kernel entry to prompt
+//! over several boots, the in-kernel benchmark (phases per region size against the memset
+//! roofline) on the direct path, hot-add latency per source, and the large sizes (pc-dimm
+//! and virtio-mem from 1 to 256 GiB on `reserve=off` backends, time per GiB;
+//! [`qemu::scale`]). `--vs-linux` then takes the same hot-add steps on the stock Linux guest
+//! of `cargo xtask linux` in the same machine ([`crate::bench_linux`]; five runs a size on
+//! both sides, even with `--quick`) and prints the two side by side
+//! ([`crate::bench_vs_table`]). Prints the tables and writes `target/bench/<arch>.json`,
+//! `<arch>.svg` (phases) and `<arch>-hotplug.svg` (latency against the roofline, and
+//! Linux's line; see [`crate::bench_plot`]); `--scale-only` runs only the large sizes and
+//! writes `target/bench/<arch>-scale.json`.
 
 use std::time::Instant;
 
@@ -15,11 +19,15 @@ use qemu::arch::BootPath;
 use qemu::bench::{Plan, validate};
 use serde_json::Value;
 
+/// Runs a size of the hot-add comparison this many times on each side.
+pub const VS_LINUX_RUNS: usize = 5;
+
 pub fn run(
     arch: Option<Arch>,
     quick: bool,
     boot: Option<BootPath>,
     scale_only: bool,
+    vs_linux: bool,
 ) -> Result<()> {
     let root = qemu::cargo::workspace_root();
     let arches: Vec<Arch> = match arch {
@@ -55,7 +63,7 @@ pub fn run(
             );
             continue;
         }
-        let doc = bench_arch(arch, quick, boot)?;
+        let doc = bench_arch(arch, quick, boot, vs_linux)?;
         validate(&doc).with_context(|| format!("{arch} benchmark document"))?;
         let json_path = out.join(format!("{arch}.json"));
         std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
@@ -66,6 +74,9 @@ pub fn run(
         print_table(&doc);
         print_hotplug(&doc);
         qemu::scale::print(&doc);
+        if vs_linux {
+            println!("{}", crate::bench_vs_table::render(&doc));
+        }
         println!(
             "wrote {}, {} and {} ({:.0} s)\n",
             json_path.display(),
@@ -78,7 +89,7 @@ pub fn run(
 }
 
 /// `boot`: time only that path (where the arch has it) and run the benchmarks on it.
-fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> {
+fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>, vs_linux: bool) -> Result<Value> {
     let image = qemu::build(arch, true)?;
     let mut plan = Plan::new(arch, quick, if quick { 2 } else { 5 });
     if let Some(boot) = boot.filter(|b| arch.boot_paths().contains(b)) {
@@ -87,10 +98,16 @@ fn bench_arch(arch: Arch, quick: bool, boot: Option<BootPath>) -> Result<Value> 
     }
     let mut doc = qemu::bench::collect(image.clone(), &plan)?;
     let hotplug_boot = hotplug_boot(arch, boot);
-    let runs = if quick { 3 } else { 5 };
+    let runs = if vs_linux || !quick { VS_LINUX_RUNS } else { 3 };
     doc["hotplug"] = qemu::bench::hotplug_latency(image.clone(), quick, runs, hotplug_boot)?;
     doc["hotplug_boot"] = hotplug_boot.name().into();
     doc["scale"] = qemu::scale::collect(&image, qemu::scale::sizes(quick), hotplug_boot)?;
+    if vs_linux {
+        // A Linux side that cannot run (no packages, a boot that fails) is recorded, and our
+        // figures are still written.
+        doc["linux"] = crate::bench_linux::measure(arch, VS_LINUX_RUNS)
+            .unwrap_or_else(|e| serde_json::json!({"error": format!("{e:#}"), "runs": 0}));
+    }
     Ok(doc)
 }
 

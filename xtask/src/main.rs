@@ -5,7 +5,9 @@
 
 mod apt;
 mod bench;
+mod bench_linux;
 mod bench_plot;
+mod bench_vs_table;
 mod compare;
 mod compare_table;
 mod doctor;
@@ -131,6 +133,11 @@ enum Cmd {
         /// benchmark runs on the direct path unless this says limine).
         #[arg(long)]
         boot: Option<BootPath>,
+        /// Also take the same hot-add steps (pc-dimm, virtio-mem; 128 MiB and 1 GiB) on the
+        /// stock Linux guest of `cargo xtask linux` in the same machine, five runs a size on
+        /// each side, and print ours, Linux's and the ratio per row.
+        #[arg(long)]
+        vs_linux: bool,
     },
     /// Hot-add / hot-remove memory in the VM of `run --hotplug` (through its QMP socket).
     Qmp {
@@ -229,7 +236,8 @@ fn dispatch(command: Cmd) -> Result<()> {
             quick,
             scale_only,
             boot,
-        } => bench::run(arch, quick, boot, scale_only),
+            vs_linux,
+        } => bench::run(arch, quick, boot, scale_only, vs_linux),
         Cmd::Qmp { arch, action } => qmp_cmd::run(arch, action),
         Cmd::Soak(args) => soak::run(args),
         Cmd::Lint => lint::run(),

@@ -1,6 +1,8 @@
-//! The hot-add latency run of `cargo xtask bench`: pc-dimm and virtio-mem added and
-//! removed per size through QMP, timed from the command's return to the kernel's
-//! `hotplug: online` records, with the kernel's own phase times.
+//! Hot-add latency of our kernel for `cargo xtask bench`: one machine per arch with room
+//! for DIMMs and a cold-plugged virtio-mem device ([`hotplug_profile`], the machine the
+//! Linux side of `--vs-linux` boots too), then per source and size, QMP return to the
+//! kernel's `hotplug: online` record(s) covering the size, each size added and removed
+//! `runs` times.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,15 +13,54 @@ use serde_json::{Value, json};
 use super::{PROMPT, spread};
 use crate::accel::{self, AccelChoice};
 use crate::arch::BootPath;
+use crate::hotplug::MemoryDevice;
 use crate::profile::{GIB, MIB, Memory};
 use crate::qmp::Qmp;
 use crate::{Arch, BootImage, Machine, Profile, RunOptions};
 
+/// Where the benchmark's DIMMs start: a multiple of this after the last memory device, so
+/// a DIMM is whole memory blocks on every arch (Linux's and ours: 128 MiB on x86_64 and
+/// aarch64), wherever QEMU put the virtio-mem region.
+pub const DIMM_ALIGN: u64 = GIB;
+
+/// The hot-add sizes: 128 MiB and 1 GiB quick, up to 4 GiB full.
+pub fn hotplug_sizes(quick: bool) -> &'static [u64] {
+    if quick {
+        &[128 * MIB, GIB]
+    } else {
+        &[128 * MIB, 256 * MIB, 512 * MIB, GIB, 2 * GIB, 4 * GIB]
+    }
+}
+
+/// The machine the hot-add latency is measured in: RAM with DIMM slots (not on s390x) and
+/// a 4 GiB virtio-mem device `vm0` with nothing plugged.
+pub fn hotplug_profile(arch: Arch, boot: BootPath) -> Profile {
+    let memory = match arch {
+        Arch::S390x => Memory::ram(512 * MIB).with_maxmem(8 * GIB),
+        Arch::X86_64 | Arch::Aarch64 => Memory::ram(GIB).with_slots(8).with_maxmem(16 * GIB),
+    };
+    let driver = crate::hotplug::virtio_mem_driver(arch);
+    Profile::new(arch)
+        .with_memory(memory)
+        .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
+        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
+        .with_boot(boot)
+}
+
+/// QEMU's view of the virtio-mem device `vm0`.
+pub fn vm0(qmp: &mut Qmp) -> Result<MemoryDevice> {
+    crate::hotplug::query_memory_devices(qmp)?
+        .into_iter()
+        .find(|d| d.id.as_deref() == Some("vm0"))
+        .context("QEMU has no memory device vm0")
+}
+
 /// Hot-add latency: from the QMP command's return to the kernel's `hotplug: online`
-/// record(s) covering the size, for pc-dimm (x86_64, aarch64) and virtio-mem (all three),
-/// each size added and removed `runs` times. A source that fails is reported in the
-/// document (`error`) instead of stopping the benchmark. The machine boots by `boot`
-/// (aarch64 pc-dimm needs firmware's GED, so Limine there).
+/// record(s) covering the size, for pc-dimm (x86_64, aarch64; each at [`DIMM_ALIGN`]
+/// after the virtio-mem region) and virtio-mem (all three), each size added and removed
+/// `runs` times. A source that fails is reported in the document (`error`) instead of
+/// stopping the benchmark. The machine boots by `boot` (aarch64 pc-dimm needs firmware's
+/// GED, so Limine there).
 pub fn hotplug_latency(
     image: BootImage,
     quick: bool,
@@ -27,21 +68,8 @@ pub fn hotplug_latency(
     boot: BootPath,
 ) -> Result<Value> {
     let arch = image.arch;
-    let sizes: &[u64] = if quick {
-        &[128 * MIB, GIB]
-    } else {
-        &[128 * MIB, 256 * MIB, 512 * MIB, GIB, 2 * GIB, 4 * GIB]
-    };
-    let memory = match arch {
-        Arch::S390x => Memory::ram(512 * MIB).with_maxmem(8 * GIB),
-        Arch::X86_64 | Arch::Aarch64 => Memory::ram(GIB).with_slots(8).with_maxmem(16 * GIB),
-    };
-    let driver = crate::hotplug::virtio_mem_driver(arch);
-    let profile = Profile::new(arch)
-        .with_memory(memory)
-        .with_object(format!("memory-backend-ram,id=vmem0,size={}", 4 * GIB))
-        .with_device(format!("{driver},id=vm0,memdev=vmem0,requested-size=0"))
-        .with_boot(boot);
+    let sizes = hotplug_sizes(quick);
+    let profile = hotplug_profile(arch, boot);
     let mut opts = RunOptions::new(image);
     opts.accel = accel::resolve(AccelChoice::Auto, &opts.image)?;
     opts.timeout = Duration::from_secs(1200);
@@ -160,7 +188,8 @@ fn phase_sums(records: &[String]) -> BTreeMap<String, f64> {
 fn dimm_once(m: &mut Machine, qmp: &mut Qmp, size: u64, run: usize) -> Result<Sample> {
     let id = format!("bdimm{}x{run}", size >> 20);
     crate::hotplug::add_ram_backend(qmp, &format!("m{id}"), size)?;
-    crate::hotplug::add_pc_dimm(qmp, &id, &format!("m{id}"))?;
+    let addr = crate::hotplug::aligned_dimm_addr(qmp, DIMM_ALIGN)?;
+    crate::hotplug::add_pc_dimm_at(qmp, &id, &format!("m{id}"), addr)?;
     let returned = Instant::now();
     let records = await_records(m, "hotplug: online ", size)?;
     let ms = returned.elapsed().as_secs_f64() * 1000.0;

@@ -14,7 +14,7 @@ use crate::arch::BootPath;
 use crate::profile::{GIB, MIB, Memory};
 use crate::{Arch, BootImage, Machine, Outcome, Profile, RunOptions};
 
-mod hotplug;
+pub mod hotplug;
 
 pub use hotplug::hotplug_latency;
 

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use qemu::accel::{self, AccelChoice};
 use qemu::linux::DirectLinux;
 use qemu::{BootImage, Machine, Outcome, Profile, Qmp, RunOptions};
 
 use super::kit::Kit;
+use super::online::OnlineWatch;
 
 /// How long a Linux boot under TCG may take to reach `linux: ready`.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -190,6 +191,34 @@ impl LinuxGuest {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// Consumes the console until it has been quiet for `quiet`: lines printed late for an
+    /// earlier step (a block's second `online` line, removal uevents) are not read as the
+    /// next step's.
+    pub fn settle(&mut self, quiet: Duration) {
+        while self.machine.expect("\n", quiet).is_ok() {}
+    }
+
+    /// Reads the console line by line into `watch` until it reports its range online;
+    /// returns the moment the completing line arrived. An error after `timeout` says how
+    /// much of the range came online.
+    pub fn watch_online(&mut self, watch: &mut OnlineWatch, timeout: Duration) -> Result<Instant> {
+        let deadline = Instant::now() + timeout;
+        while !watch.is_done() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.machine.expect("\n", left).map_err(|e| {
+                anyhow!(
+                    "{:#x} of {:#x} bytes online: {e:#}",
+                    watch.online_bytes(),
+                    watch.want()
+                )
+            })?;
+            if watch.feed(&line) {
+                return Ok(Instant::now());
+            }
+        }
+        Ok(Instant::now())
     }
 
     /// The kernel log lines that contain `needle` (the console `dmesg` command).

@@ -189,7 +189,8 @@ state=$(cat "/sys$DEVPATH/state" 2>/dev/null)
 echo "linux: uevent action=$ACTION block=$b state=$state uptime_ms=$((${up%.*} * 1000 + ${up#*.} * 10))"
 if [ "$ACTION" = add ] && [ "$state" = offline ]; then
 	if echo online 2>/dev/null >"/sys$DEVPATH/state"; then
-		echo "linux: online block=$b result=ok"
+		read -r up _ </proc/uptime
+		echo "linux: online block=$b result=ok uptime_ms=$((${up%.*} * 1000 + ${up#*.} * 10))"
 	else
 		echo "linux: online block=$b result=failed"
 	fi

@@ -6,12 +6,14 @@
 //!
 //! - [`kit`]: the Debian packages (private apt lists) and the initramfs;
 //! - [`modules`]: module dependencies from `.modinfo`; [`cpio`]: the newc writer;
-//! - [`guest`]: the driver `compare` (and a benchmark) uses on a piped console.
+//! - [`guest`]: the driver `compare` and `bench --vs-linux` use on a piped console;
+//!   [`online`]: the hot-add watch the benchmark times.
 
 pub mod cpio;
 pub mod guest;
 pub mod kit;
 pub mod modules;
+pub mod online;
 
 use std::os::unix::process::CommandExt;
 
