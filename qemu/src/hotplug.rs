@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(dimm_addr_after(&[], GIB), None);
         // virtio-mem with nothing plugged still owns its whole region.
         let vmem = dev(4 * GIB, 0, Some(4 * GIB));
-        assert_eq!(dimm_addr_after(&[vmem.clone()], GIB), Some(8 * GIB));
+        assert_eq!(
+            dimm_addr_after(std::slice::from_ref(&vmem), GIB),
+            Some(8 * GIB)
+        );
         // A DIMM that ends off the grid pushes the next one to the boundary after it.
         let odd = dev(8 * GIB, (64 << 20) + (2 << 20), None);
         assert_eq!(
