@@ -47,33 +47,42 @@ pub(super) fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, o
         } else {
             with_detail("partly-online", &format!("{online:#x}"))
         };
-        let why_state = (!aligned).then_some(BLOCK_ALIGNED_ADD);
-        let ours_range = ranges.iter().find(|f| {
-            f.get("range").and_then(|r| range_field(r)) == Some((odev.addr, odev.addr + odev.size))
-        });
+        let orange = (odev.addr, odev.addr + odev.size);
+        let ours_range = ranges
+            .iter()
+            .find(|f| f.get("range").and_then(|r| range_field(r)) == Some(orange));
         let ostate = match ours_range {
             Some(f) if f.get("state") == Some(&"online") => text("online"),
             Some(f) => with_detail("not-online", f.get("state").unwrap_or(&"?")),
-            None => missing(),
+            None => match our_add_refusal(&ours.console, orange) {
+                Some(f) if f.get("reason") == Some(&"misaligned") => {
+                    let block = f
+                        .get("block")
+                        .and_then(|b| u64::from_str_radix(b.trim_start_matches("0x"), 16).ok())
+                        .map_or_else(|| "?".into(), crate::compare::mib);
+                    with_detail("refused", &format!("not {block}-aligned"))
+                }
+                Some(f) => with_detail("refused", f.get("reason").unwrap_or(&"?")),
+                None => missing(),
+            },
         };
-        t.push(format!("{name} range online"), lstate, ostate, why_state);
-        let lplace = if matches!(on_memory.as_str(), "Y" | "force") {
-            "altmap"
+        t.push(format!("{name} range online"), lstate, ostate, None);
+        // A range refused on a side has no memmap there.
+        let lplace = if online == 0 {
+            missing()
+        } else if matches!(on_memory.as_str(), "Y" | "force") {
+            with_detail("altmap", &format!("memmap_on_memory={on_memory}"))
         } else {
-            "ram"
+            with_detail("ram", &format!("memmap_on_memory={on_memory}"))
         };
         let oplace = ours_range
             .and_then(|f| f.get("memmap").copied())
             .unwrap_or("-");
         t.push(
             format!("{name} memmap placement"),
-            with_detail(lplace, &format!("memmap_on_memory={on_memory}")),
+            lplace,
             text(oplace),
-            Some(if aligned {
-                MEMMAP_ON_MEMORY
-            } else {
-                BLOCK_ALIGNED_ADD
-            }),
+            Some(MEMMAP_ON_MEMORY),
         );
     }
     let memmap_dimms: u64 = linux
@@ -90,16 +99,20 @@ pub(super) fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, o
         })
         .sum();
     if scenario.vmem.is_none() {
-        let block = linux.end.block_size().unwrap_or(1).max(1);
-        let refused = linux
-            .dimms
-            .iter()
-            .any(|d| !d.addr.is_multiple_of(block) || !d.size.is_multiple_of(block));
         t.push(
             "dimm memmap pages (nr_memmap_pages delta)".into(),
             text(&memmap_dimms.to_string()),
             text(&our_dimm_memmap.to_string()),
-            refused.then_some(BLOCK_ALIGNED_ADD),
+            None,
         );
     }
+}
+
+/// The fields of our `hotplug: refuse op=add` record for exactly `range`, if the kernel
+/// refused to add it (a pc-dimm that is not whole memory blocks: `reason=misaligned
+/// block=0x8000000`, as Linux's `check_hotplug_memory_range` refuses it).
+fn our_add_refusal(console: &str, range: (u64, u64)) -> Option<HashMap<&str, &str>> {
+    lines_with(console, "hotplug: refuse ").find(|f| {
+        f.get("op") == Some(&"add") && f.get("range").and_then(|r| range_field(r)) == Some(range)
+    })
 }

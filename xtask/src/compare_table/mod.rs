@@ -114,7 +114,6 @@ pub struct Table {
 /// Why a figure may differ, by rule (docs/linux-compare.md has the same list).
 pub const MEMMAP_ON_MEMORY: &str = "memmap_on_memory: hotmem hosts a hot-added block's memmap in the block (Linux with memory_hotplug.memmap_on_memory=1); stock Debian keeps it in RAM";
 pub const LABELLED: &str = "namespace labels: Linux sizes a labelled namespace in units of the region's 16 MiB alignment; hotmem has no label support and hosts the whole SPA range";
-pub const BLOCK_ALIGNED_ADD: &str = "hot-add granularity: Linux adds memory only in whole, aligned memory blocks (check_hotplug_memory_range: -EINVAL); hotmem adds a 2 MiB-aligned range with its memmap in RAM";
 pub const ROLLBACK: &str = "partial-failure rollback: when populating a namespace fails part-way (-ENOMEM), Linux's __add_pages keeps the sections already added and their memmap stays counted; hotmem rolls the whole add back";
 pub const VMEMMAP_ACCOUNTING: &str = "memmap accounting: Linux counts the memmap of the ranges it maps (labelled namespaces smaller, see labels)";
 
