@@ -1,13 +1,13 @@
 //! Prerequisites of `run` and `test`: the pinned kernel toolchain ([`crate::toolchain`]),
-//! QEMU >= 10 with the devices each arch needs, and UEFI firmware for the UEFI ports. When
+//! QEMU >= 10 with the devices and option ROMs each arch needs, and UEFI firmware for the UEFI ports. When
 //! QEMU or firmware is missing, root on Debian 12 gets it from bookworm-backports; everybody
 //! else gets the exact commands to run.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use qemu::Arch;
 use qemu::arch::BootKind;
 use qemu::host::{MIN_QEMU, has_device, qemu_version};
@@ -33,7 +33,35 @@ pub fn required_devices(arch: Arch) -> &'static [&'static str] {
     }
 }
 
-/// Every host check for `arch`: QEMU version, devices, firmware.
+/// The option ROMs a run of `arch` loads from QEMU's data directories: `--boot direct` on
+/// x86_64 enters the kernel's PVH note through `pvh.bin`.
+pub fn required_option_roms(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::X86_64 => &["pvh.bin"],
+        Arch::Aarch64 | Arch::S390x => &[],
+    }
+}
+
+/// The directories QEMU searches for firmware and option ROMs (`-L help`).
+fn qemu_data_dirs(arch: Arch) -> Result<Vec<PathBuf>> {
+    let out = Command::new(arch.qemu_binary_name())
+        .args(["-L", "help"])
+        .output()
+        .with_context(|| format!("running {} -L help", arch.qemu_binary_name()))?;
+    ensure!(
+        out.status.success(),
+        "{} -L help failed",
+        arch.qemu_binary_name()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Every host check for `arch`: QEMU version, devices, option ROMs, firmware.
 pub fn checks(arch: Arch) -> Vec<Check> {
     let package = arch.qemu_package();
     let mut out = Vec::new();
@@ -64,6 +92,26 @@ pub fn checks(arch: Arch) -> Vec<Check> {
                 what,
                 problem,
                 package,
+            });
+        }
+    }
+    if version.is_ok() {
+        for rom in required_option_roms(arch) {
+            let problem = match qemu_data_dirs(arch) {
+                Ok(dirs) if dirs.iter().any(|d| d.join(rom).is_file()) => None,
+                Ok(dirs) => Some(format!(
+                    "not in QEMU's data directories ({})",
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(e) => Some(format!("{e:#}")),
+            };
+            out.push(Check {
+                what: format!("{} option ROM {rom}", arch.qemu_binary_name()),
+                problem,
+                package: "qemu-system-data",
             });
         }
     }
