@@ -1,4 +1,5 @@
-//! The allocate/release choke points for leaves, and who owns a mapped leaf.
+//! What a leaf is ([`Block`], from a [`Source`]), the allocate/release choke points for
+//! leaves, and who owns a mapped leaf.
 //!
 //! No bookkeeping per leaf: a leaf taken from an altmap carries the `ALTMAP` software bit
 //! in its entry ([`EntryAttrs::ALTMAP`]), so the page tables say which leaves go back to
@@ -6,12 +7,43 @@
 //! it back (freeing it through another altmap, or none, is refused instead of returning
 //! device memory to the wrong allocator: linux-mm.md §6.3 bugs 3 and 8).
 
-use super::{Block, Source, Vmemmap, VmemmapArch};
+use core::fmt;
+
+use super::{Vmemmap, VmemmapArch};
 use crate::mm::addr::{PAGE_SIZE, PhysAddr};
 use crate::mm::altmap::VmemAltmap;
 use crate::mm::error::{AllocKind, MmError};
 use crate::mm::pgtable::EntryAttrs;
 use crate::mm::phys::{FramePurpose, FrameSource, PhysMem};
+
+/// Where a leaf came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// RAM (the frame source).
+    Ram,
+    /// The altmap of the call.
+    Altmap,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Ram => "ram",
+            Source::Altmap => "altmap",
+        })
+    }
+}
+
+/// A leaf-sized block, allocated and not yet mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Its first byte.
+    pub frame: PhysAddr,
+    /// Its size.
+    pub bytes: u64,
+    /// Where it came from.
+    pub source: Source,
+}
 
 impl<F: VmemmapArch> Vmemmap<F> {
     /// Allocates a leaf of `bytes` from the altmap if given (under the semantics in

@@ -10,10 +10,12 @@ use core::ops::Range;
 use proptest::prelude::*;
 
 use super::*;
-use crate::boot_info::{MemKind, MemRegion};
+use crate::boot_info::{HotplugWindow, MemKind, MemRegion, MemoryMap};
 use crate::firmware::memmap_param::parse_item;
 use crate::firmware::nfit::{self, fixture as nfit_fixture};
 use crate::firmware::srat::{self, fixture as srat_fixture};
+use crate::mm::VmemAltmap;
+use crate::mm::addr::PAGE_SIZE;
 use crate::mm::sim::models;
 
 mod altmap;

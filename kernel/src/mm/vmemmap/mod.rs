@@ -31,32 +31,38 @@
 //! - **Trace** ([`trace`]): with a tracer installed, one line per table and per leaf and a
 //!   summary per call. Without one the walk is compiled with [`trace::NoTrace`], so the
 //!   trace costs nothing when off.
+//!
+//! Files: this one holds the trait and the walker's state; `entry_points.rs` the public
+//! populate/free calls; `stats.rs` the counters; `call.rs`, `helpers.rs`, `free.rs`,
+//! `leaves.rs` and `trace.rs` the walk itself.
 
 mod call;
+mod entry_points;
 mod free;
 mod helpers;
 mod leaves;
+mod stats;
 pub mod trace;
 
 use alloc::vec::Vec;
-use core::fmt;
 use core::marker::PhantomData;
 use core::ops::Range;
 
 pub use call::{Populate, conflict};
 pub use free::Remove;
 pub use helpers::HugePmd;
+pub use leaves::{Block, Source};
+pub use stats::{Tally, VmemmapStats};
 pub use trace::{Trace, TraceEvent, Tracer};
 
-use super::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
-use super::altmap::{Hazard, VmemAltmap};
+use super::addr::{Pfn, PhysAddr, VirtAddr};
+use super::altmap::Hazard;
 use super::arch::MmArch;
 use super::error::{AllocKind, MmError};
 use super::inject::FaultInjector;
 use super::pgtable::{EntryAttrs, Features, PageTableFormat};
 use super::phys::{FramePurpose, FrameSource, PhysMem};
 use super::semantics::Semantics;
-use trace::{NoTrace, Sink};
 
 /// How many frames of a range have their memmap in use (their subsections present),
 /// besides those a populate or free call works on: the sparse model answers it, and the
@@ -98,84 +104,6 @@ pub trait VmemmapArch: PageTableFormat + Sized + 'static {
         let _ = (start, end);
         true
     }
-}
-
-/// Where a leaf came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// RAM (the frame source).
-    Ram,
-    /// The altmap of the call.
-    Altmap,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Ram => "ram",
-            Source::Altmap => "altmap",
-        })
-    }
-}
-
-/// A leaf-sized block, allocated and not yet mapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Block {
-    /// Its first byte.
-    pub frame: PhysAddr,
-    /// Its size.
-    pub bytes: u64,
-    /// Where it came from.
-    pub source: Source,
-}
-
-/// Live counters, cheap to read at any time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VmemmapStats {
-    /// Live tables per level (index = the table's level; the root is level 0).
-    pub tables: [u64; MAX_LEVELS],
-    /// Bytes of all live tables.
-    pub table_bytes: u64,
-    /// Huge leaves backed by an altmap.
-    pub huge_leaves_altmap: u64,
-    /// Huge leaves backed by RAM.
-    pub huge_leaves_ram: u64,
-    /// Base-page leaves backed by an altmap.
-    pub base_leaves_altmap: u64,
-    /// Base-page leaves backed by RAM.
-    pub base_leaves_ram: u64,
-    /// Pages of live leaves taken from altmaps.
-    pub altmap_pages: u64,
-    /// Bytes of live leaves taken from RAM.
-    pub ram_leaf_bytes: u64,
-}
-
-impl VmemmapStats {
-    /// Total live table pages, counting a table smaller than a page as a fraction.
-    pub fn table_pages(&self) -> u64 {
-        self.table_bytes.div_ceil(PAGE_SIZE)
-    }
-
-    /// Total live leaves.
-    pub fn leaves(&self) -> u64 {
-        self.huge_leaves_altmap
-            + self.huge_leaves_ram
-            + self.base_leaves_altmap
-            + self.base_leaves_ram
-    }
-}
-
-/// Counters that only grow: diff two readings to see what the calls between them did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Leaves taken from RAM although the call had an altmap, because the arch's policy
-    /// passes none for the range (Linux's sub-section rule).
-    pub ram_leaves_by_policy: u64,
-    /// Leaves taken from RAM although the call had an altmap, because the semantics say
-    /// so (`rfc-2017`: the RFC's base-page path).
-    pub ram_leaves_by_semantics: u64,
-    /// Hazards named by the checker (`linux`, `rfc-2017`).
-    pub hazards: u64,
 }
 
 /// The vmemmap mapping state over one page-table hierarchy.
@@ -310,150 +238,6 @@ impl<F: VmemmapArch> Vmemmap<F> {
     /// RAM because of `rfc-2017` is a leaf from the wrong source.
     pub fn takes_altmap_leaves(&self, start: VirtAddr, end: VirtAddr) -> bool {
         F::altmap_backs(start.0, end.0)
-    }
-    /// Maps struct pages `[start, end)` (page-aligned, inside the vmemmap window) through
-    /// the arch's `vmemmap_populate`. Already mapped parts are left alone. On failure
-    /// nothing has changed (`in_use`: see [`InUse`]).
-    pub fn populate<M: PhysMem + FrameSource>(
-        &mut self,
-        mem: &mut M,
-        start: VirtAddr,
-        end: VirtAddr,
-        altmap: Option<&mut VmemAltmap>,
-        in_use: InUse<'_>,
-    ) -> Result<(), MmError> {
-        self.check_range(start, end)?;
-        let (start, end) = (start.0, end.0);
-        match self.tracer.take() {
-            None => Populate::run(self, mem, altmap, &mut NoTrace, start, end, in_use),
-            Some(mut tracer) => {
-                let sink = &mut Sink(&mut *tracer);
-                let result = Populate::run(self, mem, altmap, sink, start, end, in_use);
-                self.tracer = Some(tracer);
-                result
-            }
-        }
-    }
-
-    /// Maps the struct pages of frames `[first, first + nr_pages)`.
-    pub fn populate_pfns<M: PhysMem + FrameSource>(
-        &mut self,
-        mem: &mut M,
-        first: Pfn,
-        nr_pages: u64,
-        altmap: Option<&mut VmemAltmap>,
-        in_use: InUse<'_>,
-    ) -> Result<(), MmError> {
-        let (start, end) = self.memmap_range(first, nr_pages);
-        self.populate(mem, start, end, altmap, in_use)
-    }
-
-    /// Unmaps struct pages `[start, end)` through the arch's `vmemmap_free`: base leaves
-    /// in the range, huge leaves no other frame in use needs (`in_use`), and tables left
-    /// empty. Leaves from an altmap go back to it (`altmap` must be the one they came
-    /// from). Validates first: on error nothing has changed.
-    pub fn free<M: PhysMem + FrameSource>(
-        &mut self,
-        mem: &mut M,
-        start: VirtAddr,
-        end: VirtAddr,
-        mut altmap: Option<&mut VmemAltmap>,
-        in_use: InUse<'_>,
-    ) -> Result<(), MmError> {
-        self.check_free(mem, start, end, altmap.as_deref_mut(), in_use)?;
-        let (pass, start, end) = (free::Pass::Apply, start.0, end.0);
-        match self.tracer.take() {
-            None => Remove::run(self, mem, altmap, pass, &mut NoTrace, start, end, in_use),
-            Some(mut tracer) => {
-                let sink = &mut Sink(&mut *tracer);
-                let result = Remove::run(self, mem, altmap, pass, sink, start, end, in_use);
-                self.tracer = Some(tracer);
-                result
-            }
-        }
-    }
-
-    /// Unmaps the struct pages of frames `[first, first + nr_pages)`.
-    pub fn free_pfns<M: PhysMem + FrameSource>(
-        &mut self,
-        mem: &mut M,
-        first: Pfn,
-        nr_pages: u64,
-        altmap: Option<&mut VmemAltmap>,
-        in_use: InUse<'_>,
-    ) -> Result<(), MmError> {
-        let (start, end) = self.memmap_range(first, nr_pages);
-        self.free(mem, start, end, altmap, in_use)
-    }
-
-    /// Checks that [`Vmemmap::free`] would succeed, changing nothing.
-    pub fn check_free<M: PhysMem + FrameSource>(
-        &mut self,
-        mem: &mut M,
-        start: VirtAddr,
-        end: VirtAddr,
-        altmap: Option<&mut VmemAltmap>,
-        in_use: InUse<'_>,
-    ) -> Result<(), MmError> {
-        self.check_range(start, end)?;
-        let pass = free::Pass::Check;
-        Remove::run(
-            self,
-            mem,
-            altmap,
-            pass,
-            &mut NoTrace,
-            start.0,
-            end.0,
-            in_use,
-        )
-    }
-
-    /// Frees the root table if this walker allocated it. Everything must be unmapped.
-    pub fn release_root<M: PhysMem + FrameSource>(self, mem: &mut M) -> Result<(), MmError> {
-        if !self.table_is_empty(mem, 0, self.root) {
-            return Err(MmError::PageTableConflict {
-                va: VirtAddr(F::MM.vmemmap_base),
-                level: 0,
-            });
-        }
-        if self.owns_root {
-            let geometry = &F::LEVELS[0];
-            mem.free_frames(self.root, geometry.table_bytes, FramePurpose::PageTable);
-        }
-        Ok(())
-    }
-
-    /// The memmap addresses of frames `[first, first + nr_pages)`.
-    pub fn memmap_range(&self, first: Pfn, nr_pages: u64) -> (VirtAddr, VirtAddr) {
-        (
-            F::MM.pfn_to_page(first),
-            F::MM.pfn_to_page(first.add(nr_pages)),
-        )
-    }
-
-    fn check_range(&self, start: VirtAddr, end: VirtAddr) -> Result<(), MmError> {
-        if start >= end {
-            return Err(MmError::Empty);
-        }
-        for va in [start, end] {
-            if !va.is_aligned(PAGE_SIZE) {
-                return Err(MmError::Misaligned {
-                    what: "vmemmap address",
-                    value: va.0,
-                    align: PAGE_SIZE,
-                });
-            }
-        }
-        let (base, limit) = (F::MM.vmemmap_base, F::MM.vmemmap_end());
-        if start.0 < base || end.0 > limit {
-            return Err(MmError::OutOfRange {
-                what: "vmemmap address",
-                value: if start.0 < base { start.0 } else { end.0 },
-                limit,
-            });
-        }
-        Ok(())
     }
 
     /// A new table for `level`, filled with that level's empty entries (always RAM).
