@@ -78,11 +78,7 @@ pub fn verify_range<A: Arch>(
         return false;
     };
     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-    let via = hotplug
-        .ranges()
-        .iter()
-        .find(|h| h.range == *range)
-        .map(|h| h.via);
+    let via = hotplug.range(range).map(|h| h.via);
     kprintln!(
         "verify: range={:#x}-{:#x} pages={} offline={} hosted={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.wrong={} walk.faults={} us={us} result={}{}",
         range.start,
@@ -151,10 +147,11 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                     .add_memory(mm, range.clone(), via, online.clone())
                     .map(|_| ());
             }
-            let added = added.map(|()| hotplug.ranges().last().expect("just added"));
+            let added = added.map(|()| hotplug.range(&range).expect("just added"));
             match added {
                 Ok(hot) => {
-                    let (pages, memmap, times) = (hot.online_pages(), hot.memmap, hot.times);
+                    let times = hotplug.last_add_times();
+                    let (pages, memmap) = (hot.online_pages(), hot.memmap);
                     let (alloc, align) = hot.altmap_totals();
                     let memmap = if memmap == MemmapFrom::Altmap {
                         "altmap"
