@@ -27,6 +27,7 @@
 //! changes anything, so a refused heap allocation refuses the add with `reason=mm
 //! errno=-12` and nothing changed; a remove never allocates.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
@@ -217,7 +218,8 @@ pub struct Hotplug {
     ranges: Vec<HotRange>,
     block: MemoryBlock,
     mode: MemmapOnMemoryMode,
-    unverified: Vec<Range<u64>>,
+    /// Added ranges whose full verification is still to run, oldest first.
+    unverified: VecDeque<Range<u64>>,
     last_add: AddTimes,
 }
 
@@ -229,7 +231,7 @@ impl Hotplug {
             ranges: Vec::new(),
             block,
             mode,
-            unverified: Vec::new(),
+            unverified: VecDeque::new(),
             last_add: AddTimes::default(),
         }
     }
@@ -275,10 +277,15 @@ impl Hotplug {
         self.mode
     }
 
-    /// Ranges added since the last call whose full verification is still to run (the
-    /// dispatcher runs it once their events are done and acknowledged).
-    pub fn take_unverified(&mut self) -> Vec<Range<u64>> {
-        core::mem::take(&mut self.unverified)
+    /// The oldest added range whose full verification is still to run, taken off the
+    /// list (the dispatcher runs it once the sources have no event left).
+    pub fn next_unverified(&mut self) -> Option<Range<u64>> {
+        self.unverified.pop_front()
+    }
+
+    /// Whether an added range still waits for its full verification.
+    pub fn has_unverified(&self) -> bool {
+        !self.unverified.is_empty()
     }
 
     /// Runs the full verification of the live range `range` now and keeps its report.
@@ -358,7 +365,7 @@ impl Hotplug {
             }
             return Err(HotplugError::Verify(sampled));
         }
-        self.unverified.push(range.clone());
+        self.unverified.push_back(range.clone());
         self.last_add = times;
         let at = self.ranges.partition_point(|r| r.range.start < range.start);
         self.ranges.insert(
