@@ -86,6 +86,7 @@ pub fn main<A: Arch>(boot: BootInfo) -> ! {
         log::info!("hotplug: source {}", source.name());
     }
     hotplug::dispatch::poll(&mut kernel);
+    hotplug::dispatch::verify_added(&mut kernel);
     if cmdline::value(kernel.boot.cmdline, "selftest") == Some("vmemmap") {
         touch_vmemmap_hole(&kernel);
     }

@@ -2,8 +2,9 @@
 //! the parts of its data kept offline, and the steps that add, online, offline and
 //! remove it through the live memory manager.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::ops::Range;
+use core::ops::{Deref, DerefMut, Range};
 
 use crate::mm::addr::Pfn;
 use crate::mm::altmap::VmemAltmap;
@@ -17,13 +18,47 @@ use crate::mm::vmemmap::VmemmapArch;
 use super::engine::{AddTimes, HotplugError};
 use super::parts;
 
+/// A memory block's altmap, on the heap: a block without one (virtio-mem's, whose memmap
+/// is in RAM) costs a pointer instead of the altmap's 184 bytes.
+#[derive(Clone, Debug)]
+pub struct BoxedAltmap(Box<[VmemAltmap; 1]>);
+
+impl BoxedAltmap {
+    /// `altmap` moved to the heap, or an error (nothing allocated) when the heap refuses.
+    pub fn try_new(altmap: VmemAltmap) -> Result<Self, MmError> {
+        let mut one = Vec::new();
+        one.try_reserve_exact(1)?;
+        one.push(altmap);
+        // Length equals capacity: the boxed slice keeps the allocation as it is.
+        let boxed: Box<[VmemAltmap; 1]> = one
+            .into_boxed_slice()
+            .try_into()
+            .expect("exactly one altmap");
+        Ok(BoxedAltmap(boxed))
+    }
+}
+
+impl Deref for BoxedAltmap {
+    type Target = VmemAltmap;
+
+    fn deref(&self) -> &VmemAltmap {
+        &self.0[0]
+    }
+}
+
+impl DerefMut for BoxedAltmap {
+    fn deref_mut(&mut self) -> &mut VmemAltmap {
+        &mut self.0[0]
+    }
+}
+
 /// One memory block of a hot-added range.
 #[derive(Clone, Debug)]
 pub struct Block {
     /// Frames of the block.
     pub pfns: Range<Pfn>,
     /// Its altmap (memmap_on_memory), if any.
-    pub altmap: Option<VmemAltmap>,
+    pub altmap: Option<BoxedAltmap>,
     /// Data frames kept offline and out of the allocator, ascending and disjoint
     /// (virtio-mem sub-blocks not plugged: Linux's `PageOffline` pages).
     pub offline: Vec<Range<Pfn>>,
@@ -31,7 +66,7 @@ pub struct Block {
 
 impl Block {
     /// A block of `pfns` with `altmap`, all of its data to be onlined.
-    pub fn new(pfns: Range<Pfn>, altmap: Option<VmemAltmap>) -> Self {
+    pub fn new(pfns: Range<Pfn>, altmap: Option<BoxedAltmap>) -> Self {
         Block {
             pfns,
             altmap,
@@ -76,7 +111,7 @@ pub fn add<F: VmemmapArch>(
         .try_reserve_exact(block.online_parts().count())
         .map_err(MmError::from)?;
     let t0 = mm.now_ns();
-    mm.add(block.pfns.clone(), block.altmap.as_mut())?;
+    mm.add(block.pfns.clone(), block.altmap.as_deref_mut())?;
     let t1 = mm.now_ns();
     let populate_ns = mm.sparse().last_add_times().populate_ns;
     times.populate_ns += populate_ns;
@@ -106,7 +141,7 @@ pub fn add<F: VmemmapArch>(
             for done in block.online_parts().take(i) {
                 let _ = buddy.offline(memmap, done);
             }
-            let _ = mm.remove(block.pfns.clone(), block.altmap.as_mut());
+            let _ = mm.remove(block.pfns.clone(), block.altmap.as_deref_mut());
             return Err(e.into());
         }
     }
@@ -146,7 +181,7 @@ pub fn reonline<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &Block) {
 /// Removes `block`, whose data is already offline: memmap freed through its altmap,
 /// sections deactivated.
 pub fn remove<F: VmemmapArch>(mm: &mut LiveMm<F>, block: &mut Block) -> Result<(), HotplugError> {
-    mm.remove(block.pfns.clone(), block.altmap.as_mut())?;
+    mm.remove(block.pfns.clone(), block.altmap.as_deref_mut())?;
     Ok(())
 }
 

@@ -5,9 +5,11 @@
 //! poll does not allocate: an event reaches the engine even when the heap refuses
 //! everything, and the engine's refusal is what the source hears.
 //!
-//! The full verification of what a batch added runs after the whole batch is handled and
-//! every source has acknowledged its events, so the `online` records (and the hardware's
-//! completion) are never held up by it; its `verify:` records follow them.
+//! The full verification of what the events added runs once the sources have no event
+//! left (a poll that handled none), [`VERIFY_BATCH`] ranges per poll, and before a shell
+//! command runs: so the `online` records (and the hardware's completion) are never held
+//! up by it, not even those of the later batches of a large resize; its `verify:`
+//! records follow them.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -23,12 +25,17 @@ use crate::{Arch, Kernel, kprintln};
 /// reserve fallibly beyond what is free).
 pub const EVENT_ROOM: usize = 64;
 
+/// Ranges one idle poll verifies, so the shell stays responsive after a large resize.
+pub const VERIFY_BATCH: usize = 16;
+
 /// An empty event queue with its room reserved (at boot: an infallible allocation).
 pub fn event_queue() -> Vec<Event> {
     Vec::with_capacity(EVENT_ROOM)
 }
 
-/// Polls every source once and handles what they report. Returns how many events ran.
+/// Polls every source once and handles what they report; with no event, verifies up to
+/// [`VERIFY_BATCH`] of the ranges added before. Returns how many events and
+/// verifications ran.
 pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
     if let Some(mm) = kernel.mm.as_mut() {
         mm.tend_heap();
@@ -47,23 +54,42 @@ pub fn poll<A: Arch>(kernel: &mut Kernel<A>) -> usize {
     }
     kernel.events = events;
     if handled > 0 {
-        verify_added(kernel);
+        return handled;
     }
-    handled
+    verify_pending(kernel, VERIFY_BATCH)
 }
 
-/// Runs the full verification of every range and device region added since the last
-/// call and prints one `verify:` record each.
+/// Runs the full verification of every range and device region added and not yet
+/// verified and prints one `verify:` record each.
 pub fn verify_added<A: Arch>(kernel: &mut Kernel<A>) {
+    verify_pending(kernel, usize::MAX);
+}
+
+/// Verifies up to `most` of the ranges added and not yet verified, oldest first, and
+/// every device region not yet verified; returns how many ran.
+fn verify_pending<A: Arch>(kernel: &mut Kernel<A>, most: usize) -> usize {
     let Some(mm) = kernel.mm.as_mut() else {
-        return;
+        return 0;
     };
-    for range in kernel.hotplug.take_unverified() {
+    let pending =
+        kernel.hotplug.has_unverified() || kernel.devices.iter().any(|d| d.report.is_none());
+    if !pending {
+        return 0;
+    }
+    crate::console::start_line();
+    let mut ran = 0;
+    while ran < most {
+        let Some(range) = kernel.hotplug.next_unverified() else {
+            break;
+        };
         verify_range::<A>(mm, &mut kernel.hotplug, &range);
+        ran += 1;
     }
     for device in kernel.devices.iter_mut().filter(|d| d.report.is_none()) {
         crate::devices::verify_one::<A>(mm, device);
+        ran += 1;
     }
+    ran
 }
 
 /// Verifies the hot-added range `range` now and prints its record; false if no such
@@ -78,11 +104,7 @@ pub fn verify_range<A: Arch>(
         return false;
     };
     let us = A::timestamp_ns().saturating_sub(t0) / 1000;
-    let via = hotplug
-        .ranges()
-        .iter()
-        .find(|h| h.range == *range)
-        .map(|h| h.via);
+    let via = hotplug.range(range).map(|h| h.via);
     kprintln!(
         "verify: range={:#x}-{:#x} pages={} offline={} hosted={} rw.failures={} state.failures={} leaves={} leaves.altmap={} leaves.ram={} leaves.wrong={} walk.faults={} us={us} result={}{}",
         range.start,
@@ -151,10 +173,11 @@ pub fn handle<A: Arch>(kernel: &mut Kernel<A>, event: &Event) -> Result<(), Hotp
                     .add_memory(mm, range.clone(), via, online.clone())
                     .map(|_| ());
             }
-            let added = added.map(|()| hotplug.ranges().last().expect("just added"));
+            let added = added.map(|()| hotplug.range(&range).expect("just added"));
             match added {
                 Ok(hot) => {
-                    let (pages, memmap, times) = (hot.online_pages(), hot.memmap, hot.times);
+                    let times = hotplug.last_add_times();
+                    let (pages, memmap) = (hot.online_pages(), hot.memmap);
                     let (alloc, align) = hot.altmap_totals();
                     let memmap = if memmap == MemmapFrom::Altmap {
                         "altmap"

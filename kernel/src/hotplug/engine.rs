@@ -27,6 +27,7 @@
 //! changes anything, so a refused heap allocation refuses the add with `reason=mm
 //! errno=-12` and nothing changed; a remove never allocates.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
@@ -40,7 +41,7 @@ use crate::mm::memory_block::MemoryBlock;
 use crate::mm::teardown::Leftover;
 use crate::mm::vmemmap::VmemmapArch;
 
-pub use super::block::Block;
+pub use super::block::{Block, BoxedAltmap};
 use super::event::Via;
 use super::verify_ram::RamReport;
 use super::{block, parts};
@@ -159,10 +160,9 @@ pub struct HotRange {
     pub memmap: MemmapFrom,
     /// Its memory blocks, ascending.
     pub blocks: Vec<Block>,
-    /// Where its add spent its time.
-    pub times: AddTimes,
-    /// The last full verification ([`super::verify_ram::verify`]); `None` until it ran.
-    pub verified: Option<RamReport>,
+    /// Whether the last full verification ([`super::verify_ram::verify`]) passed; `None`
+    /// until it ran (its record carries the figures).
+    pub verified: Option<bool>,
 }
 
 impl HotRange {
@@ -175,7 +175,7 @@ impl HotRange {
     pub fn altmap_totals(&self) -> (u64, u64) {
         self.blocks
             .iter()
-            .filter_map(|b| b.altmap.as_ref())
+            .filter_map(|b| b.altmap.as_deref())
             .fold((0, 0), |(al, pad), a| (al + a.alloc, pad + a.align))
     }
 }
@@ -196,8 +196,8 @@ pub struct Removed {
 /// old one's `align` is never returned, as in Linux), and onlines them as they were.
 fn restore<F: VmemmapArch>(mm: &mut LiveMm<F>, blocks: &mut [Block]) {
     for b in blocks {
-        if let Some(a) = &b.altmap {
-            b.altmap = Some(VmemAltmap::new(a.base_pfn, a.end_pfn, a.reserve, a.free));
+        if let Some(a) = &mut b.altmap {
+            **a = VmemAltmap::new(a.base_pfn, a.end_pfn, a.reserve, a.free);
         }
         if let Err(e) = block::add(mm, b, &mut AddTimes::default()) {
             log::error!(
@@ -210,11 +210,17 @@ fn restore<F: VmemmapArch>(mm: &mut LiveMm<F>, blocks: &mut [Block]) {
 }
 
 /// Every hot-added range, the memory-block size and the memmap_on_memory setting.
+///
+/// The ranges are kept ascending by address, so finding one (overlap check, remove,
+/// online or offline of a part, verification) is a binary search: virtio-mem adds each
+/// memory block as its own range, thousands of them at hundreds of GiB.
 pub struct Hotplug {
     ranges: Vec<HotRange>,
     block: MemoryBlock,
     mode: MemmapOnMemoryMode,
-    unverified: Vec<Range<u64>>,
+    /// Added ranges whose full verification is still to run, oldest first.
+    unverified: VecDeque<Range<u64>>,
+    last_add: AddTimes,
 }
 
 impl Hotplug {
@@ -225,13 +231,40 @@ impl Hotplug {
             ranges: Vec::new(),
             block,
             mode,
-            unverified: Vec::new(),
+            unverified: VecDeque::new(),
+            last_add: AddTimes::default(),
         }
     }
 
-    /// The live ranges, in the order they were added.
+    /// The live ranges, ascending by address.
     pub fn ranges(&self) -> &[HotRange] {
         &self.ranges
+    }
+
+    /// The live range that is exactly `range`.
+    pub fn range(&self, range: &Range<u64>) -> Option<&HotRange> {
+        self.index_of(range).map(|i| &self.ranges[i])
+    }
+
+    /// Where the last successful add spent its time.
+    pub fn last_add_times(&self) -> AddTimes {
+        self.last_add
+    }
+
+    /// The index of the live range that is exactly `range`.
+    fn index_of(&self, range: &Range<u64>) -> Option<usize> {
+        let i = self.ranges.partition_point(|r| r.range.start < range.start);
+        (self.ranges.get(i)?.range == *range).then_some(i)
+    }
+
+    /// The index of the live range that contains `part`.
+    fn index_containing(&self, part: &Range<u64>) -> Option<usize> {
+        let i = self
+            .ranges
+            .partition_point(|r| r.range.start <= part.start)
+            .checked_sub(1)?;
+        let r = &self.ranges[i].range;
+        (r.start <= part.start && part.end <= r.end).then_some(i)
     }
 
     /// The memory-block size.
@@ -244,10 +277,15 @@ impl Hotplug {
         self.mode
     }
 
-    /// Ranges added since the last call whose full verification is still to run (the
-    /// dispatcher runs it once their events are done and acknowledged).
-    pub fn take_unverified(&mut self) -> Vec<Range<u64>> {
-        core::mem::take(&mut self.unverified)
+    /// The oldest added range whose full verification is still to run, taken off the
+    /// list (the dispatcher runs it once the sources have no event left).
+    pub fn next_unverified(&mut self) -> Option<Range<u64>> {
+        self.unverified.pop_front()
+    }
+
+    /// Whether an added range still waits for its full verification.
+    pub fn has_unverified(&self) -> bool {
+        !self.unverified.is_empty()
     }
 
     /// Runs the full verification of the live range `range` now and keeps its report.
@@ -256,9 +294,10 @@ impl Hotplug {
         mm: &mut LiveMm<F>,
         range: &Range<u64>,
     ) -> Option<RamReport> {
-        let hot = self.ranges.iter_mut().find(|r| r.range == *range)?;
+        let index = self.index_of(range)?;
+        let hot = &mut self.ranges[index];
         let report = super::verify_ram::verify(mm, hot);
-        hot.verified = Some(report);
+        hot.verified = Some(report.passed());
         Some(report)
     }
 
@@ -326,16 +365,20 @@ impl Hotplug {
             }
             return Err(HotplugError::Verify(sampled));
         }
-        self.unverified.push(range.clone());
-        self.ranges.push(HotRange {
-            range,
-            via,
-            memmap,
-            blocks: done,
-            times,
-            verified: None,
-        });
-        Ok(self.ranges.last().expect("just pushed"))
+        self.unverified.push_back(range.clone());
+        self.last_add = times;
+        let at = self.ranges.partition_point(|r| r.range.start < range.start);
+        self.ranges.insert(
+            at,
+            HotRange {
+                range,
+                via,
+                memmap,
+                blocks: done,
+                verified: None,
+            },
+        );
+        Ok(&self.ranges[at])
     }
 
     /// Offlines and removes `range`, which must equal a range added before. Either all
@@ -349,9 +392,7 @@ impl Hotplug {
         range: Range<u64>,
     ) -> Result<Removed, HotplugError> {
         let index = self
-            .ranges
-            .iter()
-            .position(|r| r.range == range)
+            .index_of(&range)
             .ok_or_else(|| HotplugError::NotAdded(range.clone()))?;
         let hot = &mut self.ranges[index];
         let t0 = mm.now_ns();
@@ -367,7 +408,7 @@ impl Hotplug {
         let checked = hot
             .blocks
             .iter_mut()
-            .try_for_each(|b| mm.check_remove(b.pfns.clone(), b.altmap.as_mut()));
+            .try_for_each(|b| mm.check_remove(b.pfns.clone(), b.altmap.as_deref_mut()));
         if let Err(e) = checked {
             hot.blocks.iter().for_each(|b| block::reonline(mm, b));
             return Err(e.into());
@@ -384,7 +425,7 @@ impl Hotplug {
                 return Err(e);
             }
             let t = mm.now_ns();
-            if let Err(left) = mm.teardown_check(b.pfns.clone(), b.altmap.as_ref()) {
+            if let Err(left) = mm.teardown_check(b.pfns.clone(), b.altmap.as_deref()) {
                 // A remove never needs the heap: without room the hazard is logged here.
                 if leftovers.try_reserve(1).is_ok() {
                     leftovers.push((b.pfns.clone(), left));
@@ -473,9 +514,7 @@ impl Hotplug {
         }
         let pfns = Pfn(part.start / PAGE_SIZE)..Pfn(part.end / PAGE_SIZE);
         let r = self
-            .ranges
-            .iter()
-            .position(|h| h.range.start <= part.start && part.end <= h.range.end)
+            .index_containing(part)
             .ok_or_else(|| HotplugError::NotAdded(part.clone()))?;
         let b = self.ranges[r]
             .blocks
@@ -513,7 +552,7 @@ impl Hotplug {
         for i in 0..count {
             let first = first_of(i);
             let hosted = if every_block_hosts {
-                altmap(first)
+                altmap(first).map(BoxedAltmap::try_new).transpose()?
             } else {
                 None
             };
@@ -533,10 +572,13 @@ impl Hotplug {
         mm: &LiveMm<F>,
         range: &Range<u64>,
     ) -> Result<(), HotplugError> {
+        // The ranges are disjoint and ascending: the first ending above `range.start`
+        // is the only one that can overlap first.
+        let first_above = self.ranges.partition_point(|r| r.range.end <= range.start);
         if let Some(r) = self
             .ranges
-            .iter()
-            .find(|r| r.range.start < range.end && range.start < r.range.end)
+            .get(first_above)
+            .filter(|r| r.range.start < range.end)
         {
             return Err(HotplugError::Overlap {
                 at: r.range.start.max(range.start),

@@ -5,8 +5,9 @@
 //! Verification through the MMU is kept off the hot path: an add checks a bounded sample
 //! of struct pages before it is reported online ([`verify_ram::sample`]); the full check
 //! of every page and leaf ([`verify`] for device memory, [`verify_ram::verify`] for RAM)
-//! runs once the batch of events is handled and acknowledged, and again on demand from
-//! the shell.
+//! runs once the events are handled and acknowledged and the sources have none left (so
+//! the later batches of a large virtio-mem resize are not held up by it), and again on
+//! demand from the shell.
 
 pub mod block;
 pub mod device;

@@ -3,8 +3,8 @@
 //! - [`sample`], on the hot path before the range is reported online: the first and last
 //!   data page of every section slice. Its cost is bounded by the number of sections, not
 //!   pages: two struct pages per section (at most 16 per GiB with 128 MiB sections).
-//! - [`verify`], after the `online` record (the end of the event batch) and on demand
-//!   (`verify` in the shell): every struct page of the range — data pages online in the
+//! - [`verify`], after the `online` record (once the sources have no event left, or
+//!   before the next shell command) and on demand (`verify` in the shell): every struct page of the range — data pages online in the
 //!   movable zone, parts kept offline (virtio-mem sub-blocks not plugged) marked offline,
 //!   self-hosted memmap pages reserved — reached at its vmemmap address,
 //!   written and read back, `page_to_pfn(pfn_to_page(pfn)) == pfn`; and every leaf that

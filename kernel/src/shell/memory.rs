@@ -30,8 +30,8 @@ pub fn hotplug<A: Arch>(kernel: &Kernel<A>) {
             .sum();
         let verified = match hot.verified {
             None => "pending",
-            Some(r) if r.passed() => "pass",
-            Some(_) => "fail",
+            Some(true) => "pass",
+            Some(false) => "fail",
         };
         kprintln!(
             "hotplug.range range={:#x}-{:#x} blocks={} memmap={memmap} altmap.alloc={alloc} altmap.align={align} online.pages={} offline.pages={offline} state=online verify={verified} {}",

@@ -25,12 +25,17 @@ pub const PROMPT: &str = "hotmem> ";
 pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
     let mut editor = LineEditor::new();
     kprint!("{PROMPT}");
+    // Records were printed since the prompt: it is printed again once the events and the
+    // verifications after them are all done (one prompt after a hot-add's records).
+    let mut records_since_prompt = false;
     loop {
         let Some(byte) = A::console_read() else {
-            if crate::hotplug::dispatch::poll(kernel) == 0 {
-                A::relax();
-            } else {
+            if crate::hotplug::dispatch::poll(kernel) > 0 {
+                records_since_prompt = true;
+            } else if core::mem::take(&mut records_since_prompt) {
                 kprint!("{PROMPT}{}", editor.pending());
+            } else {
+                A::relax();
             }
             continue;
         };
@@ -38,6 +43,8 @@ pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
         match editor.feed(byte, &mut echo) {
             None => continue,
             Some(Event::Submit(line)) => {
+                // A command sees every range added so far verified.
+                crate::hotplug::dispatch::verify_added(kernel);
                 if let Some(mm) = kernel.mm.as_mut() {
                     mm.tend_heap();
                 }
@@ -52,5 +59,6 @@ pub fn run<A: Arch>(kernel: &mut Kernel<A>) -> ! {
             }
         }
         kprint!("{PROMPT}");
+        records_since_prompt = false;
     }
 }

@@ -238,7 +238,7 @@ impl<T: Transport> VirtioMem<T> {
 
     /// Bytes plugged as the driver counts them (units and stranded ranges).
     pub fn plugged_bytes(&self) -> u64 {
-        let in_units: u64 = self.units.values().map(|u| u.plugged() as u64).sum();
+        let in_units = self.units.plugged() as u64;
         in_units * self.geo.step + self.stranded.iter().map(|r| r.end - r.start).sum::<u64>()
     }
 
@@ -440,7 +440,7 @@ impl<T: Transport> EventSource for VirtioMem<T> {
             if self.dead { "dead" } else { "ok" }
         )?;
         for (&start, u) in &self.units {
-            let busy = u.steps.iter().filter(|s| **s == Step::Busy).count();
+            let busy = u.count(Step::Busy);
             writeln!(
                 out,
                 "virtio-mem.unit dev={} range={:#x}-{:#x} plugged={:#x} steps={}/{} busy={busy} state={:?}",
@@ -449,7 +449,7 @@ impl<T: Transport> EventSource for VirtioMem<T> {
                 start + self.geo.unit,
                 u.plugged() as u64 * self.geo.step,
                 u.plugged(),
-                u.steps.len(),
+                u.steps().len(),
                 u.state
             )?;
         }

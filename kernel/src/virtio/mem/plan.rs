@@ -108,12 +108,20 @@ impl Geometry {
 
     /// The starts of the units wholly inside the first `usable` bytes of the region.
     pub fn units(&self, usable: u64) -> impl Iterator<Item = u64> + use<> {
-        let end = self.addr + usable.min(self.region_size);
-        let unit = self.unit;
-        let first = self.addr.next_multiple_of(unit);
+        let geo = *self;
         (0..)
-            .map(move |i| first + i * unit)
-            .take_while(move |&s| s + unit <= end)
+            .map(move |i| geo.first_unit() + i * geo.unit)
+            .take_while(move |&s| geo.inside(s, usable))
+    }
+
+    /// The start of the first unit of the region (whether or not it is usable).
+    pub fn first_unit(&self) -> u64 {
+        self.addr.next_multiple_of(self.unit)
+    }
+
+    /// Whether the unit at `start` lies wholly inside the first `usable` bytes.
+    pub fn inside(&self, start: u64, usable: u64) -> bool {
+        start + self.unit <= self.addr + usable.min(self.region_size)
     }
 
     /// The physical range of steps `first..first + count` of the unit at `unit`.
@@ -159,26 +167,103 @@ pub enum UnitState {
     Removing,
 }
 
-/// One added (or being added) unit.
+/// The step states, for per-state counts.
+const STEP_STATES: usize = 6;
+
+impl Step {
+    fn index(self) -> usize {
+        match self {
+            Step::Unplugged => 0,
+            Step::Plugging => 1,
+            Step::Online => 2,
+            Step::Offlining => 3,
+            Step::Busy => 4,
+            Step::Stranded => 5,
+        }
+    }
+}
+
+/// One added (or being added) unit: its steps and how many are in each state, kept as
+/// the steps change, so the planner asks each unit in O(1) (Linux keeps a state per
+/// memory block, `mb_states`, beside its sub-block bitmap for the same reason).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unit {
     /// Its life.
     pub state: UnitState,
-    /// Its steps, in address order.
-    pub steps: Vec<Step>,
+    /// Its steps, in address order (changed only through the methods below).
+    steps: Vec<Step>,
+    /// Steps per state, by [`Step::index`].
+    counts: [u32; STEP_STATES],
 }
 
 impl Unit {
+    /// A unit in `state` with `steps`.
+    pub fn new(state: UnitState, steps: Vec<Step>) -> Self {
+        let mut counts = [0; STEP_STATES];
+        for s in &steps {
+            counts[s.index()] += 1;
+        }
+        Unit {
+            state,
+            steps,
+            counts,
+        }
+    }
+
+    /// Its steps, in address order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Steps in state `s`.
+    pub fn count(&self, s: Step) -> usize {
+        self.counts[s.index()] as usize
+    }
+
+    /// Whether every step is in state `s`.
+    pub fn all(&self, s: Step) -> bool {
+        self.count(s) == self.steps.len()
+    }
+
+    /// Puts step `i` in state `to` (nothing if there is no such step).
+    pub fn set_one(&mut self, i: usize, to: Step) {
+        if let Some(s) = self.steps.get_mut(i) {
+            self.counts[s.index()] -= 1;
+            self.counts[to.index()] += 1;
+            *s = to;
+        }
+    }
+
+    /// Puts steps `run` in state `to`.
+    pub fn set(&mut self, run: Range<usize>, to: Step) {
+        for i in run {
+            self.set_one(i, to);
+        }
+    }
+
+    /// Puts every step in state `from` in state `to`.
+    pub fn replace(&mut self, from: Step, to: Step) {
+        if self.count(from) == 0 {
+            return;
+        }
+        for s in &mut self.steps {
+            if *s == from {
+                *s = to;
+            }
+        }
+        let moved = self.counts[from.index()];
+        self.counts[from.index()] = 0;
+        self.counts[to.index()] += moved;
+    }
+
     /// Steps the device has plugged.
     pub fn plugged(&self) -> usize {
-        self.steps.iter().filter(|s| s.plugged()).count()
+        self.steps.len() - self.count(Step::Unplugged)
     }
 
     /// Whether nothing of it is online or on its way (only unplugged or stranded steps).
     pub fn is_empty(&self) -> bool {
-        self.steps
-            .iter()
-            .all(|s| matches!(s, Step::Unplugged | Step::Stranded))
+        self.count(Step::Unplugged) + self.count(Step::Stranded) == self.steps.len()
     }
 }
 
@@ -215,11 +300,14 @@ pub fn next_plug(geo: &Geometry, units: &Units, usable: u64, want: usize) -> Opt
         return None;
     }
     if geo.mode == Mode::Sbm {
-        for (&start, unit) in units.iter().filter(|(_, u)| u.state == UnitState::Live) {
-            let Some(first) = unit.steps.iter().position(|s| *s == Step::Unplugged) else {
+        let partial = units
+            .iter()
+            .filter(|(_, u)| u.state == UnitState::Live && u.count(Step::Unplugged) > 0);
+        for (&start, unit) in partial {
+            let Some(first) = unit.steps().iter().position(|s| *s == Step::Unplugged) else {
                 continue;
             };
-            let run = unit.steps[first..]
+            let run = unit.steps()[first..]
                 .iter()
                 .take_while(|s| **s == Step::Unplugged)
                 .count();
@@ -231,7 +319,12 @@ pub fn next_plug(geo: &Geometry, units: &Units, usable: u64, want: usize) -> Opt
             });
         }
     }
-    let start = geo.units(usable).find(|s| !units.contains_key(s))?;
+    // Units are recorded at unit starts from the first one: the lowest unused one is
+    // found by a binary search.
+    let start = units.first_free(geo.first_unit(), geo.unit);
+    if !geo.inside(start, usable) {
+        return None;
+    }
     Some(Plug {
         unit: start,
         first: 0,
@@ -250,13 +343,14 @@ pub fn next_unplug(units: &Units, over: usize) -> Option<Unplug> {
         units
             .iter()
             .rev()
-            .filter(|(_, u)| u.state == UnitState::Live && u.steps.contains(&Step::Online))
+            .filter(|(_, u)| u.state == UnitState::Live && u.count(Step::Online) > 0)
     };
-    let partial = live().filter(|(_, u)| u.steps.iter().any(|s| *s != Step::Online));
-    let full = live().filter(|(_, u)| u.steps.iter().all(|s| *s == Step::Online));
+    let partial = live().filter(|(_, u)| !u.all(Step::Online));
+    let full = live().filter(|(_, u)| u.all(Step::Online));
     let (&start, unit) = partial.chain(full).next()?;
-    let last = unit.steps.iter().rposition(|s| *s == Step::Online)?;
-    let run = unit.steps[..=last]
+    let steps = unit.steps();
+    let last = steps.iter().rposition(|s| *s == Step::Online)?;
+    let run = steps[..=last]
         .iter()
         .rev()
         .take_while(|s| **s == Step::Online)

@@ -119,7 +119,7 @@ impl<T: Transport> VirtioMem<T> {
         for _ in 0..BATCH {
             let Some(u) = plan::next_unplug(&self.units, over) else {
                 if out.is_empty() {
-                    let busy = self.units.values().any(|u| u.steps.contains(&Step::Busy));
+                    let busy = self.units.values().any(|u| u.count(Step::Busy) > 0);
                     let reason = match () {
                         _ if busy && over > 0 => "busy",
                         _ if over > 0 => "no-unit-fits",
@@ -139,7 +139,7 @@ impl<T: Transport> VirtioMem<T> {
             let via = self.via();
             out.push(match self.geo.mode {
                 Mode::Bbm => {
-                    self.unit_mut(u.unit).state = UnitState::Removing;
+                    self.set_state(u.unit, UnitState::Removing);
                     Event::Remove {
                         range: u.unit..u.unit + self.geo.unit,
                         via,
@@ -160,7 +160,8 @@ impl<T: Transport> VirtioMem<T> {
             return;
         }
         let via = self.via();
-        for (&start, unit) in &mut self.units {
+        let unit_bytes = self.geo.unit;
+        self.units.update_all(|start, unit| {
             if unit.state == UnitState::Live
                 && unit.is_empty()
                 && out.len() < BATCH
@@ -168,22 +169,17 @@ impl<T: Transport> VirtioMem<T> {
             {
                 unit.state = UnitState::Removing;
                 out.push(Event::Remove {
-                    range: start..start + self.geo.unit,
+                    range: start..start + unit_bytes,
                     via,
                 });
             }
-        }
+        });
     }
 
     /// A new request: busy sub-blocks are tried again.
     pub(super) fn forget_busy(&mut self) {
-        for unit in self.units.values_mut() {
-            for s in &mut unit.steps {
-                if *s == Step::Busy {
-                    *s = Step::Online;
-                }
-            }
-        }
+        self.units
+            .update_all(|_, unit| unit.replace(Step::Busy, Step::Online));
     }
 
     /// What the engine's answer to one of this device's events means.
@@ -200,7 +196,7 @@ impl<T: Transport> VirtioMem<T> {
         };
         match (event, result) {
             (Event::Add { .. } | Event::AddPartial { .. }, Ok(())) => {
-                self.unit_mut(unit).state = UnitState::Live;
+                self.set_state(unit, UnitState::Live);
                 self.replace_steps(unit, Step::Plugging, Step::Online);
             }
             (Event::Add { .. } | Event::AddPartial { .. }, Err(_)) => {
@@ -228,7 +224,7 @@ impl<T: Transport> VirtioMem<T> {
                 self.drop_unit(unit);
             }
             (Event::Remove { .. }, Err(e)) => {
-                self.unit_mut(unit).state = UnitState::Live;
+                self.set_state(unit, UnitState::Live);
                 self.replace_steps(unit, Step::Offlining, Step::Online);
                 self.offline_refused(unit, e);
             }
@@ -243,9 +239,7 @@ impl<T: Transport> VirtioMem<T> {
             HotplugError::Busy { pfn } => {
                 let addr = pfn * crate::mm::addr::PAGE_SIZE;
                 let step = ((addr - unit) / self.geo.step) as usize;
-                if let Some(s) = self.unit_mut(unit).steps.get_mut(step) {
-                    *s = Step::Busy;
-                }
+                self.update(unit, |u| u.set_one(step, Step::Busy));
             }
             _ => self.stop("shrink", "offline-failed"),
         }
@@ -296,10 +290,7 @@ impl<T: Transport> VirtioMem<T> {
         let mut steps = Vec::new();
         steps.try_reserve_exact(self.geo.steps_per_unit()).ok()?;
         steps.resize(self.geo.steps_per_unit(), Step::Unplugged);
-        Some(Unit {
-            state: UnitState::Adding,
-            steps,
-        })
+        Some(Unit::new(UnitState::Adding, steps))
     }
 
     /// Forgets `unit`; its stranded steps move to the device's stranded list.
@@ -307,7 +298,7 @@ impl<T: Transport> VirtioMem<T> {
         let Some(u) = self.units.remove(&unit) else {
             return;
         };
-        for (i, s) in u.steps.iter().enumerate() {
+        for (i, s) in u.steps().iter().enumerate() {
             if *s == Step::Stranded && self.stranded.try_push(self.geo.steps(unit, i, 1)).is_err() {
                 log::error!(
                     "virtio-mem: error dev={} no heap room to record a stranded range at {:#x}",
@@ -332,29 +323,28 @@ impl<T: Transport> VirtioMem<T> {
 
     /// The steps of `unit` in state `state`, as one run (they are planned as one).
     fn run_of(&self, unit: u64, state: Step) -> Range<usize> {
-        let steps = &self.units[&unit].steps;
+        let steps = self.units[&unit].steps();
         let first = steps.iter().position(|s| *s == state).unwrap_or(0);
         let last = steps.iter().rposition(|s| *s == state).map_or(0, |l| l + 1);
         first..last.max(first)
     }
 
-    fn unit_mut(&mut self, unit: u64) -> &mut Unit {
+    /// Changes the unit at `unit`, which the driver planned (so it is recorded).
+    fn update(&mut self, unit: u64, change: impl FnOnce(&mut Unit)) {
         self.units
-            .get_mut(&unit)
-            .expect("a unit the driver planned")
+            .update(unit, change)
+            .expect("a unit the driver planned");
+    }
+
+    fn set_state(&mut self, unit: u64, state: UnitState) {
+        self.update(unit, |u| u.state = state);
     }
 
     fn set_steps(&mut self, unit: u64, first: usize, count: usize, state: Step) {
-        for s in &mut self.unit_mut(unit).steps[first..first + count] {
-            *s = state;
-        }
+        self.update(unit, |u| u.set(first..first + count, state));
     }
 
     fn replace_steps(&mut self, unit: u64, from: Step, to: Step) {
-        for s in &mut self.unit_mut(unit).steps {
-            if *s == from {
-                *s = to;
-            }
-        }
+        self.update(unit, |u| u.replace(from, to));
     }
 }

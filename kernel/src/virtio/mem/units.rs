@@ -1,7 +1,10 @@
 //! The units a virtio-mem device has added (or is adding), by start address: a vector
 //! kept sorted, so a new unit is recorded with a fallible allocation (a map's node
 //! allocation could only end in `handle_alloc_error`). Lookups are binary searches; a
-//! device holds at most a few thousand units.
+//! device holds at most a few thousand units (2048 memory blocks at 256 GiB), so nothing
+//! the driver does per plug or unplug walks them all step by step: the plugged total is
+//! kept as units change ([`Units::plugged`]), each unit counts its steps by state, and
+//! the lowest unused unit is found by a binary search ([`Units::first_free`]).
 
 use alloc::vec::Vec;
 use core::ops::Index;
@@ -13,15 +16,24 @@ use crate::mm::error::MmError;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Units {
     list: Vec<(u64, Unit)>,
+    /// Plugged steps over every unit.
+    plugged: usize,
 }
 
 type Pair<'a> = (&'a u64, &'a Unit);
-type PairMut<'a> = (&'a u64, &'a mut Unit);
 
 impl Units {
     /// No unit.
     pub const fn new() -> Self {
-        Units { list: Vec::new() }
+        Units {
+            list: Vec::new(),
+            plugged: 0,
+        }
+    }
+
+    /// Plugged steps over every unit (kept as units change: O(1)).
+    pub fn plugged(&self) -> usize {
+        self.plugged
     }
 
     /// Number of units.
@@ -48,18 +60,58 @@ impl Units {
         self.find(*start).ok().map(|i| &self.list[i].1)
     }
 
-    /// The unit at `start`, mutable.
-    pub fn get_mut(&mut self, start: &u64) -> Option<&mut Unit> {
-        self.find(*start).ok().map(|i| &mut self.list[i].1)
+    /// Runs `change` on the unit at `start` (keeping the plugged total); `None` if there
+    /// is no such unit.
+    pub fn update<R>(&mut self, start: u64, change: impl FnOnce(&mut Unit) -> R) -> Option<R> {
+        let i = self.find(start).ok()?;
+        let unit = &mut self.list[i].1;
+        let before = unit.plugged();
+        let result = change(unit);
+        self.plugged = self.plugged - before + unit.plugged();
+        Some(result)
+    }
+
+    /// Runs `change` on every unit, ascending by start (keeping the plugged total).
+    pub fn update_all(&mut self, mut change: impl FnMut(u64, &mut Unit)) {
+        for (start, unit) in &mut self.list {
+            let before = unit.plugged();
+            change(*start, unit);
+            self.plugged = self.plugged - before + unit.plugged();
+        }
+    }
+
+    /// The lowest of `first`, `first + unit`, `first + 2 * unit`, ... that has no unit,
+    /// by a binary search. Every unit starts at one of these addresses, so `start ==
+    /// first + index * unit` holds exactly for the units below the first gap.
+    pub fn first_free(&self, first: u64, unit: u64) -> u64 {
+        debug_assert!(
+            self.list
+                .iter()
+                .all(|(s, _)| *s >= first && (s - first).is_multiple_of(unit))
+        );
+        let (mut low, mut high) = (0, self.list.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.list[mid].0 == first + mid as u64 * unit {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        first + low as u64 * unit
     }
 
     /// Records `unit` at `start` (replacing one there), or an error with nothing changed
     /// when the heap has no room.
     pub fn try_insert(&mut self, start: u64, unit: Unit) -> Result<(), MmError> {
         match self.find(start) {
-            Ok(i) => self.list[i].1 = unit,
+            Ok(i) => {
+                self.plugged = self.plugged - self.list[i].1.plugged() + unit.plugged();
+                self.list[i].1 = unit;
+            }
             Err(i) => {
                 self.list.try_reserve(1)?;
+                self.plugged += unit.plugged();
                 self.list.insert(i, (start, unit));
             }
         }
@@ -68,7 +120,10 @@ impl Units {
 
     /// Forgets the unit at `start`.
     pub fn remove(&mut self, start: &u64) -> Option<Unit> {
-        self.find(*start).ok().map(|i| self.list.remove(i).1)
+        let i = self.find(*start).ok()?;
+        let (_, unit) = self.list.remove(i);
+        self.plugged -= unit.plugged();
+        Some(unit)
     }
 
     /// The unit with the highest start at or below `addr`.
@@ -82,11 +137,6 @@ impl Units {
         self.list.iter().map(pair)
     }
 
-    /// Units, ascending by start, mutable.
-    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = PairMut<'_>> {
-        self.list.iter_mut().map(pair_mut)
-    }
-
     /// Start addresses, ascending.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &u64> {
         self.list.iter().map(|(s, _)| s)
@@ -96,19 +146,10 @@ impl Units {
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Unit> {
         self.list.iter().map(|(_, u)| u)
     }
-
-    /// Units, ascending by start, mutable.
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Unit> {
-        self.list.iter_mut().map(|(_, u)| u)
-    }
 }
 
 fn pair(entry: &(u64, Unit)) -> Pair<'_> {
     (&entry.0, &entry.1)
-}
-
-fn pair_mut(entry: &mut (u64, Unit)) -> PairMut<'_> {
-    (&entry.0, &mut entry.1)
 }
 
 impl Index<&u64> for Units {
@@ -131,30 +172,13 @@ impl<'a> IntoIterator for &'a Units {
     }
 }
 
-impl<'a> IntoIterator for &'a mut Units {
-    type Item = PairMut<'a>;
-    type IntoIter = core::iter::Map<
-        core::slice::IterMut<'a, (u64, Unit)>,
-        fn(&'a mut (u64, Unit)) -> PairMut<'a>,
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.list
-            .iter_mut()
-            .map(pair_mut as fn(&'a mut (u64, Unit)) -> PairMut<'a>)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::virtio::mem::plan::{Step, UnitState};
 
     fn unit(steps: usize) -> Unit {
-        Unit {
-            state: UnitState::Live,
-            steps: alloc::vec![Step::Online; steps],
-        }
+        Unit::new(UnitState::Live, alloc::vec![Step::Online; steps])
     }
 
     #[test]
@@ -172,12 +196,32 @@ mod tests {
         assert_eq!(units.at_or_below(0xfff), None);
         units.try_insert(0x2000, unit(4)).unwrap();
         assert_eq!(
-            (units.len(), units[&0x2000].steps.len()),
+            (units.len(), units[&0x2000].steps().len()),
             (3, 4),
             "replaced"
         );
-        assert_eq!(units.remove(&0x1000).map(|u| u.steps.len()), Some(1));
+        assert_eq!(units.remove(&0x1000).map(|u| u.steps().len()), Some(1));
         assert_eq!(units.iter().next_back().map(|(s, _)| *s), Some(0x3000));
+    }
+
+    #[test]
+    fn the_lowest_unused_unit_and_the_plugged_total() {
+        let mut units = Units::new();
+        assert_eq!(units.first_free(0x1000, 0x1000), 0x1000);
+        for start in [0x1000, 0x2000, 0x4000] {
+            units.try_insert(start, unit(2)).unwrap();
+        }
+        assert_eq!(units.first_free(0x1000, 0x1000), 0x3000);
+        units.try_insert(0x3000, unit(2)).unwrap();
+        assert_eq!(units.first_free(0x1000, 0x1000), 0x5000);
+        assert_eq!(units.plugged(), 8);
+        units.update(0x3000, |u| u.set_one(0, Step::Unplugged));
+        assert_eq!(units.plugged(), 7);
+        units.try_insert(0x3000, unit(4)).unwrap();
+        assert_eq!(units.plugged(), 10, "replaced");
+        units.remove(&0x1000);
+        assert_eq!(units.first_free(0x1000, 0x1000), 0x1000);
+        assert_eq!(units.plugged(), 8);
     }
 
     #[test]

@@ -37,17 +37,20 @@ fn grow(geo: &Geometry, units: &mut Units, usable: u64, requested: u64) -> u64 {
         assert!(p.count > 0 && p.count <= want, "{p:?} for {want}");
         if !units.contains_key(&p.unit) {
             assert!(p.new_unit, "{p:?}");
-            let new = Unit {
-                state: UnitState::Live,
-                steps: alloc::vec![Step::Unplugged; geo.steps_per_unit()],
-            };
+            let new = Unit::new(
+                UnitState::Live,
+                alloc::vec![Step::Unplugged; geo.steps_per_unit()],
+            );
             units.try_insert(p.unit, new).expect("heap");
         }
-        let unit = units.get_mut(&p.unit).expect("just recorded");
-        for s in &mut unit.steps[p.first..p.first + p.count] {
-            assert_eq!(*s, Step::Unplugged, "plugging a plugged step: {p:?}");
-            *s = Step::Online;
-        }
+        units
+            .update(p.unit, |unit| {
+                for s in &unit.steps()[p.first..p.first + p.count] {
+                    assert_eq!(*s, Step::Unplugged, "plugging a plugged step: {p:?}");
+                }
+                unit.set(p.first..p.first + p.count, Step::Online);
+            })
+            .expect("just recorded");
     }
     check(geo, units, usable);
     plugged(geo, units)
@@ -60,12 +63,16 @@ fn shrink(geo: &Geometry, units: &mut Units, requested: u64) -> Vec<Unplug> {
         let Some(u) = next_unplug(units, over) else {
             break;
         };
-        let unit = units.get_mut(&u.unit).expect("planned unit");
-        for s in &mut unit.steps[u.first..u.first + u.count] {
-            assert_eq!(*s, Step::Online, "unplugging a step not online: {u:?}");
-            *s = Step::Unplugged;
-        }
-        if unit.is_empty() {
+        let empty = units
+            .update(u.unit, |unit| {
+                for s in &unit.steps()[u.first..u.first + u.count] {
+                    assert_eq!(*s, Step::Online, "unplugging a step not online: {u:?}");
+                }
+                unit.set(u.first..u.first + u.count, Step::Unplugged);
+                unit.is_empty()
+            })
+            .expect("planned unit");
+        if empty {
             units.remove(&u.unit);
         }
         done.push(u);
@@ -73,8 +80,14 @@ fn shrink(geo: &Geometry, units: &mut Units, requested: u64) -> Vec<Unplug> {
     done
 }
 
+/// Plugged bytes counted step by step, checked against the units' running total.
 fn plugged(geo: &Geometry, units: &Units) -> u64 {
-    units.values().map(|u| u.plugged() as u64).sum::<u64>() * geo.step
+    let counted = units
+        .values()
+        .map(|u| u.steps().iter().filter(|s| s.plugged()).count())
+        .sum::<usize>();
+    assert_eq!(units.plugged(), counted, "the running total");
+    counted as u64 * geo.step
 }
 
 fn check(geo: &Geometry, units: &Units, usable: u64) {
@@ -133,8 +146,8 @@ fn sub_block_mode_reaches_130m_and_1026m_and_shrinks_to_2m_and_0_exactly() {
         assert_eq!(units.len(), 1);
         let (&start, unit) = units.iter().next().unwrap();
         assert_eq!(start, 4 * GIB, "the lowest block is the last to go");
-        let online: Vec<usize> = (0..unit.steps.len())
-            .filter(|&i| unit.steps[i] == Step::Online)
+        let online: Vec<usize> = (0..unit.steps().len())
+            .filter(|&i| unit.steps()[i] == Step::Online)
             .collect();
         assert_eq!(
             online,
@@ -201,17 +214,23 @@ fn busy_steps_are_skipped_and_split_the_run() {
     let g = Geometry::new(&config(4 * GIB, 4 * GIB, 2 * MIB), X86);
     let mut units = Units::new();
     grow(&g, &mut units, 2 * GIB, 128 * MIB);
-    units.get_mut(&(4 * GIB)).unwrap().steps[60] = Step::Busy;
+    units
+        .update(4 * GIB, |u| u.set_one(60, Step::Busy))
+        .unwrap();
     let u = next_unplug(&units, 64).unwrap();
     assert_eq!(
         (u.first, u.count),
         (61, 3),
         "the run above the busy step first"
     );
-    units.get_mut(&(4 * GIB)).unwrap().steps[61..64].fill(Step::Unplugged);
+    units
+        .update(4 * GIB, |u| u.set(61..64, Step::Unplugged))
+        .unwrap();
     let u = next_unplug(&units, 61).unwrap();
     assert_eq!((u.first, u.count), (0, 60));
-    units.get_mut(&(4 * GIB)).unwrap().steps[..60].fill(Step::Unplugged);
+    units
+        .update(4 * GIB, |u| u.set(0..60, Step::Unplugged))
+        .unwrap();
     assert_eq!(next_unplug(&units, 10), None, "only the busy step is left");
 }
 
