@@ -115,7 +115,7 @@ pub fn alloc(pages: usize) -> Option<(u64, NonNull<u8>)> {
     Some((phys, NonNull::new(ptr)?))
 }
 
-/// Gives back `pages` pages at `phys` that [`alloc`] returned.
+/// Gives back `pages` pages at `phys` that [`alloc()`] returned.
 pub fn free(phys: u64, pages: usize) -> Result<(), DmaError> {
     let mut guard = POOL.lock();
     let pool = guard.as_mut().ok_or(DmaError::NoPool)?;

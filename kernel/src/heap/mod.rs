@@ -1,6 +1,6 @@
-//! The kernel heap for `alloc`: chunks of RAM under a first-fit allocator ([`chunks`]),
+//! The kernel heap for `alloc`: chunks of RAM under a first-fit allocator (`chunks`),
 //! with no arena in the image. The first chunk ([`BOOT_CHUNK`] bytes) is carved from
-//! boot RAM by [`init`] before anything allocates, and shows in the memory map as
+//! boot RAM by `init` before anything allocates, and shows in the memory map as
 //! `kind=heap`. Once the buddy allocator is up, the memory manager grows the heap with
 //! buddy blocks whenever fewer than [`LOW_WATER`] bytes are free or an allocation was
 //! refused (`LiveMm::tend_heap`), and gives a grown chunk back once nothing lives in it.

@@ -2,7 +2,7 @@
 //! memory, with its fields and arithmetic kept exactly (linux-mm.md §1.1–1.2).
 //!
 //! Under `mm.semantics=linux` (and `rfc-2017`) the frees follow Linux to the letter and
-//! a checker names each hazard when it bites ([`linux`]). Under `hotmem` (the default)
+//! a checker names each hazard when it bites (`linux`). Under `hotmem` (the default)
 //! the hazards are tracked instead, in O(1) state (no record per block):
 //! - **Non-LIFO frees.** Linux's `vmem_altmap_free` only decrements `alloc`, so freeing a
 //!   block below a live one makes the next allocation hand out the live block's pages.

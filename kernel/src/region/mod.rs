@@ -3,7 +3,7 @@
 //! layout its altmap is carved from (linux-mm.md §1.4).
 //!
 //! Flow: [`RegionSet::new`] over the boot memory map → [`RegionSet::add_checked`] per
-//! discovered range (or [`discover`] for all sources at once) → [`RegionSet::carve`]
+//! discovered range (or [`discover()`] for all sources at once) → [`RegionSet::carve`]
 //! hands the RAM map, minus the `memmap=` ranges, to the allocator → for each device
 //! region [`Region::altmap`] gives a fresh `VmemAltmap` for `add_memory`.
 //!

@@ -276,7 +276,7 @@ impl fmt::Display for AsciiMap {
 /// `regions: map=RRRR..PP..HHHH start=0x0 end=0x.. col=0x..`: `width` columns from 0 to
 /// past the highest RAM or region byte, each a power-of-two span; a column shows the
 /// strongest thing touching it: `P` pmem, `Z` other zone-device, `H` hotplug window,
-/// `R` RAM, `.` hole. At most [`MAX_MAP_COLUMNS`] columns; no allocation.
+/// `R` RAM, `.` hole. At most `MAX_MAP_COLUMNS` (256) columns; no allocation.
 pub fn ascii_map(ram: &MemoryMap, regions: &[Region], width: usize) -> AsciiMap {
     let width = width.clamp(1, MAX_MAP_COLUMNS);
     let top = regions

@@ -1,6 +1,6 @@
 //! What a Limine-protocol loader handed over, decided without naming an arch: where the
 //! kernel command line comes from, and what to say when the loader is older than the base
-//! revision the kernel asks for. [`requests`] (feature `limine`, which the Limine ports
+//! revision the kernel asks for. `requests` (feature `limine`, which the Limine ports
 //! turn on) holds the requests themselves and reads their responses.
 
 use core::fmt;

@@ -23,7 +23,7 @@ impl fmt::Display for SpaSpan {
 }
 
 /// Why an NFIT or FIT buffer was refused. Offsets count from the start of the bytes
-/// given (the table header included for [`parse_table`]).
+/// given (the table header included for [`parse_table`](super::parse_table)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NfitError {
     /// The ACPI header is wrong.
