@@ -14,7 +14,7 @@ use self::fake::Fake;
 use super::config::{ConfigError, MemConfig};
 use super::*;
 use crate::hotplug::engine::HotplugError;
-use crate::hotplug::event::Event;
+use crate::hotplug::event::{Event, EventSource};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;

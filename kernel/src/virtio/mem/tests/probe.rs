@@ -2,6 +2,8 @@
 //! garbled config read is read again before the device is given up, hostile or old
 //! devices are refused, and `describe` reports the device's and the kernel's views.
 
+use virtio_drivers::transport::DeviceStatus;
+
 use super::*;
 
 #[test]
