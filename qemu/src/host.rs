@@ -1,5 +1,5 @@
-//! What the host offers: which QEMU binary to run (with env overrides), its version, and
-//! whether it has the devices a profile needs.
+//! What the host offers: which QEMU binary to run (with env overrides), its version,
+//! whether it has the devices a profile needs, and where it looks for option ROMs.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -63,6 +63,17 @@ pub fn qemu_version(arch: Arch) -> Result<QemuVersion> {
 pub fn has_device(arch: Arch, name: &str) -> Result<bool> {
     let out = output(Command::new(qemu_binary(arch)).args(["-device", "help"]))?;
     Ok(device_listed(&out, name))
+}
+
+/// The directories QEMU searches for firmware and option ROMs (`-L help`).
+pub fn data_dirs(arch: Arch) -> Result<Vec<PathBuf>> {
+    let out = output(Command::new(qemu_binary(arch)).args(["-L", "help"]))?;
+    Ok(out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

@@ -30,7 +30,7 @@ pub fn render(doc: &Value) -> String {
             let (theirs, ratio) = linux_cell(linux, source, size, ours.as_ref());
             out += &format!(
                 "| {source} | {} | {} | {theirs} | {ratio} |\n",
-                size_name(size),
+                qemu::soak::size_text(size),
                 ours.map_or_else(|| "-".to_string(), |s| s.text()),
             );
         }
@@ -104,15 +104,6 @@ fn linux_cell(linux: &Value, source: &str, size: u64, ours: Option<&Stat>) -> (S
         };
     }
     ("not measured".to_string(), "-".to_string())
-}
-
-/// "128M", "1G".
-fn size_name(size: u64) -> String {
-    if size >= 1 << 30 && size.is_multiple_of(1 << 30) {
-        format!("{}G", size >> 30)
-    } else {
-        format!("{}M", size >> 20)
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 //! else gets the exact commands to run.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use qemu::Arch;
 use qemu::arch::BootKind;
-use qemu::host::{MIN_QEMU, has_device, qemu_version};
+use qemu::host::{MIN_QEMU, data_dirs, has_device, qemu_version};
 use qemu::profile::find_firmware;
 
 use crate::apt::{BACKPORTS_FILE, Sources};
@@ -40,25 +40,6 @@ pub fn required_option_roms(arch: Arch) -> &'static [&'static str] {
         Arch::X86_64 => &["pvh.bin"],
         Arch::Aarch64 | Arch::S390x => &[],
     }
-}
-
-/// The directories QEMU searches for firmware and option ROMs (`-L help`).
-fn qemu_data_dirs(arch: Arch) -> Result<Vec<PathBuf>> {
-    let out = Command::new(arch.qemu_binary_name())
-        .args(["-L", "help"])
-        .output()
-        .with_context(|| format!("running {} -L help", arch.qemu_binary_name()))?;
-    ensure!(
-        out.status.success(),
-        "{} -L help failed",
-        arch.qemu_binary_name()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(PathBuf::from)
-        .collect())
 }
 
 /// Every host check for `arch`: QEMU version, devices, option ROMs, firmware.
@@ -97,7 +78,7 @@ pub fn checks(arch: Arch) -> Vec<Check> {
     }
     if version.is_ok() {
         for rom in required_option_roms(arch) {
-            let problem = match qemu_data_dirs(arch) {
+            let problem = match data_dirs(arch) {
                 Ok(dirs) if dirs.iter().any(|d| d.join(rom).is_file()) => None,
                 Ok(dirs) => Some(format!(
                     "not in QEMU's data directories ({})",

@@ -56,10 +56,7 @@ pub(super) fn dimm_rows(t: &mut Table, scenario: &Scenario, linux: &LinuxSide, o
             Some(f) => with_detail("not-online", f.get("state").unwrap_or(&"?")),
             None => match our_add_refusal(&ours.console, orange) {
                 Some(f) if f.get("reason") == Some(&"misaligned") => {
-                    let block = f
-                        .get("block")
-                        .and_then(|b| u64::from_str_radix(b.trim_start_matches("0x"), 16).ok())
-                        .map_or_else(|| "?".into(), crate::compare::mib);
+                    let block = num(&f, "block").map_or_else(|| "?".into(), crate::compare::mib);
                     with_detail("refused", &format!("not {block}-aligned"))
                 }
                 Some(f) => with_detail("refused", f.get("reason").unwrap_or(&"?")),
